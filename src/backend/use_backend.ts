@@ -1,0 +1,141 @@
+/**
+ * Choosing where TensorFlow.js computes. `"auto"` takes the fastest backend that really works
+ * here: `tensorflow` (native libtensorflow, CUDA when built with it) when the user has installed
+ * `@tensorflow/tfjs-node-gpu` or `@tensorflow/tfjs-node`, then `webgpu` on a real (non-fallback)
+ * adapter, then `wasm` (its `.wasm` files are read from the installed npm package, never
+ * fetched), then `cpu`.
+ *
+ * @example
+ * ```ts
+ * import { useBackend } from "./use_backend.ts";
+ *
+ * const name = await useBackend("auto");
+ * console.log(["tensorflow", "webgpu", "wasm", "cpu"].includes(name)); // true
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** A backend name `useBackend` understands. */
+export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
+
+/** Options of {@linkcode useBackend}. */
+export interface UseBackendOptions {
+  /**
+   * Modules to try for the `tensorflow` backend, in order (default
+   * `["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]`, resolved through the caller's
+   * import map). A backend registered before the call (by `import "npm:@tensorflow/tfjs-node-gpu"`)
+   * is used as it is.
+   */
+  tensorflowModules?: string[];
+  /** Print why each skipped backend was skipped (default false). */
+  verbose?: boolean;
+}
+
+async function tryTensorflow(modules: string[], reasons: string[]): Promise<boolean> {
+  if (tf.findBackendFactory("tensorflow") === null) {
+    for (const specifier of modules) {
+      try {
+        await import(specifier);
+        break;
+      } catch (e) {
+        reasons.push(`${specifier}: ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
+  if (tf.findBackendFactory("tensorflow") === null) return false;
+  return await tf.setBackend("tensorflow");
+}
+
+async function tryWebgpu(reasons: string[]): Promise<boolean> {
+  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } })?.gpu;
+  if (!gpu) {
+    reasons.push("webgpu: navigator.gpu is not available in this runtime");
+    return false;
+  }
+  const adapter = await gpu.requestAdapter() as
+    | { info?: { isFallbackAdapter?: boolean; description?: string }; isFallbackAdapter?: boolean }
+    | null;
+  if (!adapter) {
+    reasons.push("webgpu: no adapter");
+    return false;
+  }
+  if (adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) {
+    reasons.push(
+      `webgpu: only a software fallback adapter (${adapter.info?.description ?? "unknown"}) ` +
+        "is available, which is slower than wasm",
+    );
+    return false;
+  }
+  await import("@tensorflow/tfjs-backend-webgpu");
+  return await tf.setBackend("webgpu");
+}
+
+async function tryWasm(reasons: string[]): Promise<boolean> {
+  try {
+    await import("@tensorflow/tfjs-backend-wasm");
+    return await tf.setBackend("wasm");
+  } catch (e) {
+    reasons.push(`wasm: ${(e as Error).message}`);
+    return false;
+  }
+}
+
+const HOW_TO_FIX: Record<Exclude<BackendName, "auto">, string> = {
+  tensorflow:
+    "install @tensorflow/tfjs-node-gpu@4.22.0 (CUDA 11.2 + cuDNN 8.1) or @tensorflow/tfjs-node@4.22.0, " +
+    'allow its install script ("allowScripts" in deno.json) and run with --allow-ffi; see the README',
+  webgpu: "run on a machine with a GPU and a working WebGPU driver (Vulkan, Metal or D3D12)",
+  wasm: "run with --allow-read so the backend can read its .wasm files from node_modules",
+  cpu: "this should not happen: the cpu backend ships with @tensorflow/tfjs",
+};
+
+/**
+ * Sets the TensorFlow.js backend and returns the name it set. An explicit name that cannot be
+ * set throws an `Error` saying why and how to fix it.
+ *
+ * @example
+ * ```ts
+ * import { useBackend } from "./use_backend.ts";
+ *
+ * console.log(await useBackend("cpu")); // "cpu"
+ * ```
+ */
+export async function useBackend(
+  name: BackendName = "auto",
+  options: UseBackendOptions = {},
+): Promise<Exclude<BackendName, "auto">> {
+  const reasons: string[] = [];
+  const modules = options.tensorflowModules ??
+    ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"];
+  const attempts: Record<Exclude<BackendName, "auto">, () => Promise<boolean>> = {
+    tensorflow: () => tryTensorflow(modules, reasons),
+    webgpu: () => tryWebgpu(reasons),
+    wasm: () => tryWasm(reasons),
+    cpu: () => tf.setBackend("cpu"),
+  };
+  if (name !== "auto" && !(name in attempts)) {
+    throw new RangeError(
+      `Unknown backend "${name}": expected "auto", "tensorflow", "webgpu", "wasm" or "cpu"`,
+    );
+  }
+  const order = name === "auto"
+    ? (["tensorflow", "webgpu", "wasm", "cpu"] as const)
+    : [name as Exclude<BackendName, "auto">];
+  for (const candidate of order) {
+    if (await attempts[candidate]()) {
+      await tf.ready();
+      if (options.verbose && reasons.length > 0) {
+        console.error(`useBackend: using ${candidate}; skipped:\n  ${reasons.join("\n  ")}`);
+      }
+      return candidate;
+    }
+  }
+  const only = order[0];
+  throw new Error(
+    `Cannot use the ${only} backend: ${reasons.join("; ") || "setBackend failed"}. To fix: ${
+      HOW_TO_FIX[only]
+    }`,
+  );
+}
