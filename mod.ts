@@ -1,0 +1,54 @@
+/**
+ * diffprobe: pre-trained diffusion UNets (DDPM, 2-D for images and 1-D for signals) as frozen
+ * feature extractors. Load a backbone, freeze it, tap the output of block `i` at noise level
+ * `t`, and train a small head on those features.
+ *
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { createBackbone, freeze, useBackend } from "./mod.ts";
+ *
+ * await useBackend("auto"); // "wasm" on a plain CPU machine
+ * const unet = freeze(createBackbone({
+ *   _class_name: "UNet2DModel", sample_size: 32, block_out_channels: [32, 64],
+ *   down_block_types: ["DownBlock2D", "AttnDownBlock2D"], up_block_types: ["AttnUpBlock2D", "UpBlock2D"],
+ *   layers_per_block: 1, norm_num_groups: 8,
+ * }));
+ * const images = tf.randomUniform([2, 32, 32, 3], -1, 1);
+ * const { blocks } = unet.forward(images, 30, { capture: [4] }); // block 4 = down_blocks.1.0
+ * console.log(blocks.get("down_blocks.1.0")!.shape); // [2, 16, 16, 64]
+ * unet.dispose();
+ * ```
+ *
+ * @module
+ */
+export { type BackendName, useBackend, type UseBackendOptions } from "./src/backend/use_backend.ts";
+export {
+  createBackbone,
+  type CreateBackboneOptions,
+  loadBackbone,
+  type LoadBackboneOptions,
+  saveBackbone,
+} from "./src/models/backbone.ts";
+export type { Backbone, BlockRef, ForwardOptions, ForwardResult } from "./src/models/unet.ts";
+export type { BlockInfo } from "./src/models/unet_plan.ts";
+export type { UNet1DConfig, UNet2DConfig } from "./src/models/config.ts";
+export {
+  checkTimestep,
+  type NoiseSchedule,
+  noiseSchedule,
+  type ScheduleOptions,
+} from "./src/models/schedule.ts";
+export { sampleNoise } from "./src/models/noise.ts";
+export { freeze, type FrozenBackbone } from "./src/probe/freeze.ts";
+export {
+  parseSafetensors,
+  readSafetensorsFile,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+  type SafetensorsFile,
+  serializeSafetensors,
+  type TensorToWrite,
+  toFloat32,
+  writeSafetensorsFile,
+} from "./src/io/safetensors.ts";
+export { SafetensorsError, type SafetensorsErrorCode } from "./src/io/errors.ts";

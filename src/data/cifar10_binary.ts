@@ -1,0 +1,208 @@
+/**
+ * A reader for the official CIFAR-10 binary release (`cifar-10-binary.tar.gz`,
+ * Krizhevsky 2009, "Learning Multiple Layers of Features from Tiny Images").
+ *
+ * Each batch file is a sequence of 3,073-byte records: one label byte (0–9)
+ * followed by a 32×32 image stored as three planes (all red values row by row,
+ * then green, then blue). {@linkcode readCifar10Binary} interleaves the planes
+ * into the NHWC layout of {@linkcode ImageDataset}.
+ *
+ * @example
+ * ```ts ignore
+ * import { readCifar10Binary } from "./cifar10_binary.ts";
+ *
+ * // After `tar xzf cifar-10-binary.tar.gz` in ./data:
+ * const train = await readCifar10Binary("./data", "train");
+ * console.log(train.size, train.classes[train.labels[0]]); // 50000 "frog"
+ * ```
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { ImageDataset } from "./image_dataset.ts";
+
+/**
+ * The CIFAR-10 class names in label order (0 = airplane … 9 = truck).
+ *
+ * @example
+ * ```ts
+ * import { CIFAR10_CLASSES } from "./cifar10_binary.ts";
+ *
+ * console.log(CIFAR10_CLASSES[3]); // "cat"
+ * ```
+ */
+export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
+  "airplane",
+  "automobile",
+  "bird",
+  "cat",
+  "deer",
+  "dog",
+  "frog",
+  "horse",
+  "ship",
+  "truck",
+]);
+
+/**
+ * Which part of CIFAR-10 to read: `"train"` (`data_batch_1.bin` …
+ * `data_batch_5.bin`, 50,000 images) or `"test"` (`test_batch.bin`, 10,000).
+ *
+ * @example
+ * ```ts
+ * import type { Cifar10Split } from "./cifar10_binary.ts";
+ *
+ * const split: Cifar10Split = "test";
+ * ```
+ */
+export type Cifar10Split = "train" | "test";
+
+const SIDE = 32;
+const PLANE = SIDE * SIDE;
+const IMAGE_BYTES = 3 * PLANE;
+const RECORD_BYTES = 1 + IMAGE_BYTES;
+
+/**
+ * Reads one split of the CIFAR-10 binary release into an {@linkcode ImageDataset}
+ * of 32×32 RGB images.
+ *
+ * `dir` may be the extracted `cifar-10-batches-bin/` folder or its parent. Class
+ * names come from `batches.meta.txt` when it is there, else
+ * {@linkcode CIFAR10_CLASSES}.
+ *
+ * @example
+ * ```ts ignore
+ * import { readCifar10Binary } from "./cifar10_binary.ts";
+ *
+ * const test = await readCifar10Binary("./data/cifar-10-batches-bin", "test");
+ * console.log(test.size, test.height, test.width); // 10000 32 32
+ * ```
+ *
+ * @param dir The folder holding the `.bin` files, or its parent.
+ * @param split `"train"` or `"test"`.
+ * @returns The images with their labels; `files` is not set.
+ * @throws {Deno.errors.NotFound} If a batch file is missing.
+ * @throws {RangeError} If a file's size is not a whole number of records, or a
+ *   label is above 9; the message names the file, record and byte offset.
+ * @throws {TypeError} If `split` is not `"train"` or `"test"`, or
+ *   `batches.meta.txt` does not hold ten class names.
+ */
+export async function readCifar10Binary(
+  dir: string,
+  split: Cifar10Split,
+): Promise<ImageDataset> {
+  let names: string[];
+  if (split === "train") names = [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`);
+  else if (split === "test") names = ["test_batch.bin"];
+  else throw new TypeError(`CIFAR-10 split must be "train" or "test", got ${String(split)}`);
+
+  const folder = await findBatchFolder(dir, names[0]);
+  const files = names.map((name) => join(folder, name));
+
+  // Check every size before allocating the full dataset.
+  let records = 0;
+  for (const file of files) {
+    const { size } = await statOrNotFound(file);
+    checkFileSize(file, size);
+    records += size / RECORD_BYTES;
+  }
+
+  const pixels = new Uint8Array(records * IMAGE_BYTES);
+  const labels = new Int32Array(records);
+  let image = 0;
+  for (const file of files) {
+    const bytes = await Deno.readFile(file);
+    checkFileSize(file, bytes.length); // it may have changed since the stat
+    for (let r = 0; r < bytes.length / RECORD_BYTES; r++, image++) {
+      const offset = r * RECORD_BYTES;
+      const label = bytes[offset];
+      if (label > 9) {
+        throw new RangeError(
+          `Invalid CIFAR-10 label ${label} in record ${r} (byte offset ${offset}) of "${file}": expected 0 to 9`,
+        );
+      }
+      labels[image] = label;
+      const src = offset + 1;
+      let dst = image * IMAGE_BYTES;
+      for (let p = 0; p < PLANE; p++, dst += 3) {
+        pixels[dst] = bytes[src + p];
+        pixels[dst + 1] = bytes[src + PLANE + p];
+        pixels[dst + 2] = bytes[src + 2 * PLANE + p];
+      }
+    }
+  }
+
+  return {
+    pixels,
+    labels,
+    classes: await readClassNames(folder),
+    size: records,
+    height: SIDE,
+    width: SIDE,
+  };
+}
+
+/** `dir` itself when it holds `probe`, else `dir/cifar-10-batches-bin` when that does. */
+async function findBatchFolder(dir: string, probe: string): Promise<string> {
+  if (await exists(join(dir, probe))) return dir;
+  const nested = join(dir, "cifar-10-batches-bin");
+  if (await exists(join(nested, probe))) return nested;
+  throw new Deno.errors.NotFound(
+    `CIFAR-10 batch file "${probe}" not found in "${dir}" or "${nested}"`,
+  );
+}
+
+function checkFileSize(file: string, size: number): void {
+  if (size === 0) {
+    throw new RangeError(`CIFAR-10 file "${file}" is empty`);
+  }
+  if (size % RECORD_BYTES !== 0) {
+    const whole = Math.floor(size / RECORD_BYTES);
+    throw new RangeError(
+      `CIFAR-10 file "${file}" has ${size} bytes, not a multiple of ${RECORD_BYTES}: ` +
+        `record ${whole} at byte offset ${whole * RECORD_BYTES} is truncated to ${
+          size - whole * RECORD_BYTES
+        } bytes`,
+    );
+  }
+}
+
+async function readClassNames(folder: string): Promise<string[]> {
+  const file = join(folder, "batches.meta.txt");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [...CIFAR10_CLASSES];
+    throw error;
+  }
+  const names = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
+  if (names.length !== 10) {
+    throw new TypeError(
+      `CIFAR-10 class file "${file}" has ${names.length} non-empty lines, expected 10 class names`,
+    );
+  }
+  return names;
+}
+
+async function statOrNotFound(file: string): Promise<Deno.FileInfo> {
+  try {
+    return await Deno.stat(file);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`CIFAR-10 batch file "${file}" not found`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await Deno.stat(file);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
