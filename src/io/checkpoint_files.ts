@@ -1,0 +1,289 @@
+/**
+ * Read the tensors of a diffusers-style model folder: either one
+ * `diffusion_pytorch_model.safetensors` file, or shards listed in
+ * `diffusion_pytorch_model.safetensors.index.json` (`{ metadata?, weight_map: { tensor: shard } }`).
+ *
+ * Shards are read one at a time, so peak memory is about one shard, and the index is checked
+ * against them: shard names must stay inside the folder (checked before any shard is read),
+ * every listed tensor must be in its shard and no shard may hold an unlisted tensor.
+ *
+ * @example Reading a folder with one file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCheckpointTensors } from "./checkpoint_files.ts";
+ * import { writeSafetensorsFile } from "./safetensors.ts";
+ *
+ * const folder = await Deno.makeTempDir();
+ * await writeSafetensorsFile(`${folder}/diffusion_pytorch_model.safetensors`, {
+ *   "conv_in.bias": { dtype: "F32", shape: [2], data: new Float32Array([0.1, 0.2]) },
+ * });
+ * const names: string[] = [];
+ * for await (const { name } of readCheckpointTensors(folder)) names.push(name);
+ * assert(names.join() === "conv_in.bias");
+ * await Deno.remove(folder, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+
+import { isAbsolute, join, posix } from "node:path";
+import { SafetensorsError } from "./errors.ts";
+import { parseSafetensors } from "./safetensors.ts";
+import type { SafetensorsEntry } from "./safetensors.ts";
+
+const DEFAULT_BASE = "diffusion_pytorch_model";
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** JSON-quotes a string for a message, shortened. */
+function quote(text: string): string {
+  const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return JSON.stringify(shown);
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return `a value of type ${typeof value}`;
+}
+
+/** Reads a file; undefined when it does not exist; other failures become "read-failed". */
+async function readIfExists(path: string): Promise<Uint8Array | undefined> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw readFailed(path, error);
+  }
+}
+
+function readFailed(path: string, error: unknown, listedIn?: string): SafetensorsError {
+  const where = listedIn === undefined ? "" : ` (listed in ${JSON.stringify(listedIn)})`;
+  const problem = error instanceof Deno.errors.NotFound
+    ? `the file does not exist${where}`
+    : `the file could not be read${where}: ${error instanceof Error ? error.message : error}`;
+  return new SafetensorsError("read-failed", path, problem, { cause: error });
+}
+
+/** Why a shard name would leave the folder, or undefined when it stays inside. */
+function escapeReason(shard: string): string | undefined {
+  if (shard === "") return "is empty";
+  if (shard.includes("\\")) return "contains a backslash";
+  if (shard.startsWith("/") || /^[A-Za-z]:/.test(shard) || isAbsolute(shard)) {
+    return "is an absolute path";
+  }
+  if (shard.split("/").includes("..")) return 'has a ".." segment';
+  const normalized = posix.normalize(shard);
+  if (normalized === "." || normalized === "./") return "names the folder itself";
+  return undefined;
+}
+
+interface Shard {
+  /** The shard name as written in the index (first spelling seen). */
+  name: string;
+  /** The tensors the index assigns to it, in index order. */
+  tensors: string[];
+}
+
+/** Parses and checks an index file; returns the shards keyed by normalized name. */
+function parseIndex(
+  bytes: Uint8Array,
+  indexPath: string,
+): { shards: Map<string, Shard>; shardOf: Map<string, string> } {
+  const fail = (problem: string, cause?: unknown) =>
+    new SafetensorsError(
+      "invalid-index",
+      indexPath,
+      problem,
+      cause === undefined ? undefined : { cause },
+    );
+  let index: unknown;
+  try {
+    index = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    const detail = error instanceof Error ? ` (${error.message.slice(0, 200)})` : "";
+    throw fail(`the index is not valid UTF-8 JSON${detail}`, error);
+  }
+  if (!isPlainObject(index)) {
+    throw fail(`the index is ${describeValue(index)}, not a JSON object`);
+  }
+  if (
+    Object.hasOwn(index, "metadata") && index.metadata !== null && !isPlainObject(index.metadata)
+  ) {
+    throw fail(`"metadata" is ${describeValue(index.metadata)}, not an object`);
+  }
+  const weightMap = index.weight_map;
+  if (!isPlainObject(weightMap)) {
+    throw fail(
+      Object.hasOwn(index, "weight_map")
+        ? `"weight_map" is ${describeValue(weightMap)}, not an object`
+        : `the index has no "weight_map"`,
+    );
+  }
+  const names = Object.keys(weightMap);
+  if (names.length === 0) throw fail(`"weight_map" lists no tensors`);
+
+  // Every value must be a safe shard name before anything else is read.
+  const shards = new Map<string, Shard>();
+  const shardOf = new Map<string, string>();
+  for (const name of names) {
+    const shard = weightMap[name];
+    if (typeof shard !== "string") {
+      throw fail(`the shard of tensor ${quote(name)} is ${describeValue(shard)}, not a file name`);
+    }
+    const reason = escapeReason(shard);
+    if (reason !== undefined) {
+      throw new SafetensorsError(
+        "path-escape",
+        indexPath,
+        `the shard ${quote(shard)} of tensor ${quote(name)} ${reason}; shards must be ` +
+          `relative paths inside the folder`,
+      );
+    }
+    if (shard.includes("\0")) {
+      throw fail(`the shard ${quote(shard)} of tensor ${quote(name)} contains a NUL character`);
+    }
+    const key = posix.normalize(shard);
+    let entry = shards.get(key);
+    if (entry === undefined) {
+      entry = { name: shard, tensors: [] };
+      shards.set(key, entry);
+    }
+    entry.tensors.push(name);
+    shardOf.set(name, key);
+  }
+  return { shards, shardOf };
+}
+
+/**
+ * Yields every tensor of a model folder, one shard at a time.
+ *
+ * If `<folder>/<base>.safetensors` exists it is read; otherwise
+ * `<folder>/<base>.safetensors.index.json` is read and its shards are read in file-name order
+ * (tensors in header order within each). Each shard is fully validated against the index
+ * before any of its tensors is yielded, but a problem in a later shard is only found after the
+ * earlier shards' tensors were yielded. Entries' bytes are views into their shard's bytes, so
+ * memory stays at about one shard unless the caller keeps them. Needs `--allow-read`.
+ * Symbolic links inside the folder are followed.
+ *
+ * @param folder The model folder.
+ * @param base The file name stem, `"diffusion_pytorch_model"` by default.
+ * @returns An async generator of `{ file, name, entry }`, `file` being the path of the
+ * safetensors file the tensor came from.
+ * @throws {SafetensorsError} `"read-failed"` when a file cannot be read (or when neither
+ * candidate file exists), `"invalid-index"` when the index is malformed or a shard holds a
+ * tensor it does not list, `"path-escape"` when a shard name would leave the folder,
+ * `"missing-tensor"` when a listed tensor is not in its shard, or any code of
+ * {@linkcode parseSafetensors} for a bad shard.
+ * @throws {TypeError} When `folder` or `base` is not a string.
+ * @throws {RangeError} When `folder` is empty, or `base` is empty or contains a path separator.
+ *
+ * @example Reading a sharded folder
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCheckpointTensors } from "./checkpoint_files.ts";
+ * import { writeSafetensorsFile } from "./safetensors.ts";
+ *
+ * const folder = await Deno.makeTempDir();
+ * await writeSafetensorsFile(`${folder}/model-00001-of-00002.safetensors`, {
+ *   a: { dtype: "F32", shape: [1], data: new Float32Array([1]) },
+ * });
+ * await writeSafetensorsFile(`${folder}/model-00002-of-00002.safetensors`, {
+ *   b: { dtype: "F32", shape: [2], data: new Float32Array([2, 3]) },
+ * });
+ * await Deno.writeTextFile(
+ *   `${folder}/model.safetensors.index.json`,
+ *   JSON.stringify({
+ *     metadata: { total_size: 12 },
+ *     weight_map: { a: "model-00001-of-00002.safetensors", b: "model-00002-of-00002.safetensors" },
+ *   }),
+ * );
+ * const seen: string[] = [];
+ * for await (const { name, entry } of readCheckpointTensors(folder, "model")) {
+ *   seen.push(`${name}:${entry.shape}`);
+ * }
+ * assert(seen.join(" ") === "a:1 b:2");
+ * await Deno.remove(folder, { recursive: true });
+ * ```
+ */
+export async function* readCheckpointTensors(
+  folder: string,
+  base: string = DEFAULT_BASE,
+): AsyncGenerator<{ file: string; name: string; entry: SafetensorsEntry }> {
+  if (typeof folder !== "string") {
+    throw new TypeError(
+      `readCheckpointTensors expects the folder as a string, got ${describeValue(folder)}`,
+    );
+  }
+  if (folder === "") throw new RangeError("readCheckpointTensors: the folder path is empty");
+  if (typeof base !== "string") {
+    throw new TypeError(
+      `readCheckpointTensors expects base as a string, got ${describeValue(base)}`,
+    );
+  }
+  if (base === "" || base.includes("/") || base.includes("\\")) {
+    throw new RangeError(
+      `readCheckpointTensors: base must be a file name stem without separators, got ${quote(base)}`,
+    );
+  }
+
+  const singlePath = join(folder, `${base}.safetensors`);
+  const single = await readIfExists(singlePath);
+  if (single !== undefined) {
+    const { tensors } = parseSafetensors(single, singlePath);
+    for (const [name, entry] of tensors) yield { file: singlePath, name, entry };
+    return;
+  }
+
+  const indexPath = join(folder, `${base}.safetensors.index.json`);
+  const indexBytes = await readIfExists(indexPath);
+  if (indexBytes === undefined) {
+    throw new SafetensorsError(
+      "read-failed",
+      folder,
+      `neither ${JSON.stringify(singlePath)} nor ${JSON.stringify(indexPath)} exists`,
+    );
+  }
+  const { shards, shardOf } = parseIndex(indexBytes, indexPath);
+
+  const keys = [...shards.keys()].sort();
+  for (const key of keys) {
+    const shard = shards.get(key)!;
+    const shardPath = join(folder, shard.name);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(shardPath);
+    } catch (error) {
+      throw readFailed(shardPath, error, indexPath);
+    }
+    const { tensors } = parseSafetensors(bytes, shardPath);
+    for (const name of tensors.keys()) {
+      const listed = shardOf.get(name);
+      if (listed !== key) {
+        throw new SafetensorsError(
+          "invalid-index",
+          indexPath,
+          listed === undefined
+            ? `the shard ${quote(shard.name)} contains the tensor ${quote(name)}, which the ` +
+              `index does not list`
+            : `the shard ${quote(shard.name)} contains the tensor ${quote(name)}, which the ` +
+              `index assigns to the shard ${quote(shards.get(listed)!.name)}`,
+        );
+      }
+    }
+    for (const name of shard.tensors) {
+      if (!tensors.has(name)) {
+        throw new SafetensorsError(
+          "missing-tensor",
+          shardPath,
+          `the tensor ${quote(name)}, which ${
+            JSON.stringify(indexPath)
+          } assigns to this shard, is not in it`,
+        );
+      }
+    }
+    for (const [name, entry] of tensors) yield { file: shardPath, name, entry };
+  }
+}

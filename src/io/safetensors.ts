@@ -1,0 +1,1177 @@
+/**
+ * Read, validate, decode and write safetensors files.
+ *
+ * The format is an 8-byte little-endian unsigned header length `N`, then `N` bytes of UTF-8
+ * JSON, then a data buffer. The JSON object maps each tensor name to
+ * `{ "dtype", "shape", "data_offsets": [begin, end] }` (offsets relative to the data buffer)
+ * and may hold string metadata under `"__metadata__"`.
+ *
+ * {@linkcode parseSafetensors} checks everything the format requires (and throws a
+ * {@linkcode SafetensorsError} with a specific code otherwise): the header length, UTF-8 and
+ * JSON, the structure of every entry, known dtypes, non-negative integer shapes and offsets,
+ * byte sizes matching shape × dtype size, no duplicate names, no overlapping ranges and no
+ * unused bytes. It never allocates memory from a size written in the file: only in proportion
+ * to the real byte length. Tensor bytes are views into the input, not copies.
+ *
+ * @example Round trip through bytes
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSafetensors, serializeSafetensors, toFloat32 } from "./safetensors.ts";
+ *
+ * const bytes = serializeSafetensors({
+ *   "conv.weight": { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
+ * }, { format: "pt" });
+ * const file = parseSafetensors(bytes, "model.safetensors");
+ * const entry = file.tensors.get("conv.weight")!;
+ * assert(entry.shape.join() === "2,2");
+ * assert(toFloat32(entry)[3] === 4);
+ * assert(file.metadata.format === "pt");
+ * ```
+ *
+ * @module
+ */
+
+import { SafetensorsError } from "./errors.ts";
+import type { SafetensorsErrorCode } from "./errors.ts";
+
+/**
+ * The element types this module reads and writes (the safetensors dtype names).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SafetensorsDtype } from "./safetensors.ts";
+ *
+ * const dtype: SafetensorsDtype = "BF16";
+ * assert(dtype.length === 4);
+ * ```
+ */
+export type SafetensorsDtype =
+  | "F64"
+  | "F32"
+  | "F16"
+  | "BF16"
+  | "I64"
+  | "I32"
+  | "I16"
+  | "I8"
+  | "U8"
+  | "U16"
+  | "U32"
+  | "U64"
+  | "BOOL";
+
+/**
+ * One tensor inside a parsed file: raw little-endian bytes, a view into the file buffer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { SafetensorsEntry } from "./safetensors.ts";
+ * import { toFloat32 } from "./safetensors.ts";
+ *
+ * const entry: SafetensorsEntry = {
+ *   dtype: "BF16",
+ *   shape: [1],
+ *   bytes: new Uint8Array([0x80, 0x3f]), // 0x3F80 = 1.0
+ * };
+ * assert(toFloat32(entry)[0] === 1);
+ * ```
+ */
+export interface SafetensorsEntry {
+  /** The element type. */
+  dtype: SafetensorsDtype;
+  /** The dimensions; `[]` for a scalar. */
+  shape: number[];
+  /** The tensor's raw little-endian bytes (shape product × dtype size of them). */
+  bytes: Uint8Array;
+}
+
+/**
+ * A parsed and validated safetensors file.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSafetensors, serializeSafetensors } from "./safetensors.ts";
+ * import type { SafetensorsFile } from "./safetensors.ts";
+ *
+ * const file: SafetensorsFile = parseSafetensors(serializeSafetensors({}));
+ * assert(file.tensors.size === 0);
+ * assert(Object.keys(file.metadata).length === 0);
+ * ```
+ */
+export interface SafetensorsFile {
+  /** The tensors, in header order. */
+  tensors: Map<string, SafetensorsEntry>;
+  /** The `"__metadata__"` strings, `{}` when absent. */
+  metadata: Record<string, string>;
+}
+
+/**
+ * A tensor to write with {@linkcode serializeSafetensors}.
+ *
+ * `data` is a typed array matching the dtype: `Float64Array` for F64, `Float32Array` for F32,
+ * `Uint16Array` of raw bits for F16 and BF16 (or a `Float16Array` for F16), `BigInt64Array`
+ * for I64, `Int32Array`, `Int16Array`, `Int8Array`, `Uint8Array` (U8 and BOOL), `Uint16Array`,
+ * `Uint32Array`, `BigUint64Array` for U64. A `Uint8Array` or `DataView` of raw little-endian
+ * bytes is accepted for every dtype (so entries read with {@linkcode parseSafetensors} can be
+ * written back as they are).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { TensorToWrite } from "./safetensors.ts";
+ * import { float32ToFloat16Bits } from "./safetensors.ts";
+ *
+ * const half: TensorToWrite = {
+ *   dtype: "F16",
+ *   shape: [3],
+ *   data: float32ToFloat16Bits(new Float32Array([1, -2, 0.5])),
+ * };
+ * assert(half.data.byteLength === 6);
+ * ```
+ */
+export interface TensorToWrite {
+  /** The element type. */
+  dtype: SafetensorsDtype;
+  /** The dimensions; their product times the dtype size must equal `data.byteLength`. */
+  shape: number[];
+  /** The values (see above for which typed array each dtype takes). */
+  data: ArrayBufferView;
+}
+
+const DTYPE_SIZES: Readonly<Record<SafetensorsDtype, number>> = Object.freeze({
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+  BOOL: 1,
+});
+
+const DTYPE_LIST = Object.keys(DTYPE_SIZES).join(", ");
+
+/** Largest header accepted, as in the reference implementation. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+/** The label used in error messages when `parseSafetensors` is not told the file name. */
+const DEFAULT_LABEL = "<bytes>";
+
+const IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+const UTF8_DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const UTF8_ENCODER = new TextEncoder();
+
+function isDtype(value: unknown): value is SafetensorsDtype {
+  return typeof value === "string" && Object.hasOwn(DTYPE_SIZES, value);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** JSON-quotes a string for a message, shortened so that messages stay readable. */
+function quote(text: string): string {
+  const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return JSON.stringify(shown);
+}
+
+/** Shows a JSON value from the file in a message, shortened. */
+function show(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Shows a shape in a message, shortened. */
+function showShape(shape: readonly unknown[]): string {
+  const shown = shape.slice(0, 8).map((d) => show(d));
+  if (shape.length > 8) shown.push(`... (${shape.length} dimensions)`);
+  return `[${shown.join(", ")}]`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
+  return `a value of type ${typeof value}`;
+}
+
+/**
+ * The number of elements of `shape`, or `Infinity` when it exceeds `limit` (all dimensions
+ * must already be checked to be non-negative safe integers). Never overflows.
+ */
+function elementCount(shape: readonly number[], limit: number): number {
+  for (const d of shape) if (d === 0) return 0;
+  let count = 1;
+  for (const d of shape) {
+    count *= d;
+    if (count > limit) return Infinity;
+  }
+  return count;
+}
+
+function isDimension(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 &&
+    !Object.is(value, -0);
+}
+
+interface DuplicateKey {
+  key: string;
+  /** The key of the object the duplicate is in; undefined for the top level. */
+  parent: string | undefined;
+}
+
+interface HeaderScan {
+  /** The top-level keys in text order (JSON.parse reorders integer-like keys). */
+  keys: string[];
+  /** The first key that appears twice in the top-level object or in one of its objects. */
+  duplicate: DuplicateKey | undefined;
+}
+
+interface ScanFrame {
+  isObject: boolean;
+  expectKey: boolean;
+  keys: Set<string> | undefined;
+  lastKey: string | undefined;
+  name: string | undefined;
+}
+
+/**
+ * Scans a header text that JSON.parse has accepted and that is a JSON object: returns the
+ * top-level keys in order and finds duplicate keys at depths 1 and 2.
+ */
+function scanHeader(text: string): HeaderScan {
+  const keys: string[] = [];
+  const stack: ScanFrame[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string
+      const start = i;
+      let escaped = false;
+      i++;
+      while (i < n) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) {
+          escaped = true;
+          i += 2;
+        } else if (d === 0x22) {
+          i++;
+          break;
+        } else {
+          i++;
+        }
+      }
+      const top = stack[stack.length - 1];
+      if (top !== undefined && top.isObject && top.expectKey) {
+        top.expectKey = false;
+        const raw = text.slice(start, i);
+        const key = escaped ? JSON.parse(raw) as string : raw.slice(1, -1);
+        top.lastKey = key;
+        if (stack.length === 1) keys.push(key);
+        if (top.keys !== undefined) {
+          if (top.keys.has(key)) return { keys, duplicate: { key, parent: top.name } };
+          top.keys.add(key);
+        }
+      }
+      continue;
+    }
+    if (c === 0x7b || c === 0x5b) { // { or [
+      const parent = stack[stack.length - 1];
+      const isObject = c === 0x7b;
+      stack.push({
+        isObject,
+        expectKey: isObject,
+        keys: isObject && stack.length < 2 ? new Set() : undefined,
+        lastKey: undefined,
+        name: parent?.isObject ? parent.lastKey : undefined,
+      });
+    } else if (c === 0x7d || c === 0x5d) { // } or ]
+      stack.pop();
+    } else if (c === 0x2c) { // ,
+      const top = stack[stack.length - 1];
+      if (top?.isObject) top.expectKey = true;
+    }
+    i++;
+  }
+  return { keys, duplicate: undefined };
+}
+
+interface RawEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Parses and fully validates a safetensors file held in memory.
+ *
+ * The returned entries' `bytes` are views into `bytes` (no copy). `file` is used in error
+ * messages only.
+ *
+ * @param bytes The whole file.
+ * @param file A path or label naming the file in error messages (default `"<bytes>"`).
+ * @returns The tensors in header order and the metadata.
+ * @throws {SafetensorsError} When the bytes are not a valid safetensors file; `code` says why.
+ * @throws {TypeError} When `bytes` is not a `Uint8Array` or `file` is not a string.
+ *
+ * @example Parsing, and catching a bad file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSafetensors, serializeSafetensors } from "./safetensors.ts";
+ * import { SafetensorsError } from "./errors.ts";
+ *
+ * const bytes = serializeSafetensors({
+ *   bias: { dtype: "F32", shape: [2], data: new Float32Array([0.5, -1]) },
+ * });
+ * const { tensors } = parseSafetensors(bytes, "bias.safetensors");
+ * assert(tensors.get("bias")!.bytes.length === 8);
+ *
+ * assert.throws(
+ *   () => parseSafetensors(bytes.subarray(0, bytes.length - 1), "cut.safetensors"),
+ *   (error) => error instanceof SafetensorsError && error.code === "offsets-out-of-range",
+ * );
+ * ```
+ */
+export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL): SafetensorsFile {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`parseSafetensors expects a Uint8Array, got ${describeValue(bytes)}`);
+  }
+  if (typeof file !== "string") {
+    throw new TypeError(
+      `parseSafetensors expects the file name as a string, got ${describeValue(file)}`,
+    );
+  }
+  const fail = (code: SafetensorsErrorCode, problem: string, cause?: unknown) =>
+    new SafetensorsError(code, file, problem, cause === undefined ? undefined : { cause });
+
+  const size = bytes.byteLength;
+  if (size < 8) {
+    throw fail(
+      "file-too-small",
+      `the file is ${size} bytes long, shorter than the 8-byte header length`,
+    );
+  }
+  const rawLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (rawLength > BigInt(MAX_HEADER_BYTES)) {
+    throw fail(
+      "header-too-large",
+      `the header length ${rawLength} is larger than the limit of ${MAX_HEADER_BYTES} bytes`,
+    );
+  }
+  const headerLength = Number(rawLength);
+  if (8 + headerLength > size) {
+    throw fail(
+      "header-beyond-file",
+      `the header length ${headerLength} is beyond the end of the file (${size} bytes)`,
+    );
+  }
+
+  let text: string;
+  try {
+    text = UTF8_DECODER.decode(bytes.subarray(8, 8 + headerLength));
+  } catch (error) {
+    throw fail("invalid-json", "the header is not valid UTF-8", error);
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (error) {
+    const detail = error instanceof Error ? ` (${error.message.slice(0, 200)})` : "";
+    throw fail("invalid-json", `the header is not valid JSON${detail}`, error);
+  }
+  if (!isPlainObject(header)) {
+    throw fail("invalid-header", `the header is ${describeValue(header)}, not a JSON object`);
+  }
+
+  const scan = scanHeader(text);
+  if (scan.duplicate !== undefined) {
+    const { key, parent } = scan.duplicate;
+    if (parent === undefined) {
+      throw fail(
+        "duplicate-name",
+        key === "__metadata__"
+          ? `"__metadata__" appears more than once in the header`
+          : `the tensor name ${quote(key)} appears more than once in the header`,
+      );
+    }
+    throw fail(
+      "invalid-header",
+      parent === "__metadata__"
+        ? `the metadata key ${quote(key)} appears more than once`
+        : `the field ${quote(key)} appears more than once in the entry for tensor ${quote(parent)}`,
+    );
+  }
+
+  const bufferStart = 8 + headerLength;
+  const bufferLength = size - bufferStart;
+  const metadata: Record<string, string> = {};
+  const entries: RawEntry[] = [];
+
+  for (const name of scan.keys) {
+    const value = header[name];
+    if (name === "__metadata__") {
+      if (value === null) continue;
+      if (!isPlainObject(value)) {
+        throw fail(
+          "invalid-header",
+          `"__metadata__" is ${describeValue(value)}, not an object of strings`,
+        );
+      }
+      for (const [key, item] of Object.entries(value)) {
+        if (typeof item !== "string") {
+          throw fail(
+            "invalid-header",
+            `the metadata value for ${quote(key)} is ${describeValue(item)}, not a string`,
+          );
+        }
+        Object.defineProperty(metadata, key, {
+          value: item,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      continue;
+    }
+    const tensor = quote(name);
+    if (!isPlainObject(value)) {
+      throw fail(
+        "invalid-header",
+        `the entry for tensor ${tensor} is ${describeValue(value)}, not a JSON object`,
+      );
+    }
+    for (const field of ["dtype", "shape", "data_offsets"]) {
+      if (!Object.hasOwn(value, field)) {
+        throw fail("invalid-header", `the entry for tensor ${tensor} has no "${field}" field`);
+      }
+    }
+
+    const dtype = value.dtype;
+    if (typeof dtype !== "string") {
+      throw fail(
+        "invalid-header",
+        `the dtype of tensor ${tensor} is ${describeValue(dtype)}, not a string`,
+      );
+    }
+    if (!isDtype(dtype)) {
+      throw fail(
+        "unknown-dtype",
+        `tensor ${tensor} has the unknown dtype ${quote(dtype)} (known: ${DTYPE_LIST})`,
+      );
+    }
+
+    const shape = value.shape;
+    if (!Array.isArray(shape)) {
+      throw fail(
+        "invalid-header",
+        `the shape of tensor ${tensor} is ${describeValue(shape)}, not an array`,
+      );
+    }
+    for (let d = 0; d < shape.length; d++) {
+      if (!isDimension(shape[d])) {
+        throw fail(
+          "invalid-shape",
+          `dimension ${d} of tensor ${tensor} is ${show(shape[d])}, not a non-negative integer`,
+        );
+      }
+    }
+
+    const offsets = value.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2) {
+      throw fail(
+        "invalid-header",
+        `the data_offsets of tensor ${tensor} are ${show(offsets)}, not a pair [begin, end]`,
+      );
+    }
+    const [begin, end] = offsets;
+    if (!isDimension(begin) || !isDimension(end)) {
+      throw fail(
+        "offsets-out-of-range",
+        `the data_offsets of tensor ${tensor} are ${show(offsets)}, not non-negative integers`,
+      );
+    }
+    if (begin > end) {
+      throw fail(
+        "offsets-out-of-range",
+        `the data_offsets of tensor ${tensor} are [${begin}, ${end}]: the begin is after the end`,
+      );
+    }
+    if (end > bufferLength) {
+      throw fail(
+        "offsets-out-of-range",
+        `the data_offsets of tensor ${tensor} are [${begin}, ${end}], beyond the end of the ` +
+          `data buffer (${bufferLength} bytes)`,
+      );
+    }
+
+    const itemSize = DTYPE_SIZES[dtype];
+    const count = elementCount(shape, bufferLength);
+    const needed = count * itemSize;
+    if (needed !== end - begin) {
+      const need = Number.isFinite(needed)
+        ? `need ${needed} bytes`
+        : `need more bytes than the whole data buffer (${bufferLength} bytes)`;
+      throw fail(
+        "size-mismatch",
+        `tensor ${tensor} has shape ${showShape(shape)} and dtype ${dtype}, which ${need}, ` +
+          `but its data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
+      );
+    }
+    entries.push({ name, dtype, shape: shape.slice(), begin, end });
+  }
+
+  // The data buffer must be covered exactly: no overlaps, no holes, no trailing bytes.
+  const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let position = 0;
+  let previous: RawEntry | undefined;
+  for (const entry of sorted) {
+    if (entry.begin < position && previous !== undefined) {
+      throw fail(
+        "overlapping-data",
+        `tensors ${quote(previous.name)} [${previous.begin}, ${previous.end}] and ` +
+          `${quote(entry.name)} [${entry.begin}, ${entry.end}] share bytes of the data buffer`,
+      );
+    }
+    if (entry.begin > position) {
+      throw fail(
+        "data-hole",
+        `bytes ${position} to ${entry.begin} of the data buffer belong to no tensor ` +
+          `(before tensor ${quote(entry.name)})`,
+      );
+    }
+    if (entry.end > position) {
+      position = entry.end;
+      previous = entry;
+    }
+  }
+  if (position !== bufferLength) {
+    throw fail(
+      "data-hole",
+      `the last ${bufferLength - position} bytes of the data buffer (from byte ${position} of ` +
+        `${bufferLength}) belong to no tensor`,
+    );
+  }
+
+  const tensors = new Map<string, SafetensorsEntry>();
+  for (const entry of entries) {
+    tensors.set(entry.name, {
+      dtype: entry.dtype,
+      shape: entry.shape,
+      bytes: bytes.subarray(bufferStart + entry.begin, bufferStart + entry.end),
+    });
+  }
+  return { tensors, metadata };
+}
+
+/** Checks an entry passed to a decoder and returns its element count. */
+function checkEntry(entry: SafetensorsEntry, caller: string): number {
+  if (!isPlainObject(entry)) {
+    throw new TypeError(`${caller} expects a SafetensorsEntry, got ${describeValue(entry)}`);
+  }
+  const { dtype, shape, bytes } = entry;
+  if (!isDtype(dtype)) {
+    throw new TypeError(`${caller}: unknown dtype ${show(dtype)} (known: ${DTYPE_LIST})`);
+  }
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`${caller}: entry.bytes must be a Uint8Array, got ${describeValue(bytes)}`);
+  }
+  if (!Array.isArray(shape)) {
+    throw new TypeError(`${caller}: entry.shape must be an array, got ${describeValue(shape)}`);
+  }
+  for (const d of shape) {
+    if (!isDimension(d)) {
+      throw new RangeError(
+        `${caller}: shape ${showShape(shape)} has a dimension that is not a non-negative integer`,
+      );
+    }
+  }
+  const count = elementCount(shape, bytes.length);
+  if (count * DTYPE_SIZES[dtype] !== bytes.length) {
+    throw new RangeError(
+      `${caller}: shape ${
+        showShape(shape)
+      } with dtype ${dtype} does not match the ${bytes.length} bytes of the entry`,
+    );
+  }
+  return count;
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Float16 bits to float32 bits, exact (subnormals, infinities, NaN payloads). */
+function float16BitsToFloat32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exponent = (h >> 10) & 0x1f;
+  let mantissa = h & 0x3ff;
+  if (exponent === 0x1f) return (sign | 0x7f800000 | (mantissa << 13)) >>> 0;
+  if (exponent !== 0) return (sign | ((exponent + 112) << 23) | (mantissa << 13)) >>> 0;
+  if (mantissa === 0) return sign >>> 0;
+  // Subnormal: value = mantissa * 2^-24; normalize it.
+  let e = 113; // biased float32 exponent of 2^-14
+  while ((mantissa & 0x400) === 0) {
+    mantissa <<= 1;
+    e--;
+  }
+  return (sign | (e << 23) | ((mantissa & 0x3ff) << 13)) >>> 0;
+}
+
+let float16Table: Uint32Array | undefined;
+
+function getFloat16Table(): Uint32Array {
+  if (float16Table === undefined) {
+    float16Table = new Uint32Array(65536);
+    for (let h = 0; h < 65536; h++) float16Table[h] = float16BitsToFloat32Bits(h);
+  }
+  return float16Table;
+}
+
+/**
+ * Decodes a tensor to float32.
+ *
+ * F16 and BF16 are converted exactly (including subnormals, infinities and NaN), F32 is
+ * copied, F64 is rounded to the nearest float32, integers become their (rounded) values and
+ * BOOL becomes 0 or 1. The result is a new array, never a view into the file.
+ *
+ * @param entry A tensor, usually from {@linkcode parseSafetensors}.
+ * @returns The values in row-major order.
+ * @throws {TypeError} When `entry` is not a valid entry.
+ * @throws {RangeError} When the byte length does not match shape × dtype size.
+ *
+ * @example Half-precision bits to floats
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { toFloat32 } from "./safetensors.ts";
+ *
+ * // 0x3C00 = 1, 0xC000 = -2, 0x7C00 = Infinity (little-endian bytes)
+ * const bytes = new Uint8Array([0x00, 0x3c, 0x00, 0xc0, 0x00, 0x7c]);
+ * const values = toFloat32({ dtype: "F16", shape: [3], bytes });
+ * assert(values.join() === "1,-2,Infinity");
+ * ```
+ */
+export function toFloat32(entry: SafetensorsEntry): Float32Array {
+  const count = checkEntry(entry, "toFloat32");
+  const { dtype, bytes } = entry;
+  const out = new Float32Array(count);
+  const view = viewOf(bytes);
+  switch (dtype) {
+    case "F32":
+      if (IS_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
+      else for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
+      break;
+    case "F16": {
+      const table = getFloat16Table();
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) bits[i] = table[view.getUint16(2 * i, true)];
+      break;
+    }
+    case "BF16": {
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+      break;
+    }
+    case "F64":
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(8 * i, true);
+      break;
+    case "I64":
+      for (let i = 0; i < count; i++) out[i] = Number(view.getBigInt64(8 * i, true));
+      break;
+    case "U64":
+      for (let i = 0; i < count; i++) out[i] = Number(view.getBigUint64(8 * i, true));
+      break;
+    case "I32":
+      for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true);
+      break;
+    case "U32":
+      for (let i = 0; i < count; i++) out[i] = view.getUint32(4 * i, true);
+      break;
+    case "I16":
+      for (let i = 0; i < count; i++) out[i] = view.getInt16(2 * i, true);
+      break;
+    case "U16":
+      for (let i = 0; i < count; i++) out[i] = view.getUint16(2 * i, true);
+      break;
+    case "I8":
+      for (let i = 0; i < count; i++) out[i] = view.getInt8(i);
+      break;
+    case "U8":
+      out.set(bytes);
+      break;
+    case "BOOL":
+      for (let i = 0; i < count; i++) out[i] = bytes[i] === 0 ? 0 : 1;
+      break;
+  }
+  return out;
+}
+
+/**
+ * Decodes an integer or boolean tensor to int32.
+ *
+ * I32, I16, I8, U8, U16 and BOOL (as 0 or 1) always fit; I64, U32 and U64 are accepted when
+ * every value is in the int32 range.
+ *
+ * @param entry A tensor, usually from {@linkcode parseSafetensors}.
+ * @returns The values in row-major order, in a new array.
+ * @throws {TypeError} When `entry` is not a valid entry or has a floating-point dtype.
+ * @throws {RangeError} When the byte length does not match shape × dtype size, or a value
+ * does not fit in int32.
+ *
+ * @example Reading int64 labels
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSafetensors, serializeSafetensors, toInt32 } from "./safetensors.ts";
+ *
+ * const bytes = serializeSafetensors({
+ *   labels: { dtype: "I64", shape: [3], data: new BigInt64Array([3n, -1n, 7n]) },
+ * });
+ * const labels = toInt32(parseSafetensors(bytes).tensors.get("labels")!);
+ * assert(labels.join() === "3,-1,7");
+ * ```
+ */
+export function toInt32(entry: SafetensorsEntry): Int32Array {
+  const count = checkEntry(entry, "toInt32");
+  const { dtype, bytes } = entry;
+  const out = new Int32Array(count);
+  const view = viewOf(bytes);
+  const outOfRange = (value: bigint | number, index: number) =>
+    new RangeError(`toInt32: the ${dtype} value ${value} at index ${index} does not fit in int32`);
+  switch (dtype) {
+    case "F64":
+    case "F32":
+    case "F16":
+    case "BF16":
+      throw new TypeError(`toInt32 cannot decode the floating-point dtype ${dtype}; use toFloat32`);
+    case "I64":
+    case "U64":
+      for (let i = 0; i < count; i++) {
+        const value = dtype === "I64"
+          ? view.getBigInt64(8 * i, true)
+          : view.getBigUint64(8 * i, true);
+        if (value < -2147483648n || value > 2147483647n) throw outOfRange(value, i);
+        out[i] = Number(value);
+      }
+      break;
+    case "U32":
+      for (let i = 0; i < count; i++) {
+        const value = view.getUint32(4 * i, true);
+        if (value > 2147483647) throw outOfRange(value, i);
+        out[i] = value;
+      }
+      break;
+    case "I32":
+      if (IS_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
+      else for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true);
+      break;
+    case "I16":
+      for (let i = 0; i < count; i++) out[i] = view.getInt16(2 * i, true);
+      break;
+    case "U16":
+      for (let i = 0; i < count; i++) out[i] = view.getUint16(2 * i, true);
+      break;
+    case "I8":
+      for (let i = 0; i < count; i++) out[i] = view.getInt8(i);
+      break;
+    case "U8":
+      out.set(bytes);
+      break;
+    case "BOOL":
+      for (let i = 0; i < count; i++) out[i] = bytes[i] === 0 ? 0 : 1;
+      break;
+  }
+  return out;
+}
+
+/**
+ * Converts float32 values to IEEE half-precision bits, rounding to nearest, ties to even.
+ *
+ * Values too large for float16 become ±Infinity, tiny values become subnormals or ±0, and NaN
+ * stays NaN (sign and top payload bits kept, always quiet).
+ *
+ * @param x The values.
+ * @returns The float16 bit patterns, ready to write as an F16 tensor.
+ * @throws {TypeError} When `x` is not a `Float32Array`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { float32ToFloat16Bits } from "./safetensors.ts";
+ *
+ * const bits = float32ToFloat16Bits(new Float32Array([1, -2, 65504, 1e6, 2 ** -24]));
+ * assert(Array.from(bits).join() === [0x3c00, 0xc000, 0x7bff, 0x7c00, 0x0001].join());
+ * ```
+ */
+export function float32ToFloat16Bits(x: Float32Array): Uint16Array {
+  if (!(x instanceof Float32Array)) {
+    throw new TypeError(`float32ToFloat16Bits expects a Float32Array, got ${describeValue(x)}`);
+  }
+  const input = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < input.length; i++) {
+    const f = input[i];
+    const sign = (f >>> 16) & 0x8000;
+    const exponent = (f >>> 23) & 0xff;
+    const mantissa = f & 0x7fffff;
+    if (exponent === 0xff) { // Infinity or NaN
+      out[i] = sign | 0x7c00 | (mantissa === 0 ? 0 : 0x200 | (mantissa >>> 13));
+    } else if (exponent > 142) { // >= 2^16: overflows even before rounding
+      out[i] = sign | 0x7c00;
+    } else if (exponent >= 113) { // normal float16 range (2^-14 and up)
+      let h = ((exponent - 112) << 10) | (mantissa >>> 13);
+      const rest = mantissa & 0x1fff;
+      if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h++; // may carry into Infinity
+      out[i] = sign | h;
+    } else if (exponent >= 102) { // float16 subnormal (or rounds up to one)
+      const m = mantissa | 0x800000;
+      const shift = 126 - exponent; // 14..24
+      let h = m >>> shift;
+      const rest = m & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      if (rest > half || (rest === half && (h & 1) === 1)) h++;
+      out[i] = sign | h;
+    } else {
+      out[i] = sign;
+    }
+  }
+  return out;
+}
+
+function matchesDtype(data: ArrayBufferView, dtype: SafetensorsDtype): boolean {
+  if (data instanceof Uint8Array || data instanceof DataView) return true; // raw bytes
+  switch (dtype) {
+    case "F64":
+      return data instanceof Float64Array;
+    case "F32":
+      return data instanceof Float32Array;
+    case "F16": {
+      const float16: unknown = (globalThis as Record<string, unknown>).Float16Array;
+      return data instanceof Uint16Array ||
+        (typeof float16 === "function" && data instanceof float16);
+    }
+    case "BF16":
+    case "U16":
+      return data instanceof Uint16Array;
+    case "I64":
+      return data instanceof BigInt64Array;
+    case "U64":
+      return data instanceof BigUint64Array;
+    case "I32":
+      return data instanceof Int32Array;
+    case "U32":
+      return data instanceof Uint32Array;
+    case "I16":
+      return data instanceof Int16Array;
+    case "I8":
+      return data instanceof Int8Array;
+    case "U8":
+      return data instanceof Uint8ClampedArray;
+    case "BOOL":
+      return false;
+  }
+}
+
+/** The name of a tensor's own typed array, for messages. */
+const EXPECTED_VIEW: Readonly<Record<SafetensorsDtype, string>> = {
+  F64: "Float64Array",
+  F32: "Float32Array",
+  F16: "Uint16Array (raw bits) or Float16Array",
+  BF16: "Uint16Array (raw bits)",
+  I64: "BigInt64Array",
+  I32: "Int32Array",
+  I16: "Int16Array",
+  I8: "Int8Array",
+  U8: "Uint8Array",
+  U16: "Uint16Array",
+  U32: "Uint32Array",
+  U64: "BigUint64Array",
+  BOOL: "Uint8Array of 0 and 1",
+};
+
+interface PreparedTensor {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  bytes: Uint8Array;
+  /** Whether `bytes` are native-endian elements (not raw little-endian bytes). */
+  native: boolean;
+}
+
+function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
+  if (typeof name !== "string") {
+    throw new TypeError(
+      `serializeSafetensors: tensor names must be strings, got ${describeValue(name)}`,
+    );
+  }
+  const label = `serializeSafetensors: tensor ${quote(name)}`;
+  if (name === "__metadata__") {
+    throw new TypeError(`${label}: the name is reserved for metadata`);
+  }
+  if (!name.isWellFormed()) {
+    throw new TypeError(`${label}: the name is not well-formed Unicode (lone surrogate)`);
+  }
+  if (!isPlainObject(tensor)) {
+    throw new TypeError(`${label} must be { dtype, shape, data }, got ${describeValue(tensor)}`);
+  }
+  const { dtype, shape, data } = tensor;
+  if (!isDtype(dtype)) {
+    throw new TypeError(`${label} has the unknown dtype ${show(dtype)} (known: ${DTYPE_LIST})`);
+  }
+  if (!Array.isArray(shape)) {
+    throw new TypeError(`${label}: the shape must be an array, got ${describeValue(shape)}`);
+  }
+  for (const d of shape) {
+    if (typeof d !== "number") {
+      throw new TypeError(`${label}: the shape ${showShape(shape)} contains a non-number`);
+    }
+    if (!isDimension(d)) {
+      throw new RangeError(
+        `${label}: the shape ${
+          showShape(shape)
+        } has a dimension that is not a non-negative integer`,
+      );
+    }
+  }
+  if (!ArrayBuffer.isView(data)) {
+    throw new TypeError(`${label}: data must be a typed array, got ${describeValue(data)}`);
+  }
+  if (!matchesDtype(data, dtype)) {
+    throw new TypeError(
+      `${label} has dtype ${dtype}, so data must be a ${EXPECTED_VIEW[dtype]} ` +
+        `(or a Uint8Array of raw little-endian bytes), got a ${data.constructor.name}`,
+    );
+  }
+  const count = elementCount(shape, Number.MAX_SAFE_INTEGER);
+  const needed = count * DTYPE_SIZES[dtype];
+  if (needed !== data.byteLength) {
+    throw new RangeError(
+      `${label}: shape ${showShape(shape)} with dtype ${dtype} needs ` +
+        `${Number.isFinite(needed) ? needed : "too many"} bytes, but data has ${data.byteLength}`,
+    );
+  }
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (dtype === "BOOL") {
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i] > 1) {
+        throw new RangeError(`${label}: BOOL data must be 0 or 1, found ${bytes[i]} at index ${i}`);
+      }
+    }
+  }
+  const native = !(data instanceof Uint8Array || data instanceof DataView);
+  return { name, dtype, shape: shape.slice(), bytes, native };
+}
+
+/**
+ * Serializes tensors (and optional string metadata) to safetensors bytes.
+ *
+ * Tensors are written in the given order (insertion order for a `Map`, property order for a
+ * record), contiguously; the header JSON is padded with spaces to a multiple of 8 bytes so the
+ * data buffer is 8-byte aligned. The input is validated first.
+ *
+ * @param tensors The tensors by name (see {@linkcode TensorToWrite} for the data types).
+ * @param metadata Strings stored under `"__metadata__"`; omitted from the file when undefined.
+ * @returns The complete file.
+ * @throws {TypeError} When a tensor, its dtype, its data type, a name or the metadata is invalid.
+ * @throws {RangeError} When a shape is invalid or does not match the data's byte length.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serializeSafetensors } from "./safetensors.ts";
+ *
+ * const tensors = new Map([
+ *   ["b", { dtype: "I32" as const, shape: [2], data: new Int32Array([1, 2]) }],
+ *   ["a", { dtype: "U8" as const, shape: [1, 3], data: new Uint8Array([7, 8, 9]) }],
+ * ]);
+ * const bytes = serializeSafetensors(tensors, { note: "demo" });
+ * const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+ * assert(headerLength % 8 === 0);
+ * assert(bytes.length === 8 + headerLength + 8 + 3);
+ * ```
+ */
+export function serializeSafetensors(
+  tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  if (typeof tensors !== "object" || tensors === null || Array.isArray(tensors)) {
+    throw new TypeError(
+      `serializeSafetensors expects a Map or a record of tensors, got ${describeValue(tensors)}`,
+    );
+  }
+  const pairs: Iterable<[string, TensorToWrite]> = tensors instanceof Map
+    ? tensors.entries()
+    : Object.entries(tensors);
+  const prepared: PreparedTensor[] = [];
+  for (const [name, tensor] of pairs) prepared.push(prepareTensor(name, tensor));
+
+  const parts: string[] = [];
+  if (metadata !== undefined) {
+    if (!isPlainObject(metadata)) {
+      throw new TypeError(
+        `serializeSafetensors: metadata must be a record of strings, got ${
+          describeValue(metadata)
+        }`,
+      );
+    }
+    for (const [key, value] of Object.entries(metadata)) {
+      if (typeof value !== "string") {
+        throw new TypeError(
+          `serializeSafetensors: metadata value ${quote(key)} must be a string, got ${
+            describeValue(value)
+          }`,
+        );
+      }
+      if (!key.isWellFormed() || !value.isWellFormed()) {
+        throw new TypeError(
+          `serializeSafetensors: metadata entry ${quote(key)} is not well-formed Unicode`,
+        );
+      }
+    }
+    parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
+  }
+  let offset = 0;
+  for (const t of prepared) {
+    const end = offset + t.bytes.length;
+    parts.push(
+      `${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(",")}],` +
+        `"data_offsets":[${offset},${end}]}`,
+    );
+    offset = end;
+  }
+  const json = UTF8_ENCODER.encode(`{${parts.join(",")}}`);
+  const headerLength = Math.ceil(json.length / 8) * 8;
+  if (headerLength > MAX_HEADER_BYTES) {
+    throw new RangeError(
+      `serializeSafetensors: the header would be ${headerLength} bytes, above the ${MAX_HEADER_BYTES}-byte limit`,
+    );
+  }
+  const out = new Uint8Array(8 + headerLength + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.length, 8 + headerLength);
+  let position = 8 + headerLength;
+  for (const t of prepared) {
+    out.set(t.bytes, position);
+    const itemSize = DTYPE_SIZES[t.dtype];
+    if (!IS_LITTLE_ENDIAN && t.native && itemSize > 1) { // typed arrays are big-endian here
+      for (let i = position; i < position + t.bytes.length; i += itemSize) {
+        out.subarray(i, i + itemSize).reverse();
+      }
+    }
+    position += t.bytes.length;
+  }
+  return out;
+}
+
+/**
+ * Reads and parses a safetensors file (the whole file is read into memory).
+ *
+ * @param path The file's path.
+ * @returns The validated file; entries' bytes are views into the file's bytes.
+ * @throws {SafetensorsError} With code `"read-failed"` when the file cannot be read, or the
+ * code of the problem when it is not a valid safetensors file. Needs `--allow-read`.
+ * @throws {TypeError} When `path` is not a non-empty string.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/w.safetensors`;
+ * await writeSafetensorsFile(path, { w: { dtype: "F32", shape: [1], data: new Float32Array([2]) } });
+ * const file = await readSafetensorsFile(path);
+ * assert(file.tensors.get("w")!.shape[0] === 1);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readSafetensorsFile(path: string): Promise<SafetensorsFile> {
+  if (typeof path !== "string" || path === "") {
+    throw new TypeError(`readSafetensorsFile expects a non-empty path string, got ${show(path)}`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (error) {
+    throw readFailed(path, error);
+  }
+  return parseSafetensors(bytes, path);
+}
+
+/** Wraps a file-system error as a "read-failed" SafetensorsError. */
+function readFailed(path: string, error: unknown): SafetensorsError {
+  const problem = error instanceof Deno.errors.NotFound
+    ? "the file does not exist"
+    : `the file could not be read (${error instanceof Error ? error.message : String(error)})`;
+  return new SafetensorsError("read-failed", path, problem, { cause: error });
+}
+
+/**
+ * Serializes tensors and writes them to `path` atomically: the bytes go to
+ * `<path>.<random>.tmp`, which is then renamed over `path` (and removed if anything fails).
+ *
+ * @param path The destination file.
+ * @param tensors The tensors by name, as for {@linkcode serializeSafetensors}.
+ * @param metadata Optional string metadata.
+ * @returns A promise that resolves once the file is in place.
+ * @throws {TypeError} When `path` is not a non-empty string or the tensors are invalid.
+ * @throws {RangeError} When a shape does not match its data.
+ * @throws {Deno.errors.PermissionDenied} Or other file-system errors, as raised by Deno.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/labels.safetensors`;
+ * await writeSafetensorsFile(
+ *   path,
+ *   { labels: { dtype: "U8", shape: [3], data: new Uint8Array([0, 9, 4]) } },
+ *   { classes: "10" },
+ * );
+ * const file = await readSafetensorsFile(path);
+ * assert(file.metadata.classes === "10");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  if (typeof path !== "string" || path === "") {
+    throw new TypeError(`writeSafetensorsFile expects a non-empty path string, got ${show(path)}`);
+  }
+  const bytes = serializeSafetensors(tensors, metadata);
+  const random = Array.from(crypto.getRandomValues(new Uint8Array(6)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  const temporary = `${path}.${random}.tmp`;
+  try {
+    await Deno.writeFile(temporary, bytes, { createNew: true });
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    try {
+      await Deno.remove(temporary);
+    } catch {
+      // The temporary file was never created, or is already gone.
+    }
+    throw error;
+  }
+}
