@@ -73,8 +73,12 @@ Deno.test("google/ddpm-cifar10-32 config: 35,746,307 parameters, 25 blocks numbe
   assert.deepEqual(unet.block("up_blocks.3.1").shape, [32, 32, 128]);
   // Name-only outputs before an upsampler stay reachable.
   assert.equal(unet.block("up_blocks.0.2").index, null);
-  assert.throws(() => unet.block(26), (e: Error) =>
-    e instanceof RangeError && /No block 26/.test(e.message) && /17 up_blocks\.1\.0/.test(e.message));
+  assert.throws(
+    () => unet.block(26),
+    (e: Error) =>
+      e instanceof RangeError && /No block 26/.test(e.message) &&
+      /17 up_blocks\.1\.0/.test(e.message),
+  );
   assert.throws(() => unet.block("up_blocks.9.0"), RangeError);
   unet.dispose();
   assert.equal(tf.memory().numTensors, before);
@@ -86,10 +90,17 @@ Deno.test("an unsupported config value names the field and value", () => {
     /resnet_time_scale_shift = "scale_shift"/,
   );
   assert.throws(
-    () => createBackbone({ ...DDPM_CIFAR10_32, down_block_types: ["CrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"] }),
+    () =>
+      createBackbone({
+        ...DDPM_CIFAR10_32,
+        down_block_types: ["CrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"],
+      }),
     /down_block_types\[0\] = "CrossAttnDownBlock2D"/,
   );
-  assert.throws(() => createBackbone({ ...DDPM_CIFAR10_32, norm_num_groups: 48 }), /norm_num_groups = 48/);
+  assert.throws(
+    () => createBackbone({ ...DDPM_CIFAR10_32, norm_num_groups: 48 }),
+    /norm_num_groups = 48/,
+  );
 });
 
 const WAVE_1D: UNet1DConfig = {
@@ -138,7 +149,11 @@ async function kernelCount(f: () => tf.TensorContainer): Promise<number> {
 
 Deno.test("capture stops after the deepest requested block and skips eps", async () => {
   for (const config of [WAVE_1D, DDPM_CIFAR10_32]) {
-    const unet = createBackbone({ ...config, block_out_channels: config === WAVE_1D ? [16, 32, 32] : [32, 32, 32, 32], norm_num_groups: 8 });
+    const unet = createBackbone({
+      ...config,
+      block_out_channels: config === WAVE_1D ? [16, 32, 32] : [32, 32, 32, 32],
+      norm_num_groups: 8,
+    });
     const size = config === WAVE_1D ? [1, 64, 1] : [1, 32, 32, 3];
     const x = tf.zeros(size);
     const before = tf.memory().numTensors;

@@ -156,11 +156,15 @@ export async function loadBackbone(
       const expected = plan.weights.get(key);
       if (!expected) {
         throw new RangeError(
-          `Unexpected weight "${name}" in "${file}": this ${config._class_name ?? "UNet2DModel"} config has no such parameter`,
+          `Unexpected weight "${name}" in "${file}": this ${
+            config._class_name ?? "UNet2DModel"
+          } config has no such parameter`,
         );
       }
       if (weights.has(key)) {
-        throw new RangeError(`Weight "${key}" appears twice (second time as "${name}" in "${file}")`);
+        throw new RangeError(
+          `Weight "${key}" appears twice (second time as "${name}" in "${file}")`,
+        );
       }
       if (expected.length !== entry.shape.length || expected.some((d, i) => d !== entry.shape[i])) {
         throw new RangeError(
@@ -174,9 +178,9 @@ export async function loadBackbone(
     const missing = [...plan.weights.keys()].filter((k) => !weights.has(k));
     if (missing.length > 0) {
       throw new RangeError(
-        `Checkpoint "${folder}" is missing ${missing.length} weight(s): ${missing.slice(0, 10).join(", ")}${
-          missing.length > 10 ? ", …" : ""
-        }`,
+        `Checkpoint "${folder}" is missing ${missing.length} weight(s): ${
+          missing.slice(0, 10).join(", ")
+        }${missing.length > 10 ? ", …" : ""}`,
       );
     }
   } catch (e) {

@@ -89,7 +89,9 @@ export function noiseSchedule(options: ScheduleOptions = {}): NoiseSchedule {
     for (let i = 0; i < T; i++) betas[i] = T === 1 ? start : start + (end - start) * i / (T - 1);
   } else if (kind === "cosine") {
     const alphaBar = (s: number) => Math.cos((s + 0.008) / 1.008 * Math.PI / 2) ** 2;
-    for (let i = 0; i < T; i++) betas[i] = Math.min(1 - alphaBar((i + 1) / T) / alphaBar(i / T), 0.999);
+    for (let i = 0; i < T; i++) {
+      betas[i] = Math.min(1 - alphaBar((i + 1) / T) / alphaBar(i / T), 0.999);
+    }
   } else {
     throw new RangeError(`Unknown schedule kind "${kind}": expected "linear" or "cosine"`);
   }

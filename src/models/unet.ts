@@ -22,8 +22,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { ResolvedConfig, UNet1DConfig, UNet2DConfig } from "./config.ts";
-import { type BlockInfo, unetPlan, type UNetPlan } from "./unet_plan.ts";
-import { checkTimestep, noiseSchedule, type NoiseSchedule } from "./schedule.ts";
+import type { BlockInfo, UNetPlan } from "./unet_plan.ts";
+import { checkTimestep, type NoiseSchedule, noiseSchedule } from "./schedule.ts";
 import { conv } from "../nn/conv.ts";
 import { groupNorm } from "../nn/group_norm.ts";
 import { linear } from "../nn/linear.ts";
@@ -182,9 +182,9 @@ export class UNet implements Backbone {
     const spatial = this.kind === "unet2d" ? xt.shape.slice(1, 3) : [xt.shape[1]];
     if (spatial.some((d) => (d ?? 0) % factor !== 0)) {
       throw new RangeError(
-        `Input size ${spatial.join("×")} must be a multiple of ${factor} for ${
-          this.resolved.channels.length
-        } levels`,
+        `Input size ${
+          spatial.join("×")
+        } must be a multiple of ${factor} for ${this.resolved.channels.length} levels`,
       );
     }
     const out = tf.tidy(() => {

@@ -24,7 +24,14 @@ import type { ResolvedConfig } from "./config.ts";
 export type PlanOp =
   | { op: "conv_in"; cout: number }
   | { op: "resnet"; prefix: string; cin: number; cout: number; scale: number; popSkip: boolean }
-  | { op: "attention"; prefix: string; channels: number; heads: number; groups: number; rescale: number }
+  | {
+    op: "attention";
+    prefix: string;
+    channels: number;
+    heads: number;
+    groups: number;
+    rescale: number;
+  }
   | { op: "downsample"; prefix: string; channels: number }
   | { op: "upsample"; prefix: string; channels: number }
   | { op: "emit"; block: number; pushSkip: boolean }
@@ -132,7 +139,8 @@ export function unetPlan(cfg: ResolvedConfig): UNetPlan {
       const prefix = `down_blocks.${i}.downsamplers.0.conv`;
       convW(prefix, ch[i], ch[i]);
       ops.push({ op: "downsample", prefix, channels: ch[i] });
-      const half = (n: number) => Math.floor((n + (cfg.downsamplePadding === 0 ? 1 : 2) - 3) / 2) + 1;
+      const half = (n: number) =>
+        Math.floor((n + (cfg.downsamplePadding === 0 ? 1 : 2) - 3) / 2) + 1;
       if (cfg.dims === 2) h = half(h);
       w = half(w);
       emit(`down_blocks.${i}.downsample`, ch[i], true, true);

@@ -70,7 +70,11 @@ export function spatialAttention(
     const k = split(linear(scopeWeights(get, "to_k"), tokens));
     const v = split(linear(scopeWeights(get, "to_v"), tokens));
     const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
-    const attended = tf.matMul(tf.softmax(scores), v).transpose([0, 2, 1, 3]).reshape([n, h * w, c]);
+    const attended = tf.matMul(tf.softmax(scores), v).transpose([0, 2, 1, 3]).reshape([
+      n,
+      h * w,
+      c,
+    ]);
     const out = linear(scopeWeights(get, "to_out.0"), attended).reshape([n, h, w, c]);
     const sum = tf.add(out, x);
     const rescale = options.rescale ?? 1;
