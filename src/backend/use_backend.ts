@@ -113,7 +113,13 @@ export async function useBackend(
     tensorflow: () => tryTensorflow(modules, reasons),
     webgpu: () => tryWebgpu(reasons),
     wasm: () => tryWasm(reasons),
-    cpu: () => tf.setBackend("cpu"),
+    cpu: async () => {
+      const ok = await tf.setBackend("cpu");
+      // The cpu backend's first-use banner advertises tfjs-node; we document that route instead.
+      const cpu = tf.findBackend("cpu") as { firstUse?: boolean } | null;
+      if (cpu) cpu.firstUse = false;
+      return ok;
+    },
   };
   if (name !== "auto" && !(name in attempts)) {
     throw new RangeError(

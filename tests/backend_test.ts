@@ -1,0 +1,50 @@
+/** Backend selection: what `auto` picks here, explicit failures, and wasm agreeing with cpu. */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { useBackend } from "../src/backend/use_backend.ts";
+import { loadBackbone } from "../src/models/backbone.ts";
+import { fixture } from "./_fixtures.ts";
+
+Deno.test("auto picks the fastest backend that works: wasm on a CPU-only machine", async () => {
+  const name = await useBackend("auto");
+  const gpu = await (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu
+    ?.requestAdapter() as { info?: { isFallbackAdapter?: boolean } } | null | undefined;
+  const realGpu = gpu != null && !gpu.info?.isFallbackAdapter;
+  // No tfjs-node is installed in this repository, so tensorflow is never chosen here.
+  assert.equal(name, realGpu ? "webgpu" : "wasm");
+  assert.equal(tf.getBackend(), name);
+});
+
+Deno.test("an explicit backend that cannot be set says why and how to fix it", async () => {
+  await assert.rejects(
+    useBackend("tensorflow"),
+    (e: Error) =>
+      /Cannot use the tensorflow backend/.test(e.message) && /--allow-ffi/.test(e.message),
+  );
+  // deno-lint-ignore no-explicit-any
+  await assert.rejects(useBackend("metal" as any), /Unknown backend "metal"/);
+  assert.equal(await useBackend("cpu"), "cpu");
+});
+
+Deno.test("a conv-heavy forward pass agrees between wasm and cpu", async () => {
+  const unet = await loadBackbone(fixture("tiny-unet2d"));
+  const run = async (backend: "wasm" | "cpu") => {
+    await useBackend(backend);
+    const x = tf.randomUniform([2, 16, 16, 3], -1, 1, "float32", 42);
+    const { eps, blocks } = unet.forward(x, [10, 700], { capture: [4], eps: true });
+    const out = { eps: await eps!.data(), block: await blocks.get("down_blocks.1.0")!.data() };
+    tf.dispose([x, eps!, ...blocks.values()]);
+    return out;
+  };
+  // Weights live on the backend that created them; tfjs moves them on first use.
+  const wasm = await run("wasm");
+  const cpu = await run("cpu");
+  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+    return m;
+  };
+  assert.ok(maxDiff(wasm.eps, cpu.eps) < 1e-4, `eps differs by ${maxDiff(wasm.eps, cpu.eps)}`);
+  assert.ok(maxDiff(wasm.block, cpu.block) < 1e-4);
+  unet.dispose();
+});
