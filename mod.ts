@@ -40,6 +40,27 @@ export {
 } from "./src/models/schedule.ts";
 export { sampleNoise } from "./src/models/noise.ts";
 export { freeze, type FrozenBackbone } from "./src/probe/freeze.ts";
+export { type Pooling, type Tap, tapBlock, type TapOptions } from "./src/probe/tap.ts";
+export {
+  extractFeatures,
+  type ExtractOptions,
+  type FeatureData,
+  weightChecksum,
+} from "./src/probe/extract.ts";
+export { type CachedFeatures, FeatureCache } from "./src/probe/feature_cache.ts";
+export {
+  datasetChecksum,
+  imageBatches,
+  type ImageBatchOptions,
+  type ImageDataset,
+  subset,
+} from "./src/data/image_dataset.ts";
+export {
+  CIFAR10_CLASSES,
+  type Cifar10Split,
+  readCifar10Binary,
+} from "./src/data/cifar10_binary.ts";
+export { readImageFolder, type ReadImageFolderOptions } from "./src/data/image_folder.ts";
 export {
   parseSafetensors,
   readSafetensorsFile,
