@@ -1,0 +1,217 @@
+/**
+ * Sweeps: a probe at every point of a t × block grid, each point a fresh head, with the forward
+ * passes shared (all blocks at one `t` come out of one pass) and the feature cache used. The rows
+ * can be rendered as an SVG heatmap.
+ *
+ * @example
+ * ```ts ignore
+ * import { LinearHead, loadBackbone, freeze, sweep } from "@diffprobe/core";
+ *
+ * const unet = freeze(await loadBackbone("ddpm-cifar10-32"));
+ * const { rows } = await sweep(unet, { train, test }, {
+ *   ts: [10, 30, 100], blocks: [13, 17, 24],
+ *   head: (inputShape) => new LinearHead({ inputShape, outputs: 10 }),
+ *   fit: { epochs: 15 }, heatmap: "out/sweep.svg",
+ * });
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Backbone, BlockRef } from "../models/unet.ts";
+import { extractFeatures, type FeatureData } from "./extract.ts";
+import type { FeatureCache } from "./feature_cache.ts";
+import { type Pooling, tapBlock } from "./tap.ts";
+import { heatmapSvg } from "../report/heatmap.ts";
+
+/** What `sweep` needs of a head (LinearHead, MLPHead and AttentionHead all fit). */
+export interface SweepHead {
+  /** Trains on features and targets. */
+  fit(x: tf.Tensor, y: tf.Tensor | number[], options?: Record<string, unknown>): Promise<unknown>;
+  /** Metrics on held-out features: `{ accuracy, loss }` or `{ mse, mae, loss }`. */
+  evaluate(x: tf.Tensor, y: tf.Tensor | number[]): Record<string, number>;
+  /** Releases the head's tensors. */
+  dispose(): void;
+}
+
+/** A split: the inputs and their labels or targets. */
+export interface SweepSplit {
+  /** Images `[N, H, W, C]` or signals `[N, W, C]` in [-1, 1], or an iterable of batches. */
+  data: FeatureData;
+  /** Class indices or regression targets, in the order of `data`. */
+  labels: tf.Tensor | number[];
+  /** Identifies iterable data in the cache (see `extractFeatures`). */
+  dataKey?: string;
+  /** Number of samples of an iterable, for progress. */
+  total?: number;
+}
+
+/** Options of {@linkcode sweep}. */
+export interface SweepOptions {
+  /** Timesteps (rows). */
+  ts: readonly number[];
+  /** Blocks (columns), by number or name. */
+  blocks: readonly BlockRef[];
+  /** Makes a fresh head for a feature shape. */
+  head: (inputShape: number[]) => SweepHead;
+  /** Options passed to every `fit` (epochs, batch size, learning rate, seed, …). */
+  fit?: Record<string, unknown>;
+  /** Pooling of the features (default `"mean"`). */
+  pool?: Pooling;
+  /** Noise seed (default 0). */
+  seed?: number;
+  /** Metric reported per point (default `"accuracy"` when evaluate returns it, else `"mse"`). */
+  metric?: string;
+  /** Forward-pass batch size. */
+  batchSize?: number;
+  /** Feature cache folder or instance. */
+  cache?: string | FeatureCache;
+  /** Write the heatmap SVG to this path. */
+  heatmap?: string;
+  /** Title of the heatmap. */
+  title?: string;
+  /** Called after each extraction batch: `(phase, done, total)`. */
+  onProgress?: (phase: string, done: number, total: number | undefined) => void;
+  /** Called after each grid point. */
+  onPoint?: (row: SweepRow) => void;
+}
+
+/** One grid point. */
+export interface SweepRow {
+  /** Timestep. */
+  t: number;
+  /** Block number (null for name-only blocks). */
+  block: number | null;
+  /** Block name. */
+  name: string;
+  /** The metric's value on the test split. */
+  metric: number;
+  /** Which metric. */
+  metricName: string;
+  /** All metrics `evaluate` returned. */
+  metrics: Record<string, number>;
+  /** Seconds spent fitting and evaluating this head. */
+  seconds: number;
+}
+
+/** What {@linkcode sweep} returns. */
+export interface SweepResult {
+  /** Rows in grid order (t-major). */
+  rows: SweepRow[];
+  /** The best row (highest accuracy or lowest error). */
+  best: SweepRow;
+  /** The heatmap as SVG text. */
+  svg: string;
+}
+
+const LOWER_IS_BETTER = new Set(["mse", "mae", "loss"]);
+
+/**
+ * Runs a probe at every (t, block) point and returns the rows, the best point and a heatmap.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { createBackbone } from "../models/backbone.ts";
+ * import { sweep, type SweepHead } from "./sweep.ts";
+ *
+ * // A stand-in head that predicts the mean: enough to show the grid.
+ * const meanHead = (): SweepHead => ({
+ *   fit: () => Promise.resolve(),
+ *   evaluate: () => ({ mse: 1 }),
+ *   dispose: () => {},
+ * });
+ * const unet = createBackbone({ _class_name: "DiffprobeUNet1DModel", in_channels: 1, out_channels: 1,
+ *   sample_size: 16, block_out_channels: [8, 8], norm_num_groups: 4, layers_per_block: 1,
+ *   down_block_types: ["DownBlock1D", "DownBlock1D"], up_block_types: ["UpBlock1D", "UpBlock1D"] });
+ * const x = tf.randomNormal([4, 16, 1]);
+ * const { rows } = await sweep(unet, { train: { data: x, labels: [0, 1, 2, 3] }, test: { data: x, labels: [0, 1, 2, 3] } },
+ *   { ts: [10, 100], blocks: [1, 2], head: meanHead });
+ * console.log(rows.length); // 4
+ * x.dispose();
+ * unet.dispose();
+ * ```
+ */
+export async function sweep(
+  backbone: Backbone,
+  splits: { train: SweepSplit; test: SweepSplit },
+  options: SweepOptions,
+): Promise<SweepResult> {
+  if (options.ts.length === 0 || options.blocks.length === 0) {
+    throw new RangeError("A sweep needs at least one timestep and one block");
+  }
+  const infos = options.blocks.map((b) => backbone.block(b));
+  const rows: SweepRow[] = [];
+  for (const t of options.ts) {
+    const taps = infos.map((info) =>
+      tapBlock(t, info.index ?? info.name, {
+        pool: options.pool ?? "mean",
+        seed: options.seed ?? 0,
+        timesteps: backbone.schedule.timesteps,
+      })
+    );
+    const extract = (split: SweepSplit, phase: string) =>
+      extractFeatures(backbone, taps, split.data, {
+        batchSize: options.batchSize,
+        cache: options.cache,
+        dataKey: split.dataKey,
+        total: split.total,
+        onProgress: (d, n) => options.onProgress?.(`t=${t} ${phase}`, d, n),
+      });
+    const train = await extract(splits.train, "train");
+    const test = await extract(splits.test, "test");
+    try {
+      for (let i = 0; i < taps.length; i++) {
+        const xTrain = train.get(taps[i].key)!, xTest = test.get(taps[i].key)!;
+        const start = performance.now();
+        const head = options.head(xTrain.shape.slice(1));
+        try {
+          await head.fit(xTrain, splits.train.labels, options.fit);
+          const metrics = head.evaluate(xTest, splits.test.labels);
+          const metricName = options.metric ?? ("accuracy" in metrics ? "accuracy" : "mse");
+          if (!(metricName in metrics)) {
+            throw new RangeError(
+              `Metric "${metricName}" is not among the head's metrics: ${Object.keys(metrics)}`,
+            );
+          }
+          const row: SweepRow = {
+            t,
+            block: infos[i].index,
+            name: infos[i].name,
+            metric: metrics[metricName],
+            metricName,
+            metrics,
+            seconds: (performance.now() - start) / 1000,
+          };
+          rows.push(row);
+          options.onPoint?.(row);
+        } finally {
+          head.dispose();
+        }
+      }
+    } finally {
+      tf.dispose([...train.values(), ...test.values()]);
+    }
+  }
+  const lower = LOWER_IS_BETTER.has(rows[0].metricName);
+  const best = rows.reduce((a, b) => (lower ? b.metric < a.metric : b.metric > a.metric) ? b : a);
+  const svg = await heatmapSvg(
+    rows.map((r) => ({
+      t: r.t,
+      block: r.block === null ? r.name : `${r.block} ${r.name}`,
+      value: r.metric,
+    })),
+    {
+      title: options.title ?? `Probe ${rows[0].metricName} by t and block`,
+      valueLabel: rows[0].metricName,
+      higherIsBetter: !lower,
+      digits: lower ? 4 : 3,
+    },
+  );
+  if (options.heatmap) {
+    const tmp = `${options.heatmap}.${crypto.randomUUID()}.tmp`;
+    await Deno.writeTextFile(tmp, svg);
+    await Deno.rename(tmp, options.heatmap);
+  }
+  return { rows, best, svg };
+}
