@@ -62,6 +62,37 @@ export {
 } from "./src/data/cifar10_binary.ts";
 export { readImageFolder, type ReadImageFolderOptions } from "./src/data/image_folder.ts";
 export {
+  AttentionHead,
+  type AttentionHeadOptions,
+  type ClassificationMetrics,
+  type EpochLog,
+  type FitHistory,
+  type FitOptions,
+  Head,
+  type HeadMetrics,
+  type HeadOptions,
+  type HeadTargets,
+  type HeadTask,
+  LinearHead,
+  type LinearHeadOptions,
+  loadHead,
+  type MLPActivation,
+  MLPHead,
+  type MLPHeadOptions,
+  type PredictOptions,
+  type RegressionMetrics,
+} from "./src/heads/mod.ts";
+export {
+  sweep,
+  type SweepHead,
+  type SweepOptions,
+  type SweepResult,
+  type SweepRow,
+  type SweepSplit,
+} from "./src/probe/sweep.ts";
+export { type HeatmapCell, type HeatmapOptions, heatmapSvg } from "./src/report/heatmap.ts";
+export { type ProgressBar, progressBar, type ProgressBarOptions } from "./src/report/progress.ts";
+export {
   parseSafetensors,
   readSafetensorsFile,
   type SafetensorsDtype,

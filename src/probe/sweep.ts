@@ -29,7 +29,7 @@ export interface SweepHead {
   /** Trains on features and targets. */
   fit(x: tf.Tensor, y: tf.Tensor | number[], options?: Record<string, unknown>): Promise<unknown>;
   /** Metrics on held-out features: `{ accuracy, loss }` or `{ mse, mae, loss }`. */
-  evaluate(x: tf.Tensor, y: tf.Tensor | number[]): Record<string, number>;
+  evaluate(x: tf.Tensor, y: tf.Tensor | number[]): object;
   /** Releases the head's tensors. */
   dispose(): void;
 }
@@ -167,7 +167,7 @@ export async function sweep(
         const head = options.head(xTrain.shape.slice(1));
         try {
           await head.fit(xTrain, splits.train.labels, options.fit);
-          const metrics = head.evaluate(xTest, splits.test.labels);
+          const metrics = head.evaluate(xTest, splits.test.labels) as Record<string, number>;
           const metricName = options.metric ?? ("accuracy" in metrics ? "accuracy" : "mse");
           if (!(metricName in metrics)) {
             throw new RangeError(

@@ -1,0 +1,283 @@
+/**
+ * The CIFAR-10 experiment: probe a frozen DDPM with an AttentionHead and a LinearHead at
+ * (t = 30, block 24) — the thesis's setting — and sweep t × block with a linear probe.
+ *
+ * ```sh
+ * deno task cifar10 --data path/to/cifar10 --backbone path/to/ddpm-cifar10-32 --out out/cifar10
+ * ```
+ *
+ * `--data` is the official binary version (`data_batch_*.bin`, `test_batch.bin`) or an image
+ * folder (`train/<class>/*.jpg`, `test/<class>/*.jpg`). Everything goes through the feature cache
+ * (`<out>/cache` unless `--cache` says otherwise), so a second run extracts nothing.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import {
+  AttentionHead,
+  type Backbone,
+  extractFeatures,
+  type FeatureCache,
+  freeze,
+  imageBatches,
+  type ImageDataset,
+  LinearHead,
+  loadBackbone,
+  progressBar,
+  readCifar10Binary,
+  readImageFolder,
+  subset,
+  sweep,
+  type Tap,
+  tapBlock,
+  useBackend,
+} from "../../mod.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    data: { type: "string" },
+    backbone: { type: "string" },
+    out: { type: "string", default: "out/cifar10" },
+    cache: { type: "string" },
+    t: { type: "string", default: "30" },
+    block: { type: "string", default: "24" },
+    heads: { type: "string", default: "attention,linear" },
+    "attention-pool": { type: "string", default: "8" },
+    epochs: { type: "string", default: "15" },
+    "attention-epochs": { type: "string", default: "15" },
+    batch: { type: "string", default: "64" },
+    "limit-train": { type: "string" },
+    "limit-test": { type: "string" },
+    "sweep-ts": { type: "string", default: "10,30,100,300" },
+    "sweep-from": { type: "string", default: "13" },
+    "sweep-train": { type: "string", default: "10000" },
+    "sweep-test": { type: "string", default: "2000" },
+    "no-sweep": { type: "boolean", default: false },
+    backend: { type: "string", default: "auto" },
+    help: { type: "boolean", default: false },
+  },
+});
+
+if (args.help || !args.data || !args.backbone) {
+  console.log(
+    `Usage: deno task cifar10 --data <cifar10 dir> --backbone <diffusers folder> [--out out/cifar10]
+  --t 30 --block 24            the probed tap (thesis: t = 30, block 24)
+  --heads attention,linear     heads to train at the tap
+  --attention-pool 8           the AttentionHead sees the block map average-pooled to k×k tokens
+  --epochs 15 --attention-epochs 15
+  --limit-train N --limit-test N   use a seeded, class-balanced subset (quick runs)
+  --sweep-ts 10,30,100,300 --sweep-from 13   sweep t × blocks from 13 (mid_block) to the last
+  --sweep-train 10000 --sweep-test 2000      sweep on class-balanced subsets
+  --no-sweep  --cache <dir>  --backend auto|wasm|cpu|webgpu|tensorflow`,
+  );
+  Deno.exit(args.help ? 0 : 2);
+}
+
+const int = (name: string, v: string | undefined) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`--${name} must be a whole number, got "${v}"`);
+  }
+  return n;
+};
+
+/** A seeded class-balanced subset of `n` samples (all when n >= size). */
+function balanced(ds: ImageDataset, n: number | undefined, seed: number): ImageDataset {
+  if (n === undefined || n >= ds.size) return ds;
+  const byClass = ds.classes.map(() => [] as number[]);
+  ds.labels.forEach((l, i) => byClass[l].push(i));
+  let s = seed >>> 0;
+  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const picked: number[] = [];
+  for (const list of byClass) {
+    for (let i = list.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [list[i], list[j]] = [list[j], list[i]];
+    }
+    picked.push(...list.slice(0, Math.round(n / ds.classes.length)));
+  }
+  return subset(ds, picked.sort((a, b) => a - b));
+}
+
+async function readSplit(
+  dir: string,
+  split: "train" | "test",
+  cacheDir: string,
+): Promise<ImageDataset> {
+  const isBinary = await Deno.stat(join(dir, "test_batch.bin")).then(() => true, () => false) ||
+    await Deno.stat(join(dir, "cifar-10-batches-bin")).then(() => true, () => false);
+  if (isBinary) return readCifar10Binary(dir, split);
+  const bar = progressBar(`decode ${split}`, 0, { unit: "images" });
+  const ds = await readImageFolder(dir, {
+    split,
+    cacheDir,
+    onProgress: (done, total) => bar.update(done, total),
+  });
+  bar.stop();
+  return ds;
+}
+
+const backend = await useBackend(args.backend as "auto");
+const out = args.out!;
+await Deno.mkdir(out, { recursive: true });
+const cache = args.cache ?? join(out, "cache");
+console.error(`backend: ${backend}; feature cache: ${cache}`);
+
+const train = balanced(
+  await readSplit(args.data, "train", cache),
+  args["limit-train"] ? int("limit-train", args["limit-train"]) : undefined,
+  1,
+);
+const test = balanced(
+  await readSplit(args.data, "test", cache),
+  args["limit-test"] ? int("limit-test", args["limit-test"]) : undefined,
+  2,
+);
+console.error(
+  `train: ${train.size} images, test: ${test.size} images, ${train.classes.length} classes`,
+);
+const unet: Backbone = freeze(await loadBackbone(args.backbone));
+
+/** Extracts the taps for a dataset through the cache, with a progress bar. */
+async function features(
+  ds: ImageDataset,
+  taps: Tap[],
+  phase: string,
+): Promise<Map<string, tf.Tensor>> {
+  const bar = progressBar(phase, ds.size, { unit: "images" });
+  const batch = int("batch", args.batch);
+  const result = await extractFeatures(unet, taps, imageBatches(ds, batch), {
+    cache: cache as string | FeatureCache,
+    dataKey: `cifar10:${phase.split(" ")[0]}:${ds.size}:${await import("../../mod.ts").then((m) =>
+      m.datasetChecksum(ds)
+    )}`,
+    total: ds.size,
+    onProgress: (done) => bar.update(done),
+  });
+  bar.stop();
+  return result;
+}
+
+const t = int("t", args.t);
+const block = /^\d+$/.test(args.block!) ? int("block", args.block) : args.block!;
+const info = unet.block(block);
+const runs: {
+  head: string;
+  t: number;
+  block: number | null;
+  name: string;
+  accuracy: number;
+  seconds: number;
+}[] = [];
+const heads = args.heads!.split(",").map((h) => h.trim()).filter(Boolean);
+const pool = int("attention-pool", args["attention-pool"]);
+for (const kind of heads) {
+  if (kind !== "linear" && kind !== "attention") {
+    throw new RangeError(`Unknown head "${kind}": expected linear or attention`);
+  }
+  const tap = tapBlock(t, block, { pool: kind === "linear" ? "mean" : { size: pool } });
+  const start = performance.now();
+  const xTrain = (await features(train, [tap], `train ${tap.key}`)).get(tap.key)!;
+  const xTest = (await features(test, [tap], `test ${tap.key}`)).get(tap.key)!;
+  const epochs = int("epochs", kind === "linear" ? args.epochs : args["attention-epochs"]);
+  const head = kind === "linear"
+    ? new LinearHead({ inputShape: xTrain.shape.slice(1), outputs: 10, seed: 0 })
+    : new AttentionHead({ inputShape: xTrain.shape.slice(1), outputs: 10, seed: 0 });
+  const bar = progressBar(`fit ${kind}`, epochs, { unit: "epochs" });
+  await head.fit(xTrain, Array.from(train.labels), {
+    epochs,
+    batchSize: 256,
+    learningRate: kind === "linear" ? 1e-3 : 3e-4,
+    weightDecay: kind === "linear" ? 0 : 0.05,
+    onEpoch: (log) => bar.update(log.epoch, undefined, `loss ${log.loss.toFixed(4)}`),
+  });
+  bar.stop();
+  const { accuracy } = head.evaluate(xTest, Array.from(test.labels));
+  const seconds = (performance.now() - start) / 1000;
+  runs.push({ head: kind, t, block: info.index, name: info.name, accuracy, seconds });
+  console.log(
+    `${kind.padEnd(9)} t=${t} block ${info.index} ${info.name}: accuracy ${
+      (accuracy * 100).toFixed(2)
+    } % (${seconds.toFixed(0)} s)`,
+  );
+  await head.save(join(out, `head-${kind}-t${t}-b${info.index ?? info.name}`));
+  head.dispose();
+  tf.dispose([xTrain, xTest]);
+}
+
+let sweepRows: unknown[] = [];
+let best: unknown = null;
+if (!args["no-sweep"]) {
+  const from = int("sweep-from", args["sweep-from"]);
+  const blocks = unet.blocks.filter((b) => b.index! >= from).map((b) => b.index!);
+  const ts = args["sweep-ts"]!.split(",").map((s) => int("sweep-ts", s));
+  const sTrain = balanced(train, int("sweep-train", args["sweep-train"]), 3);
+  const sTest = balanced(test, int("sweep-test", args["sweep-test"]), 4);
+  console.error(
+    `sweep: t ∈ {${ts}} × blocks ${blocks[0]}..${
+      blocks.at(-1)
+    } on ${sTrain.size}/${sTest.size} images`,
+  );
+  let bar = progressBar("sweep", 1);
+  const sum = (ds: ImageDataset) => import("../../mod.ts").then((m) => m.datasetChecksum(ds));
+  const result = await sweep(unet, {
+    train: {
+      data: imageBatches(sTrain, 64),
+      labels: Array.from(sTrain.labels),
+      dataKey: `cifar10:${await sum(sTrain)}`,
+      total: sTrain.size,
+    },
+    test: {
+      data: imageBatches(sTest, 64),
+      labels: Array.from(sTest.labels),
+      dataKey: `cifar10:${await sum(sTest)}`,
+      total: sTest.size,
+    },
+  }, {
+    ts,
+    blocks,
+    head: (inputShape) => new LinearHead({ inputShape, outputs: 10, seed: 0 }),
+    fit: { epochs: int("epochs", args.epochs), batchSize: 256, learningRate: 1e-3, weightDecay: 0 },
+    cache,
+    heatmap: join(out, "sweep.svg"),
+    title: `Linear probe accuracy on CIFAR-10 (${sTrain.size} train / ${sTest.size} test)`,
+    onProgress: (phase, done, total) => {
+      if (done === 0 || (bar as { phase?: string }).phase !== phase) {
+        bar.stop();
+        bar = Object.assign(progressBar(phase, total ?? 0, { unit: "images" }), { phase });
+      }
+      bar.update(done, total);
+    },
+    onPoint: (r) =>
+      console.error(`  t=${r.t} block ${r.block} ${r.name}: ${(r.metric * 100).toFixed(2)} %`),
+  });
+  bar.stop();
+  sweepRows = result.rows;
+  best = result.best;
+  console.log(
+    `sweep best: t=${result.best.t} block ${result.best.block} ${result.best.name}: ${
+      (result.best.metric * 100).toFixed(2)
+    } %`,
+  );
+}
+
+await Deno.writeTextFile(
+  join(out, "results.json"),
+  JSON.stringify(
+    {
+      backend,
+      backbone: args.backbone,
+      train: train.size,
+      test: test.size,
+      runs,
+      sweep: sweepRows,
+      sweepBest: best,
+    },
+    null,
+    2,
+  ) + "\n",
+);
+console.log(`wrote ${join(out, "results.json")}`);
+unet.dispose();
