@@ -1,0 +1,401 @@
+/**
+ * Readers for NOAA National Data Buoy Center (NDBC) historical standard meteorological files
+ * (`<station>hYYYY.txt`, e.g. `46035h2017.txt`, or the `.txt.gz` NDBC serves), in every header
+ * variant the archive uses:
+ *
+ * | years      | header starts        | notes                                              |
+ * | ---------- | -------------------- | -------------------------------------------------- |
+ * | until 1998 | `YY MM DD hh`        | 2-digit years (read as 19YY), `WD` and `BAR`       |
+ * | 1999       | `YYYY MM DD hh`      | 4-digit years                                      |
+ * | 2000–2004  | `YYYY MM DD hh`      | `TIDE` added (rows before mid-2000 may lack it)    |
+ * | 2005–2006  | `YYYY MM DD hh mm`   | minute column                                      |
+ * | from 2007  | `#YY  MM DD hh mm`   | `WDIR` and `PRES`, plus a `#yr mo dy hr mn` units line |
+ *
+ * Column names are normalised to the modern ones (`WD` → `WDIR`, `BAR` → `PRES`). Missing-value
+ * sentinels become `NaN`: 99 (in any spelling: `99`, `99.0`, `99.00`) for WVHT, DPD, APD, WSPD,
+ * GST, VIS and TIDE; 999 for WDIR, MWD, ATMP, WTMP and DEWP; 9999 for PRES. Times are UTC.
+ *
+ * Malformed lines (wrong field count, non-numeric values, impossible dates) are never dropped
+ * silently: they are returned as {@linkcode ReadIssue}s with file and line number, or, with
+ * `strict: true`, the first one throws a `RangeError`.
+ *
+ * @example
+ * ```ts
+ * import { parseNdbcStdmet } from "./ndbc.ts";
+ *
+ * const text = [
+ *   "#YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES  ATMP  WTMP  DEWP  VIS  TIDE",
+ *   "#yr  mo dy hr mn degT m/s  m/s     m   sec   sec degT   hPa  degC  degC  degC  nmi    ft",
+ *   "2017 01 01 00 50 230 14.5 18.1  7.39 13.79  9.74 125  985.7   2.7   3.9 999.0 99.0 99.00",
+ * ].join("\n");
+ * const { series, issues } = parseNdbcStdmet(text, "46035h2017.txt");
+ * console.log(new Date(series.times[0]).toISOString()); // 2017-01-01T00:50:00.000Z
+ * const { WVHT, DEWP } = series.columns;
+ * console.log(WVHT[0].toFixed(2), DEWP[0], issues.length); // "7.39" NaN 0
+ * ```
+ *
+ * @module
+ */
+
+import { readdir, readFile, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
+
+/**
+ * Options of {@linkcode parseNdbcStdmet} and {@linkcode readNdbcStdmet}.
+ *
+ * @example
+ * ```ts
+ * import type { NdbcOptions } from "./ndbc.ts";
+ *
+ * const options: NdbcOptions = { columns: ["WVHT", "DPD", "APD", "WSPD"], strict: true };
+ * ```
+ */
+export interface NdbcOptions {
+  /**
+   * Throw a `RangeError` naming `file:line` at the first malformed line instead of collecting
+   * it in `issues`. Default `false`.
+   */
+  strict?: boolean;
+  /**
+   * Keep only these columns (modern names, e.g. `["WVHT", "DPD"]`); a known column the file lacks
+   * (such as `TIDE` before 2000) is all `NaN`. Default: every column of the header(s).
+   */
+  columns?: readonly string[];
+}
+
+/**
+ * Missing-value sentinel of each standard meteorological column (by modern name).
+ *
+ * @example
+ * ```ts
+ * import { NDBC_SENTINELS } from "./ndbc.ts";
+ *
+ * console.log(NDBC_SENTINELS.WVHT, NDBC_SENTINELS.PRES); // 99 9999
+ * ```
+ */
+export const NDBC_SENTINELS: Readonly<Record<string, number>> = Object.freeze({
+  WDIR: 999,
+  WSPD: 99,
+  GST: 99,
+  WVHT: 99,
+  DPD: 99,
+  APD: 99,
+  MWD: 999,
+  PRES: 9999,
+  ATMP: 999,
+  WTMP: 999,
+  DEWP: 999,
+  VIS: 99,
+  TIDE: 99,
+});
+
+/** Old header names → modern names. */
+const ALIASES: Readonly<Record<string, string>> = { WD: "WDIR", BAR: "PRES" };
+
+const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
+const INT = /^\d+$/;
+
+/**
+ * Parses the text of one NDBC standard meteorological file.
+ *
+ * The first non-blank line must be the header (`YY …`, `YYYY …` or `#YY …`); a line starting
+ * with `#` right after a `#YY` header is the units line and is skipped. Blank lines are skipped.
+ * Every other line must have one field per header column — except that, in the 2000–2004 layout
+ * (`YYYY MM DD hh` with `TIDE` last), rows lacking only the final `TIDE` field are read with TIDE
+ * `NaN`: NDBC added the column in mid-2000 and its 2000 files mix both widths (46035h2000.txt has
+ * 3,673 short rows). Two-digit years are 19YY; four-digit years are taken as they are.
+ *
+ * @example
+ * ```ts
+ * import { parseNdbcStdmet } from "./ndbc.ts";
+ *
+ * const text = "YY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS\n" +
+ *   "85 09 13 20 169 09.9 12.1 03.40 11.10 07.80 999 0983.2  09.3 999.0 999.0 99.0\n" +
+ *   "85 09 13 21 179 08.2 10.1 03.30 12.50 07.70 999 0982.9\n";
+ * const r = parseNdbcStdmet(text, "46035h1985.txt", { columns: ["WVHT", "PRES"] });
+ * console.log(r.series.times[0] === Date.UTC(1985, 8, 13, 20)); // true
+ * console.log(r.series.columns.PRES[0].toFixed(1)); // "983.2"
+ * console.log(r.issues[0].line, r.issues[0].reason); // 3 "expected 16 fields, found 12"
+ * ```
+ *
+ * @param text The file's contents (LF or CRLF line ends).
+ * @param file A name for messages and issues; default `"<text>"`.
+ * @param options `strict` and `columns`.
+ * @returns The series (sorted by time), the malformed lines and the row count.
+ * @throws {RangeError} If the header is not an NDBC standard meteorological header, a requested
+ *   column is unknown, or (`strict`) a line is malformed.
+ */
+export function parseNdbcStdmet(
+  text: string,
+  file = "<text>",
+  options: NdbcOptions = {},
+): ReadResult {
+  const lines = text.split("\n");
+  let i = 0;
+  while (i < lines.length && lines[i].trim() === "") i++;
+  if (i === lines.length) {
+    throw new RangeError(`Cannot read ${file}: it is empty (expected an NDBC header line)`);
+  }
+  const header = parseHeader(lines[i], file, i + 1);
+  i++;
+  if (header.hashed && i < lines.length && lines[i].trimStart().startsWith("#")) i++;
+
+  const keep = selectColumns(header.names, options.columns, file);
+  const nFields = header.timeFields + header.names.length;
+  // The 2000–2004 layout (no minute column, TIDE last): NDBC added TIDE in mid-2000, and its 2000
+  // files hold rows of both widths.
+  const tideOptional = header.timeFields === 4 && header.names[header.names.length - 1] === "TIDE";
+  const issues: ReadIssue[] = [];
+  const report = (line: number, reason: string): void => {
+    if (options.strict) throw new RangeError(`Malformed NDBC line at ${file}:${line}: ${reason}`);
+    issues.push({ file, line, reason });
+  };
+
+  const times: number[] = [];
+  const values: number[][] = keep.map(() => []);
+  const row = new Float64Array(header.names.length);
+  for (; i < lines.length; i++) {
+    const raw = lines[i];
+    const trimmed = raw.trim();
+    if (trimmed === "") continue;
+    const lineNo = i + 1;
+    if (trimmed.startsWith("#")) {
+      report(lineNo, `unexpected line starting with "#" after the header: "${clip(trimmed)}"`);
+      continue;
+    }
+    const f = trimmed.split(/\s+/);
+    const missingTide = tideOptional && f.length === nFields - 1;
+    if (f.length !== nFields && !missingTide) {
+      report(lineNo, `expected ${nFields} fields, found ${f.length}`);
+      continue;
+    }
+    const t = parseTime(f, header.timeFields);
+    if (typeof t === "string") {
+      report(lineNo, t);
+      continue;
+    }
+    let bad: string | undefined;
+    for (let c = 0; c < header.names.length; c++) {
+      const name = header.names[c];
+      const s = f[header.timeFields + c];
+      if (s === undefined) { // only the TIDE field of a short row
+        row[c] = NaN;
+        continue;
+      }
+      if (!NUMBER.test(s)) {
+        bad = `non-numeric value "${clip(s)}" in column ${name}`;
+        break;
+      }
+      const v = Number(s);
+      row[c] = v === NDBC_SENTINELS[name] ? NaN : v;
+    }
+    if (bad !== undefined) {
+      report(lineNo, bad);
+      continue;
+    }
+    times.push(t);
+    for (let k = 0; k < keep.length; k++) {
+      const c = keep[k].index;
+      values[k].push(c < 0 ? NaN : row[c]);
+    }
+  }
+  const columns: Record<string, number[]> = {};
+  keep.forEach((k, j) => columns[k.name] = values[j]);
+  return { ...buildSeries(times, columns), issues, rows: times.length, files: [file] };
+}
+
+/**
+ * Reads NDBC standard meteorological files — a list of paths, or a directory, whose `*.txt` and
+ * `*.txt.gz` files are read in name order — and merges them into one series sorted by time.
+ * A column some files lack (e.g. `TIDE` before 2000) is `NaN` in their rows. Files ending in
+ * `.gz` are decompressed. Issues name each file by its base name.
+ *
+ * @example
+ * ```ts ignore
+ * import { readNdbcStdmet } from "./ndbc.ts";
+ *
+ * const { series, issues, files } = await readNdbcStdmet("../shared/data/ndbc-46035", {
+ *   columns: ["WVHT", "DPD", "APD", "WSPD"],
+ * });
+ * console.log(files.length, series.times.length, issues.length); // 32 246771 0
+ * ```
+ *
+ * @param paths A directory, a file, or a list of files (paths or `file:` URLs).
+ * @param options `strict` and `columns`.
+ * @returns The merged series, all malformed lines, the row count and the files read.
+ * @throws {RangeError} If no file is given, a directory holds no NDBC file, a header is not an
+ *   NDBC header, or (`strict`) a line is malformed.
+ */
+export async function readNdbcStdmet(
+  paths: string | URL | readonly (string | URL)[],
+  options: NdbcOptions = {},
+): Promise<ReadResult> {
+  const files = await listFiles(paths);
+  const parts: ReadResult[] = [];
+  for (const path of files) {
+    parts.push(parseNdbcStdmet(await readText(path), basename(path), options));
+  }
+  const names: string[] = [];
+  for (const p of parts) {
+    for (const name of Object.keys(p.series.columns)) if (!names.includes(name)) names.push(name);
+  }
+  const total = parts.reduce((n, p) => n + p.rows, 0);
+  const times: number[] = new Array(total);
+  const columns: Record<string, number[]> = {};
+  for (const name of names) columns[name] = new Array(total);
+  let at = 0;
+  for (const p of parts) {
+    for (let r = 0; r < p.rows; r++) times[at + r] = p.series.times[r];
+    for (const name of names) {
+      const src = p.series.columns[name];
+      const dst = columns[name];
+      for (let r = 0; r < p.rows; r++) dst[at + r] = src ? src[r] : NaN;
+    }
+    at += p.rows;
+  }
+  return {
+    ...buildSeries(times, columns),
+    issues: parts.flatMap((p) => p.issues),
+    rows: total,
+    files: parts.map((p) => p.files[0]),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internals
+
+interface Header {
+  /** Whether the header started with `#` (2007 and later: a units line may follow). */
+  hashed: boolean;
+  /** 4 (YY MM DD hh) or 5 (… mm). */
+  timeFields: number;
+  /** Modern names of the data columns after the time fields. */
+  names: string[];
+}
+
+function parseHeader(line: string, file: string, lineNo: number): Header {
+  const tokens = line.trim().split(/\s+/);
+  const hashed = tokens[0].startsWith("#");
+  const first = hashed ? tokens[0].slice(1) : tokens[0];
+  if (
+    (first !== "YY" && first !== "YYYY") || tokens[1] !== "MM" || tokens[2] !== "DD" ||
+    tokens[3] !== "hh"
+  ) {
+    throw new RangeError(
+      `Cannot read ${file}:${lineNo}: not an NDBC standard meteorological header (expected ` +
+        `"YY MM DD hh", "YYYY MM DD hh" or "#YY MM DD hh …"), got "${clip(line.trim())}"`,
+    );
+  }
+  const timeFields = tokens[4] === "mm" ? 5 : 4;
+  const names = tokens.slice(timeFields).map((t) => ALIASES[t] ?? t);
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) {
+      throw new RangeError(`Cannot read ${file}:${lineNo}: column ${name} appears twice`);
+    }
+    seen.add(name);
+  }
+  return { hashed, timeFields, names };
+}
+
+function selectColumns(
+  names: string[],
+  wanted: readonly string[] | undefined,
+  file: string,
+): { name: string; index: number }[] {
+  if (!wanted) return names.map((name, index) => ({ name, index }));
+  return wanted.map((w) => {
+    const name = ALIASES[w] ?? w;
+    const index = names.indexOf(name);
+    if (index < 0 && !(name in NDBC_SENTINELS)) {
+      throw new RangeError(
+        `Cannot read column "${w}" from ${file}: it is neither in the header (${
+          names.join(", ")
+        }) nor a standard meteorological column`,
+      );
+    }
+    return { name, index };
+  });
+}
+
+/** The UTC time of a row, or the reason it is not a valid time. */
+function parseTime(f: string[], timeFields: number): number | string {
+  const [ys, ms, ds, hs] = f;
+  const mins = timeFields === 5 ? f[4] : "0";
+  const parts: [string, string][] = [
+    ["year", ys],
+    ["month", ms],
+    ["day", ds],
+    ["hour", hs],
+    ["minute", mins],
+  ];
+  for (const [label, s] of parts) {
+    if (!INT.test(s)) return `non-numeric ${label} "${clip(s)}"`;
+  }
+  if (ys.length !== 2 && ys.length !== 4) return `year "${ys}" has neither 2 nor 4 digits`;
+  const year = ys.length === 2 ? 1900 + Number(ys) : Number(ys);
+  const month = Number(ms);
+  const day = Number(ds);
+  const hour = Number(hs);
+  const minute = Number(mins);
+  const days = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
+  if (days === 0 || day < 1 || day > days || hour > 23 || minute > 59) {
+    return `impossible date ${ys}-${ms}-${ds} ${hs}:${timeFields === 5 ? mins : "00"}`;
+  }
+  return Date.UTC(year, month - 1, day, hour, minute);
+}
+
+/** Sorts rows by time (stably) and packs them into typed arrays. */
+function buildSeries(
+  times: number[],
+  columns: Record<string, number[]>,
+): { series: TimeSeries } {
+  const n = times.length;
+  let sorted = true;
+  for (let r = 1; r < n && sorted; r++) if (times[r] < times[r - 1]) sorted = false;
+  let order: number[] | undefined;
+  if (!sorted) {
+    order = Array.from({ length: n }, (_, r) => r);
+    order.sort((a, b) => times[a] - times[b] || a - b);
+  }
+  const outTimes = new Float64Array(n);
+  for (let r = 0; r < n; r++) outTimes[r] = times[order ? order[r] : r];
+  const out: Record<string, Float32Array> = {};
+  for (const [name, col] of Object.entries(columns)) {
+    const arr = new Float32Array(n);
+    for (let r = 0; r < n; r++) arr[r] = col[order ? order[r] : r];
+    out[name] = arr;
+  }
+  return { series: { times: outTimes, columns: out } };
+}
+
+async function listFiles(paths: string | URL | readonly (string | URL)[]): Promise<string[]> {
+  const toPath = (p: string | URL): string => p instanceof URL ? fileURLToPath(p) : p;
+  if (typeof paths !== "string" && !(paths instanceof URL)) {
+    if (paths.length === 0) throw new RangeError("Cannot read NDBC files: no file given");
+    return paths.map(toPath);
+  }
+  const path = toPath(paths);
+  if (!(await stat(path)).isDirectory()) return [path];
+  const names = (await readdir(path)).filter((n) => /\.txt(\.gz)?$/i.test(n)).sort();
+  if (names.length === 0) {
+    throw new RangeError(`Cannot read NDBC files from ${path}: it holds no *.txt or *.txt.gz file`);
+  }
+  return names.map((n) => join(path, n));
+}
+
+/** Reads a file as text, gunzipping names that end in `.gz`. */
+async function readText(path: string): Promise<string> {
+  const bytes = await readFile(path);
+  if (!/\.gz$/i.test(path)) return new TextDecoder().decode(bytes);
+  const stream = new Blob([new Uint8Array(bytes)]).stream().pipeThrough(
+    new DecompressionStream("gzip"),
+  );
+  return await new Response(stream).text();
+}
+
+function clip(s: string): string {
+  return s.length > 40 ? s.slice(0, 37) + "..." : s;
+}
