@@ -62,6 +62,40 @@ export {
 } from "./src/data/cifar10_binary.ts";
 export { readImageFolder, type ReadImageFolderOptions } from "./src/data/image_folder.ts";
 export {
+  chronologicalSplit,
+  interpolateGaps,
+  type InterpolateOptions,
+  makeWindows,
+  MinMaxScaler,
+  type ReadIssue,
+  type ReadResult,
+  resampleHourly,
+  type ResampleOptions,
+  selectWindows,
+  type Split,
+  type SplitOptions,
+  type TimeBoundary,
+  type TimeSeries,
+  type WindowArrayOptions,
+  type WindowArrays,
+  type WindowOptions,
+  type Windows,
+  windowsToArrays,
+  windowsToTensors,
+} from "./src/data/timeseries.ts";
+export {
+  NDBC_SENTINELS,
+  type NdbcOptions,
+  parseNdbcStdmet,
+  readNdbcStdmet,
+} from "./src/data/ndbc.ts";
+export {
+  type CsvSeriesOptions,
+  type CsvTimeFormat,
+  parseCsvSeries,
+  readCsvSeries,
+} from "./src/data/csv_series.ts";
+export {
   AttentionHead,
   type AttentionHeadOptions,
   type ClassificationMetrics,

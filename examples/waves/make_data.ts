@@ -14,15 +14,11 @@
  * row count, the SHA-256 of the uncompressed CSV and summary statistics, and refuses to write if
  * any line of the input is malformed.
  *
- * It imports the readers from `src/` rather than `mod.ts` because it is a maintenance tool for
- * the repository's data, not an example of the public API.
- *
  * @module
  */
 
 import { basename } from "node:path";
-import { readNdbcStdmet } from "../../src/data/ndbc.ts";
-import { resampleHourly, type TimeSeries } from "../../src/data/timeseries.ts";
+import { readNdbcStdmet, resampleHourly, type TimeSeries } from "../../mod.ts";
 
 /** The channels the default dataset keeps, in file order. */
 export const WAVE_CHANNELS: readonly string[] = ["WVHT", "DPD", "APD", "WSPD"];
