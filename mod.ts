@@ -125,6 +125,7 @@ export {
   type SweepSplit,
 } from "./src/probe/sweep.ts";
 export { type HeatmapCell, type HeatmapOptions, heatmapSvg } from "./src/report/heatmap.ts";
+export { type LinePlotOptions, linePlotSvg, type LineSeries } from "./src/report/line_plot.ts";
 export { type ProgressBar, progressBar, type ProgressBarOptions } from "./src/report/progress.ts";
 export {
   parseSafetensors,

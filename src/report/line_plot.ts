@@ -1,0 +1,106 @@
+/**
+ * SVG line plots (loss curves, predictions against truth, signals), rendered by vega-lite +
+ * vega's headless SVG renderer.
+ *
+ * @example
+ * ```ts
+ * import { linePlotSvg } from "./line_plot.ts";
+ *
+ * const svg = await linePlotSvg([
+ *   { name: "truth", x: [0, 1, 2], y: [1, 2, 1.5] },
+ *   { name: "probe", x: [0, 1, 2], y: [1.1, 1.8, 1.6] },
+ * ], { title: "Wave height", xLabel: "hour", yLabel: "m" });
+ * console.log(svg.startsWith("<svg")); // true
+ * ```
+ *
+ * @module
+ */
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+
+/** One line. */
+export interface LineSeries {
+  /** Legend name. */
+  name: string;
+  /** X values (numbers, or epoch milliseconds with `xType: "time"`). */
+  x: ArrayLike<number>;
+  /** Y values; non-finite values leave a gap. */
+  y: ArrayLike<number>;
+}
+
+/** Options of {@linkcode linePlotSvg}. */
+export interface LinePlotOptions {
+  /** Chart title. */
+  title?: string;
+  /** X axis title. */
+  xLabel?: string;
+  /** Y axis title. */
+  yLabel?: string;
+  /** `"quantitative"` (default) or `"time"` (x in epoch milliseconds, UTC). */
+  xType?: "quantitative" | "time";
+  /** Logarithmic y axis (default false). */
+  logY?: boolean;
+  /** Width in pixels (default 640). */
+  width?: number;
+  /** Height in pixels (default 260). */
+  height?: number;
+}
+
+/**
+ * Renders the series as an SVG line chart.
+ *
+ * @example
+ * ```ts
+ * import { linePlotSvg } from "./line_plot.ts";
+ *
+ * const loss = [1, 0.5, 0.3, 0.25];
+ * const svg = await linePlotSvg([{ name: "loss", x: [1, 2, 3, 4], y: loss }], { logY: true });
+ * console.log(svg.includes("loss")); // true
+ * ```
+ */
+export async function linePlotSvg(
+  series: readonly LineSeries[],
+  options: LinePlotOptions = {},
+): Promise<string> {
+  if (series.length === 0) throw new RangeError("A line plot needs at least one series");
+  const values: { x: number; y: number | null; series: string }[] = [];
+  for (const s of series) {
+    if (s.x.length !== s.y.length) {
+      throw new RangeError(
+        `Series "${s.name}" has ${s.x.length} x values but ${s.y.length} y values`,
+      );
+    }
+    for (let i = 0; i < s.x.length; i++) {
+      values.push({ x: s.x[i], y: Number.isFinite(s.y[i]) ? s.y[i] : null, series: s.name });
+    }
+  }
+  const spec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: options.title ?? "",
+    width: options.width ?? 640,
+    height: options.height ?? 260,
+    data: { values },
+    mark: { type: "line", strokeWidth: 1.2, clip: true },
+    encoding: {
+      x: {
+        field: "x",
+        type: options.xType === "time" ? "temporal" : "quantitative",
+        title: options.xLabel ?? "",
+        ...(options.xType === "time" ? { timeUnit: "utcyearmonthdatehours" } : {}),
+      },
+      y: {
+        field: "y",
+        type: "quantitative",
+        title: options.yLabel ?? "",
+        scale: options.logY ? { type: "log" } : { zero: false },
+      },
+      color: { field: "series", type: "nominal", title: "", sort: series.map((s) => s.name) },
+    },
+  } as unknown as TopLevelSpec;
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
