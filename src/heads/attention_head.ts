@@ -1,0 +1,242 @@
+/**
+ * The attention probe: a small pre-LayerNorm transformer over the spatial positions of a
+ * feature map, read out through a learned class token.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { formatShape, Head, type HeadOptions, type HeadTask, readHeadManifest } from "./head.ts";
+import {
+  type AttentionWeights,
+  dense,
+  gelu,
+  initLinearUniform,
+  initTruncatedNormal,
+  initXavierUniform,
+  layerNorm,
+  selfAttention,
+  sinCosPositions,
+} from "./_layers.ts";
+import { Rng } from "./_random.ts";
+
+/** Options of {@linkcode AttentionHead}. */
+export interface AttentionHeadOptions<T extends HeadTask = HeadTask> extends HeadOptions<T> {
+  /** The token width. Default 256. */
+  dim?: number;
+  /** The attention heads per layer; must divide `dim`. Default 8. */
+  heads?: number;
+  /** The transformer blocks. Default 2. */
+  layers?: number;
+}
+
+interface Norm {
+  gamma: tf.Variable;
+  beta: tf.Variable;
+}
+
+interface Block {
+  norm1: Norm;
+  attention: AttentionWeights;
+  norm2: Norm;
+  fc1: { weight: tf.Variable; bias: tf.Variable };
+  fc2: { weight: tf.Variable; bias: tf.Variable };
+}
+
+/**
+ * An attention probe over a feature map.
+ *
+ * Each position of an `[H, W, C]` map (or `[W, C]` for 1-D signals, or a single `[C]` vector,
+ * which is one token) is a token of `C` channels. Tokens go through a LayerNorm and a linear
+ * projection to `dim`, get a learned positional embedding, and a learned class token is put
+ * in front. Then come `layers` pre-LayerNorm transformer blocks
+ * (`x + MHSA(LN(x))`, then `x + MLP(LN(x))` with a 4× GELU MLP), a final LayerNorm of the
+ * class token and a linear layer to the outputs.
+ *
+ * Weights (all `[in, out]` for matrices) are named `embed.norm.{weight,bias}`,
+ * `embed.proj.{weight,bias}`, `pos_embed` `[tokens, dim]`, `cls_token` `[dim]`,
+ * `blocks.<i>.{norm1,norm2}.{weight,bias}`, `blocks.<i>.attn.qkv.{weight,bias}` (queries,
+ * keys, values along the last axis), `blocks.<i>.attn.proj.{weight,bias}`,
+ * `blocks.<i>.mlp.{fc1,fc2}.{weight,bias}`, `norm.{weight,bias}` and `head.{weight,bias}`.
+ * Initialisation is chosen for short probe trainings, where ViT's defaults leave the head on
+ * a plateau for many steps: the input projection starts like PyTorch's `nn.Linear`; the
+ * positional embedding as MAE's fixed sine–cosine embedding of the grid coordinates (then
+ * trains freely), so position is visible from the first step; the block matrices Xavier-uniform
+ * (as JAX's ViT); the class token and the output layer from a normal of std 0.02 truncated at
+ * ±2 std; biases at 0, LayerNorm gains at 1.
+ *
+ * @example Which quadrant of a 4×4 map holds a bump?
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { AttentionHead } from "./attention_head.ts";
+ * const head = new AttentionHead({ inputShape: [4, 4, 8], outputs: 4, dim: 32, heads: 4, layers: 1 });
+ * const x = tf.randomNormal([8, 4, 4, 8]);
+ * const logits = head.predict(x); // [8, 4]
+ * console.log(logits.shape, head.parameterCount);
+ * tf.dispose([x, logits]);
+ * head.dispose();
+ * ```
+ */
+export class AttentionHead<T extends HeadTask = "classification"> extends Head<T> {
+  /** Always `"AttentionHead"`. */
+  override readonly className: string = "AttentionHead";
+  /** The resolved options. */
+  override readonly options: Required<AttentionHeadOptions<T>>;
+  /** The number of spatial tokens (positions of the map), not counting the class token. */
+  readonly tokens: number;
+  /** The channels of each token. */
+  readonly channels: number;
+  #embedNorm: Norm;
+  #embed: { weight: tf.Variable; bias: tf.Variable };
+  #pos: tf.Variable;
+  #cls: tf.Variable;
+  #blocks: Block[] = [];
+  #norm: Norm;
+  #head: { weight: tf.Variable; bias: tf.Variable };
+
+  /**
+   * Creates a randomly initialised attention head.
+   *
+   * @param options Input shape (`[H, W, C]`, `[W, C]` or `[C]`), outputs, task, seed, `dim`,
+   *   `heads` and `layers`.
+   */
+  constructor(options: AttentionHeadOptions<T>) {
+    super(checkAttentionOptions(options));
+    const dim = options.dim ?? 256;
+    const heads = options.heads ?? 8;
+    const layers = options.layers ?? 2;
+    this.options = {
+      inputShape: [...this.inputShape],
+      outputs: this.outputs,
+      task: this.task,
+      seed: this.seed,
+      dim,
+      heads,
+      layers,
+    };
+    this.channels = this.inputShape[this.inputShape.length - 1];
+    this.tokens = this.featureSize / this.channels;
+    const rng = new Rng(this.seed);
+    const c = this.channels;
+    const norm = (name: string, width: number): Norm => ({
+      gamma: this.addWeight(`${name}.weight`, [width], new Float32Array(width).fill(1), false),
+      beta: this.addWeight(`${name}.bias`, [width], new Float32Array(width), false),
+    });
+    const linear = (name: string, fanIn: number, fanOut: number, values: Float32Array) => ({
+      weight: this.addWeight(`${name}.weight`, [fanIn, fanOut], values, true),
+      bias: this.addWeight(`${name}.bias`, [fanOut], new Float32Array(fanOut), false),
+    });
+    const xavier = (name: string, fanIn: number, fanOut: number) =>
+      linear(name, fanIn, fanOut, initXavierUniform(rng, fanIn, fanOut));
+
+    this.#embedNorm = norm("embed.norm", c);
+    const proj = initLinearUniform(rng, c, dim);
+    this.#embed = {
+      weight: this.addWeight("embed.proj.weight", [c, dim], proj.weight, true),
+      bias: this.addWeight("embed.proj.bias", [dim], proj.bias, false),
+    };
+    this.#pos = this.addWeight(
+      "pos_embed",
+      [this.tokens, dim],
+      sinCosPositions(this.inputShape.slice(0, -1), dim),
+      false,
+    );
+    this.#cls = this.addWeight("cls_token", [dim], initTruncatedNormal(rng, dim), false);
+    for (let i = 0; i < layers; i++) {
+      const p = `blocks.${i}`;
+      const norm1 = norm(`${p}.norm1`, dim);
+      const qkv = xavier(`${p}.attn.qkv`, dim, 3 * dim);
+      const out = xavier(`${p}.attn.proj`, dim, dim);
+      const norm2 = norm(`${p}.norm2`, dim);
+      const fc1 = xavier(`${p}.mlp.fc1`, dim, 4 * dim);
+      const fc2 = xavier(`${p}.mlp.fc2`, 4 * dim, dim);
+      this.#blocks.push({
+        norm1,
+        attention: {
+          qkvWeight: qkv.weight,
+          qkvBias: qkv.bias,
+          outWeight: out.weight,
+          outBias: out.bias,
+        },
+        norm2,
+        fc1,
+        fc2,
+      });
+    }
+    this.#norm = norm("norm", dim);
+    this.#head = linear("head", dim, this.outputs, initTruncatedNormal(rng, dim * this.outputs));
+  }
+
+  /** Tokens → embedding → class token + blocks → LayerNorm → linear. */
+  protected override forward(x: tf.Tensor): tf.Tensor {
+    const batch = x.shape[0];
+    const { dim, heads } = this.options;
+    let tokens = x.reshape([batch, this.tokens, this.channels]);
+    tokens = layerNorm(tokens, this.#embedNorm.gamma, this.#embedNorm.beta);
+    tokens = dense(tokens, this.#embed.weight, this.#embed.bias).add(this.#pos);
+    const cls = this.#cls.reshape([1, 1, dim]).tile([batch, 1, 1]);
+    let h = tf.concat([cls, tokens], 1);
+    for (const block of this.#blocks) {
+      h = h.add(
+        selfAttention(layerNorm(h, block.norm1.gamma, block.norm1.beta), block.attention, heads),
+      );
+      const mlpIn = layerNorm(h, block.norm2.gamma, block.norm2.beta);
+      h = h.add(
+        dense(
+          gelu(dense(mlpIn, block.fc1.weight, block.fc1.bias)),
+          block.fc2.weight,
+          block.fc2.bias,
+        ),
+      );
+    }
+    const first = tf.gather(h, [0], 1).reshape([batch, dim]); // the class token
+    return dense(
+      layerNorm(first, this.#norm.gamma, this.#norm.beta),
+      this.#head.weight,
+      this.#head.bias,
+    );
+  }
+
+  /**
+   * Loads a head saved by {@linkcode Head.save}.
+   *
+   * @example
+   * ```ts ignore
+   * const head = await AttentionHead.load("out/attention-probe");
+   * ```
+   *
+   * @param dir The folder.
+   * @returns The head, with its weights and standardisation statistics.
+   */
+  static async load(dir: string): Promise<AttentionHead<HeadTask>> {
+    const manifest = await readHeadManifest(dir, "AttentionHead");
+    const head = new AttentionHead<HeadTask>(manifest.options as AttentionHeadOptions);
+    await head.restore(dir, manifest);
+    return head;
+  }
+}
+
+function checkAttentionOptions<T extends HeadTask>(
+  options: AttentionHeadOptions<T>,
+): AttentionHeadOptions<T> {
+  const inputShape = options?.inputShape;
+  if (Array.isArray(inputShape) && inputShape.length > 3) {
+    throw new RangeError(
+      `An attention head takes [H, W, C], [W, C] or [C] features, got inputShape ${
+        formatShape(inputShape)
+      }`,
+    );
+  }
+  for (const key of ["dim", "heads", "layers"] as const) {
+    const value = options?.[key];
+    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
+      throw new RangeError(`Option ${key} must be a positive integer, got ${value}`);
+    }
+  }
+  const dim = options?.dim ?? 256;
+  const heads = options?.heads ?? 8;
+  if (dim % heads !== 0) {
+    throw new RangeError(`Option dim (${dim}) must be divisible by heads (${heads})`);
+  }
+  return options;
+}
