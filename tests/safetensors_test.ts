@@ -372,7 +372,7 @@ Deno.test("float32ToFloat16Bits agrees with Math.f16round on random floats", () 
   const values = new Float32Array(words.buffer);
   const decoded = f16([...float32ToFloat16Bits(values)]);
   for (let i = 0; i < values.length; i++) {
-    const expected = f16round(values[i]);
+    const expected: number = f16round(values[i]);
     if (Number.isNaN(expected)) assert.ok(Number.isNaN(decoded[i]));
     else assert.ok(Object.is(decoded[i], expected), `${values[i]}: ${decoded[i]} vs ${expected}`);
   }
