@@ -48,3 +48,33 @@ Deno.test("a conv-heavy forward pass agrees between wasm and cpu", async () => {
   assert.ok(maxDiff(wasm.block, cpu.block) < 1e-4);
   unet.dispose();
 });
+
+Deno.test("wasm matrix products with transposed operands equal the cpu backend's", async () => {
+  await useBackend("wasm"); // installs the explicit-transpose BatchMatMul wrapper
+  const before = tf.memory().numTensors;
+  const buffers = tf.memory().numDataBuffers;
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[37, 19], [37, 23], true, false],
+    [[19, 37], [23, 37], false, true],
+    [[37, 19], [23, 37], true, true],
+    [[3, 5, 7], [3, 9, 7], false, true], // batched, as attention scores q·kᵀ
+  ];
+  const results: Float32Array[] = [];
+  for (const backend of ["wasm", "cpu"] as const) {
+    await useBackend(backend);
+    for (const [sa, sb, ta, tb] of cases) {
+      const a = tf.randomNormal(sa, 0, 1, "float32", 1),
+        b = tf.randomNormal(sb, 0, 1, "float32", 2);
+      const c = tf.matMul(a, b, ta, tb);
+      results.push(c.dataSync() as Float32Array);
+      tf.dispose([a, b, c]);
+    }
+  }
+  for (let i = 0; i < cases.length; i++) {
+    const w = results[i], c = results[i + cases.length];
+    assert.equal(w.length, c.length);
+    for (let j = 0; j < w.length; j++) assert.ok(Math.abs(w[j] - c[j]) < 1e-4, `case ${i}[${j}]`);
+  }
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(tf.memory().numDataBuffers, buffers, "the wrapper frees its transposed copies");
+});

@@ -16,6 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { patchWasmMatMul } from "./_wasm_matmul.ts";
 
 /** A backend name `useBackend` understands. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -75,6 +76,7 @@ async function tryWebgpu(reasons: string[]): Promise<boolean> {
 async function tryWasm(reasons: string[]): Promise<boolean> {
   try {
     await import("@tensorflow/tfjs-backend-wasm");
+    patchWasmMatMul();
     return await tf.setBackend("wasm");
   } catch (e) {
     reasons.push(`wasm: ${(e as Error).message}`);

@@ -189,7 +189,9 @@ export class AttentionHead<T extends HeadTask = "classification"> extends Head<T
         ),
       );
     }
-    const first = tf.gather(h, [0], 1).reshape([batch, dim]); // the class token
+    // The class token. A slice, not a gather: gather's gradient (UnsortedSegmentSum) has no
+    // wasm kernel, and the slice's gradient (a pad) does.
+    const first = tf.slice(h, [0, 0, 0], [batch, 1, dim]).reshape([batch, dim]);
     return dense(
       layerNorm(first, this.#norm.gamma, this.#norm.beta),
       this.#head.weight,
