@@ -6,7 +6,8 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { loadBackbone } from "../src/models/backbone.ts";
 import { freeze } from "../src/probe/freeze.ts";
-import { extractFeatures } from "../src/probe/extract.ts";
+import { extractFeatures, resolveEngine } from "../src/probe/extract.ts";
+import { onnxRuntimeAvailable } from "../src/engine/onnx_engine.ts";
 import { tapBlock } from "../src/probe/tap.ts";
 import { FeatureCache } from "../src/probe/feature_cache.ts";
 import { sampleNoise } from "../src/models/noise.ts";
@@ -43,8 +44,9 @@ Deno.test("features are the pooled block output of the noised input, whatever th
   const a = await extractFeatures(unet, taps, x, {
     batchSize: 4,
     onProgress: (d) => progress.push(d),
+    engine: "tfjs",
   });
-  const b = await extractFeatures(unet, taps, x, { batchSize: 1 });
+  const b = await extractFeatures(unet, taps, x, { batchSize: 1, engine: "tfjs" });
   assert.deepEqual(progress, [4, 6]);
   assert.deepEqual([...a.keys()], taps.map((t) => t.key));
   assert.deepEqual(a.get(taps[0].key)!.shape, [6, 8, 8, 64]);
@@ -175,9 +177,13 @@ Deno.test("an interrupted extraction resumes from the batches already written", 
       value: (...args: Parameters<typeof unet.forward>) => (resumedCalls++, unet.forward(...args)),
     },
   });
-  const resumed = await extractFeatures(counting, [tap], x, { cache: dir, batchSize: 2 });
+  const resumed = await extractFeatures(counting, [tap], x, {
+    cache: dir,
+    batchSize: 2,
+    engine: "tfjs",
+  });
   assert.equal(resumedCalls, 1, "only the third batch is computed again");
-  const fresh = await extractFeatures(unet, [tap], x, { batchSize: 2 });
+  const fresh = await extractFeatures(unet, [tap], x, { batchSize: 2, engine: "tfjs" });
   assert.deepEqual(resumed.get(tap.key)!.dataSync(), fresh.get(tap.key)!.dataSync());
   tf.dispose([...resumed.values(), ...fresh.values(), x]);
   await Deno.remove(dir, { recursive: true });
@@ -196,4 +202,31 @@ Deno.test("float16 cache entries hold the features rounded to half precision", a
   }
   tf.dispose([...exact.values(), ...first.values(), ...again.values(), x]);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test({
+  name: "the onnx engine gives the tfjs engine's features (max abs error ≤ 1e-4)",
+  ignore: !(await onnxRuntimeAvailable()) &&
+    (console.log("skipped: onnxruntime-node is not loadable (needs --allow-ffi)"), true),
+  async fn() {
+    assert.equal(await resolveEngine("auto"), "onnx", "auto prefers onnx on a CPU backend");
+    const x = await images();
+    const before = tf.memory().numTensors;
+    const taps = [
+      tapBlock(30, 4, { pool: "none" }),
+      tapBlock(30, "up_blocks.0.1", { pool: { size: 2 } }),
+      tapBlock(500, 9),
+      tapBlock(100, 3, { ensemble: 2 }),
+    ];
+    const viaOnnx = await extractFeatures(unet, taps, x, { batchSize: 4, engine: "onnx" });
+    const viaTfjs = await extractFeatures(unet, taps, x, { batchSize: 4, engine: "tfjs" });
+    for (const t of taps) {
+      assert.deepEqual(viaOnnx.get(t.key)!.shape, viaTfjs.get(t.key)!.shape);
+      const d = maxDiff(viaOnnx.get(t.key)!, viaTfjs.get(t.key)!);
+      assert.ok(d <= 1e-4, `${t.key}: ${d}`);
+    }
+    tf.dispose([...viaOnnx.values(), ...viaTfjs.values()]);
+    assert.equal(tf.memory().numTensors, before, "the onnx path leaks no tensors");
+    x.dispose();
+  },
 });

@@ -31,6 +31,11 @@ import { checkTimestep } from "../models/schedule.ts";
 import { fillGaussian } from "../models/noise.ts";
 import { sha256Hex } from "../io/checksum.ts";
 import { FeatureCache } from "./feature_cache.ts";
+import {
+  createOnnxExtractor,
+  type OnnxExtractor,
+  onnxRuntimeAvailable,
+} from "../engine/onnx_engine.ts";
 import { type Pooling, poolKey, type Tap } from "./tap.ts";
 
 /** Options of {@linkcode extractFeatures}. */
@@ -50,6 +55,42 @@ export interface ExtractOptions {
   dataKey?: string;
   /** Number of samples an iterable yields, for progress reports. */
   total?: number;
+  /**
+   * What runs the frozen forward passes: `"onnx"` (onnxruntime-node, the fastest on CPUs;
+   * needs `--allow-ffi`), `"tfjs"` (the current TensorFlow.js backend), or `"auto"` (default):
+   * tfjs when the backend is a GPU one (`tensorflow`, `webgpu`), else onnx when onnxruntime-node
+   * loads, else tfjs. Both compute the same features to float32 rounding (parity-tested).
+   */
+  engine?: ExtractionEngine;
+  /** Threads of the onnx engine (default: all cores). */
+  threads?: number;
+}
+
+/** Which engine runs extraction. */
+export type ExtractionEngine = "auto" | "onnx" | "tfjs";
+
+/**
+ * Resolves `"auto"` to the engine extraction will use here.
+ *
+ * @example
+ * ```ts
+ * import { resolveEngine } from "./extract.ts";
+ *
+ * console.log(await resolveEngine("tfjs")); // "tfjs"
+ * ```
+ */
+export async function resolveEngine(engine: ExtractionEngine = "auto"): Promise<"onnx" | "tfjs"> {
+  if (engine === "tfjs") return "tfjs";
+  if (engine === "onnx") {
+    if (!(await onnxRuntimeAvailable())) {
+      throw new Error(
+        'The onnx engine needs onnxruntime-node and --allow-ffi; use engine "tfjs" otherwise',
+      );
+    }
+    return "onnx";
+  }
+  if (["tensorflow", "webgpu"].includes(tf.getBackend())) return "tfjs";
+  return (await onnxRuntimeAvailable()) ? "onnx" : "tfjs";
 }
 
 /** What a batch source yields: `[b, ...sample]` tensors in [-1, 1]. */
@@ -104,7 +145,7 @@ function pooledShape(shape: readonly number[], pool: Pooling, block: BlockInfo):
 }
 
 function applyPool(x: tf.Tensor, pool: Pooling): tf.Tensor {
-  if (pool === "none") return x;
+  if (pool === "none") return tf.clone(x); // shares x's data; x itself is disposed by the caller
   const spatialAxes = x.rank === 4 ? [1, 2] : [1];
   if (pool === "mean") return tf.mean(x, spatialAxes);
   const k = pool.size;
@@ -247,63 +288,79 @@ export async function extractFeatures(
   }
 
   let done = 0;
-  for await (const { start, x, owned } of batchesOf(data, batchSize)) {
-    const n = x.shape[0];
-    const chunkName = (p: PendingTap) =>
-      `${p.entry}/b${batchSize}-${String(start).padStart(9, "0")}`;
-    const missing: PendingTap[] = [];
-    for (const p of todo) {
-      const chunk = cache && p.entry ? await cache.read(chunkName(p)) : null;
-      if (chunk && chunk.shape[0] === n) p.chunks.push(chunk.data);
-      else missing.push(p);
+  const engine = await resolveEngine(options.engine);
+  const extractors = new Map<string, OnnxExtractor>();
+  if (engine === "onnx") {
+    for (const [key, pass] of passes) {
+      const names = [...new Set(pass.members.map((m) => m.info.name))];
+      extractors.set(key, await createOnnxExtractor(backbone, names, { threads: options.threads }));
     }
-    if (missing.length > 0) {
-      const sampleShape = x.shape.slice(1);
-      const sampleSize = sampleShape.reduce((a, b) => a * b, 1);
-      const sums = new Map(missing.map((p) => [p, new Float32Array(n * p.featureSize)]));
-      for (const pass of passes.values()) {
-        const members = pass.members.filter((m) => sums.has(m));
-        if (members.length === 0) continue;
-        const noiseData = new Float32Array(n * sampleSize);
-        for (let i = 0; i < n; i++) {
-          fillGaussian(
-            noiseData.subarray(i * sampleSize, (i + 1) * sampleSize),
-            pass.seed,
-            start + i,
-          );
-        }
-        const pooled = tf.tidy(() => {
-          const noise = tf.tensor(noiseData, x.shape);
-          const xt = backbone.schedule.addNoise(x, pass.t, noise);
-          const { blocks } = backbone.forward(xt, pass.t, {
-            capture: [...new Set(members.map((m) => m.info.name))],
-          });
-          return members.map((m) => applyPool(blocks.get(m.info.name)!, m.tap.pool));
-        });
-        for (let i = 0; i < members.length; i++) {
-          const values = await pooled[i].data() as Float32Array;
-          const sum = sums.get(members[i])!;
-          const scale = 1 / members[i].tap.ensemble;
-          for (let j = 0; j < values.length; j++) sum[j] += values[j] * scale;
-        }
-        tf.dispose(pooled);
+  }
+  try {
+    await runBatches();
+  } finally {
+    for (const e of extractors.values()) e.dispose();
+  }
+
+  async function runBatches(): Promise<void> {
+    for await (const { start, x, owned } of batchesOf(data, batchSize)) {
+      const n = x.shape[0];
+      const chunkName = (p: PendingTap) =>
+        `${p.entry}/b${batchSize}-${String(start).padStart(9, "0")}`;
+      const missing: PendingTap[] = [];
+      for (const p of todo) {
+        const chunk = cache && p.entry ? await cache.read(chunkName(p)) : null;
+        if (chunk && chunk.shape[0] === n) p.chunks.push(chunk.data);
+        else missing.push(p);
       }
-      for (const [p, values] of sums) {
-        for (const v of values) {
-          if (!Number.isFinite(v)) {
-            throw new RangeError(
-              `Features of ${p.tap.key} are not finite for samples ${start}..${start + n - 1}: ` +
-                "check the input for NaN or infinite values",
+      if (missing.length > 0) {
+        const sampleShape = x.shape.slice(1);
+        const sampleSize = sampleShape.reduce((a, b) => a * b, 1);
+        const sums = new Map(missing.map((p) => [p, new Float32Array(n * p.featureSize)]));
+        for (const pass of passes.values()) {
+          const members = pass.members.filter((m) => sums.has(m));
+          if (members.length === 0) continue;
+          const noiseData = new Float32Array(n * sampleSize);
+          for (let i = 0; i < n; i++) {
+            fillGaussian(
+              noiseData.subarray(i * sampleSize, (i + 1) * sampleSize),
+              pass.seed,
+              start + i,
             );
           }
+          const pooled = tf.tidy(() => {
+            const noise = tf.tensor(noiseData, x.shape);
+            const xt = backbone.schedule.addNoise(x, pass.t, noise);
+            const { blocks } = backbone.forward(xt, pass.t, {
+              capture: [...new Set(members.map((m) => m.info.name))],
+            });
+            return members.map((m) => applyPool(blocks.get(m.info.name)!, m.tap.pool));
+          });
+          for (let i = 0; i < members.length; i++) {
+            const values = await pooled[i].data() as Float32Array;
+            const sum = sums.get(members[i])!;
+            const scale = 1 / members[i].tap.ensemble;
+            for (let j = 0; j < values.length; j++) sum[j] += values[j] * scale;
+          }
+          tf.dispose(pooled);
         }
-        p.chunks.push(values);
-        if (cache && p.entry) await cache.write(chunkName(p), values, [n, ...p.featureShape]);
+        for (const [p, values] of sums) {
+          for (const v of values) {
+            if (!Number.isFinite(v)) {
+              throw new RangeError(
+                `Features of ${p.tap.key} are not finite for samples ${start}..${start + n - 1}: ` +
+                  "check the input for NaN or infinite values",
+              );
+            }
+          }
+          p.chunks.push(values);
+          if (cache && p.entry) await cache.write(chunkName(p), values, [n, ...p.featureShape]);
+        }
       }
+      if (owned) x.dispose();
+      done += n;
+      options.onProgress?.(done, total);
     }
-    if (owned) x.dispose();
-    done += n;
-    options.onProgress?.(done, total);
   }
 
   for (const p of todo) {

@@ -1,0 +1,357 @@
+/**
+ * Fast frozen extraction with onnxruntime: the backbone is lowered to an ONNX graph that ends at
+ * the deepest tapped block ({@linkcode buildOnnxGraph}) and run by `onnxruntime-node` (CPU
+ * execution provider; CUDA when asked for and installed). `onnxruntime-node` is loaded by a
+ * dynamic import, so code that never asks for this engine — or a machine where the package
+ * cannot load — keeps the TensorFlow.js path; {@linkcode onnxRuntimeAvailable} tells which.
+ * Under Deno the package needs `--allow-ffi` (it is a Node-API addon) besides read access.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { createBackbone } from "../models/backbone.ts";
+ * import { createOnnxExtractor, onnxRuntimeAvailable } from "./onnx_engine.ts";
+ *
+ * const unet = createBackbone({
+ *   _class_name: "UNet2DModel", block_out_channels: [32, 64], layers_per_block: 1,
+ *   down_block_types: ["DownBlock2D", "AttnDownBlock2D"], up_block_types: ["AttnUpBlock2D", "UpBlock2D"],
+ *   norm_num_groups: 8, sample_size: 16,
+ * });
+ * if (await onnxRuntimeAvailable()) {
+ *   const extractor = await createOnnxExtractor(unet, [3, "up_blocks.0.0"]);
+ *   const xt = new Float32Array(2 * 16 * 16 * 3).fill(0.5);
+ *   const blocks = await extractor.run(xt, [2, 16, 16, 3], [30, 30]);
+ *   console.log(blocks.get("up_blocks.0.0")!.shape); // [2, 8, 8, 64]
+ *   tf.dispose([...blocks.values()]);
+ *   extractor.dispose();
+ * }
+ * unet.dispose();
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Backbone, BlockRef } from "../models/unet.ts";
+import type { BlockInfo } from "../models/unet_plan.ts";
+import { checkTimestep } from "../models/schedule.ts";
+import {
+  asLowerable,
+  buildOnnxGraph,
+  type GroupNormLowering,
+  type OnnxGraph,
+  timeEmbeddingInput,
+  type UpsampleLowering,
+} from "./onnx_graph.ts";
+
+type Ort = typeof import("onnxruntime-node");
+type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
+
+/** An execution provider this engine can ask onnxruntime for. */
+export type OnnxExecutionProvider = "cpu" | "cuda";
+
+/** Options of {@linkcode createOnnxExtractor}. */
+export interface OnnxExtractorOptions {
+  /** Intra-op threads (default: `navigator.hardwareConcurrency`). */
+  threads?: number;
+  /**
+   * Execution providers in order of preference (default `["cpu"]`). `"cuda"` is used only
+   * when requested and when onnxruntime's CUDA provider is installed; otherwise the CPU
+   * provider runs and {@linkcode OnnxExtractor.executionProvider} says so.
+   */
+  executionProviders?: readonly OnnxExecutionProvider[];
+  /** onnxruntime's graph optimisation level (default `"all"`). */
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /** Lowering of group normalisation (see {@linkcode OnnxGraphOptions}); default `"instance"`. */
+  groupNorm?: GroupNormLowering;
+  /** Lowering of the upsamplers (see {@linkcode OnnxGraphOptions}); default `"subpixel"`. */
+  upsample?: UpsampleLowering;
+  /** Also return the noise prediction under the key `"eps"` (runs the whole network). */
+  eps?: boolean;
+}
+
+/** Runs a backbone up to its deepest tapped block with onnxruntime. */
+export interface OnnxExtractor {
+  /** The tapped blocks, in execution order. */
+  readonly blocks: readonly BlockInfo[];
+  /**
+   * The execution provider of the most recently created session (`"cpu"` until one exists,
+   * and when CUDA was asked for but is not available).
+   */
+  readonly executionProvider: OnnxExecutionProvider;
+  /**
+   * Runs `xt` (`[N, H, W, C]` images or `[N, W, C]` signals, as a row-major `Float32Array`
+   * with its `shape`, or a tensor of that shape) at timesteps `t` (one for all samples or one
+   * per sample). Resolves to the tapped block outputs keyed by block name, NHWC (NWC), owned
+   * by the caller.
+   */
+  run(
+    xt: Float32Array | tf.Tensor,
+    shape: readonly number[],
+    t: number | ArrayLike<number>,
+  ): Promise<Map<string, tf.Tensor>>;
+  /** Releases this extractor's sessions (shared sessions are released by their last user). */
+  dispose(): void;
+}
+
+/** Thrown when `onnxruntime-node` cannot be loaded; the message says why. */
+export class OnnxRuntimeUnavailableError extends Error {
+  /**
+   * Wraps the reason the import failed.
+   *
+   * @example
+   * ```ts
+   * import { OnnxRuntimeUnavailableError } from "./onnx_engine.ts";
+   *
+   * const e = new OnnxRuntimeUnavailableError("not installed");
+   * console.log(e.name, e.message.includes("not installed")); // OnnxRuntimeUnavailableError true
+   * ```
+   */
+  constructor(reason: string, options?: ErrorOptions) {
+    super(
+      `onnxruntime-node cannot be loaded (${reason}): install it (npm:onnxruntime-node) and ` +
+        "grant --allow-ffi, or use the TensorFlow.js path",
+      options,
+    );
+    this.name = "OnnxRuntimeUnavailableError";
+  }
+}
+
+let ortModule: Promise<Ort> | undefined;
+
+function loadOrt(): Promise<Ort> {
+  ortModule ??= (async () => {
+    try {
+      const mod = await import("onnxruntime-node");
+      return ((mod as { default?: Ort }).default ?? mod) as Ort;
+    } catch (e) {
+      ortModule = undefined;
+      const message = (e as Error).message?.split("\n")[0] ?? String(e);
+      throw new OnnxRuntimeUnavailableError(message, { cause: e });
+    }
+  })();
+  return ortModule;
+}
+
+/**
+ * Whether `onnxruntime-node` loads here (installed, and the process may load native addons).
+ *
+ * @example
+ * ```ts
+ * import { onnxRuntimeAvailable } from "./onnx_engine.ts";
+ *
+ * console.log(typeof await onnxRuntimeAvailable()); // "boolean"
+ * ```
+ */
+export async function onnxRuntimeAvailable(): Promise<boolean> {
+  try {
+    await loadOrt();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface SessionEntry {
+  promise: Promise<{ session: Session; graph: OnnxGraph; provider: OnnxExecutionProvider }>;
+  refs: number;
+}
+
+/** Sessions shared by every extractor of the same weights, outputs, size and settings. */
+const sessions = new WeakMap<Map<string, tf.Tensor>, Map<string, SessionEntry>>();
+
+async function createSession(
+  ort: Ort,
+  graph: OnnxGraph,
+  options: OnnxExtractorOptions,
+): Promise<{ session: Session; provider: OnnxExecutionProvider }> {
+  const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
+  const base = {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential" as const,
+    graphOptimizationLevel: options.graphOptimizationLevel ?? "all",
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    logSeverityLevel: 3 as const,
+  };
+  const wanted = options.executionProviders ?? ["cpu"];
+  if (wanted.includes("cuda")) {
+    try {
+      const session = await ort.InferenceSession.create(graph.model, {
+        ...base,
+        executionProviders: ["cuda", "cpu"],
+      });
+      return { session, provider: "cuda" };
+    } catch {
+      // The CUDA provider is not installed (onnxruntime-node's install script fetches it) or
+      // no GPU is usable: fall through to the CPU provider.
+    }
+  }
+  const session = await ort.InferenceSession.create(graph.model, {
+    ...base,
+    executionProviders: ["cpu"],
+  });
+  return { session, provider: "cpu" };
+}
+
+/**
+ * Creates an extractor that runs `backbone` up to the deepest of `blocks` with onnxruntime.
+ * Rejects with an {@linkcode OnnxRuntimeUnavailableError} when `onnxruntime-node` cannot be
+ * loaded, a `RangeError` for an unknown block. Sessions are built lazily per input size and
+ * cached per set of outputs.
+ *
+ * @example
+ * ```ts
+ * import { createBackbone } from "../models/backbone.ts";
+ * import { createOnnxExtractor, onnxRuntimeAvailable } from "./onnx_engine.ts";
+ *
+ * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
+ *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
+ * if (await onnxRuntimeAvailable()) {
+ *   const extractor = await createOnnxExtractor(unet, ["down_blocks.0.0"], { threads: 2 });
+ *   console.log(extractor.blocks.map((b) => b.index)); // [2]
+ *   extractor.dispose();
+ * }
+ * unet.dispose();
+ * ```
+ */
+export async function createOnnxExtractor(
+  backbone: Backbone,
+  blocks: readonly BlockRef[],
+  options: OnnxExtractorOptions = {},
+): Promise<OnnxExtractor> {
+  const unet = asLowerable(backbone);
+  const infos = [...new Map(blocks.map((r) => {
+    const info = unet.block(r);
+    return [info.position, info] as const;
+  })).values()].sort((a, b) => a.position - b.position);
+  if (infos.length === 0 && !options.eps) {
+    throw new RangeError("Nothing to extract: give at least one block or set eps");
+  }
+  if (
+    options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads > 0)
+  ) {
+    throw new RangeError(`Thread count must be a positive integer, got ${options.threads}`);
+  }
+  const ort = await loadOrt();
+  const oneD = unet.kind === "unet1d";
+  const cin = unet.resolved.inChannels;
+  const acquired = new Set<string>();
+  let cache = sessions.get(unet.weights);
+  if (!cache) sessions.set(unet.weights, cache = new Map());
+  const table = cache;
+  let provider: OnnxExecutionProvider = "cpu";
+  let disposed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const acquire = (size: number[]): Promise<{ session: Session; graph: OnnxGraph }> => {
+    const key = JSON.stringify({
+      blocks: infos.map((b) => b.position),
+      eps: options.eps ?? false,
+      size,
+      threads: options.threads ?? null,
+      providers: options.executionProviders ?? ["cpu"],
+      level: options.graphOptimizationLevel ?? "all",
+      gn: options.groupNorm ?? null,
+      up: options.upsample ?? null,
+    });
+    let entry = table.get(key);
+    if (!entry) {
+      const promise = (async () => {
+        const graph = buildOnnxGraph(unet, {
+          blocks: infos.map((b) => b.name),
+          eps: options.eps,
+          size,
+          groupNorm: options.groupNorm,
+          upsample: options.upsample,
+        });
+        const { session, provider } = await createSession(ort, graph, options);
+        // The encoded model is no longer needed once the session holds the weights.
+        graph.model = new Uint8Array(0);
+        return { session, graph, provider };
+      })();
+      entry = { promise, refs: 0 };
+      table.set(key, entry);
+      promise.catch(() => table.delete(key));
+    }
+    if (!acquired.has(key)) {
+      acquired.add(key);
+      entry.refs++;
+    }
+    return entry.promise.then((e) => {
+      provider = e.provider;
+      return e;
+    });
+  };
+
+  const run = async (
+    xt: Float32Array | tf.Tensor,
+    shape: readonly number[],
+    t: number | ArrayLike<number>,
+  ): Promise<Map<string, tf.Tensor>> => {
+    if (disposed) throw new TypeError("This ONNX extractor was disposed");
+    const rank = oneD ? 3 : 4;
+    const layout = oneD ? "[N, W, C]" : "[N, H, W, C]";
+    if (
+      shape.length !== rank || shape[rank - 1] !== cin ||
+      shape.some((d) => !Number.isInteger(d) || d < 1)
+    ) {
+      throw new RangeError(
+        `Input shape [${shape}] does not fit this ${unet.kind}: expected ${layout} with C = ${cin}`,
+      );
+    }
+    if (xt instanceof tf.Tensor && xt.shape.join(",") !== shape.join(",")) {
+      throw new RangeError(`Input tensor shape [${xt.shape}] differs from the given [${shape}]`);
+    }
+    const n = shape[0];
+    const count = shape.reduce((a, b) => a * b, 1);
+    const data = xt instanceof tf.Tensor ? await xt.data() as Float32Array : xt;
+    if (data.length !== count) {
+      throw new RangeError(`Input has ${data.length} values, but shape [${shape}] needs ${count}`);
+    }
+    const ts = typeof t === "number" ? new Array<number>(n).fill(t) : Array.from(t);
+    if (ts.length !== n) throw new RangeError(`Got ${ts.length} timesteps for a batch of ${n}`);
+    ts.forEach((ti) => checkTimestep(ti, unet.schedule.timesteps));
+    const { session, graph } = await acquire(shape.slice(1, -1));
+    const feeds: Record<string, InstanceType<Ort["Tensor"]>> = {
+      [graph.inputs.xt]: new ort.Tensor("float32", data, [...shape]),
+    };
+    if (graph.inputs.temb !== null) {
+      feeds[graph.inputs.temb] = new ort.Tensor(
+        "float32",
+        timeEmbeddingInput(unet, ts),
+        [n, unet.resolved.channels[0]],
+      );
+    }
+    const pending = queue.then(() => session.run(feeds));
+    queue = pending.catch(() => {});
+    const results = await pending;
+    const out = new Map<string, tf.Tensor>();
+    for (const o of graph.outputs) {
+      out.set(o.name, tf.tensor(results[o.name].data as Float32Array, [n, ...o.shape]));
+      results[o.name].dispose?.();
+    }
+    return out;
+  };
+
+  return {
+    blocks: infos,
+    get executionProvider() {
+      return provider;
+    },
+    run,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const key of acquired) {
+        const entry = table.get(key);
+        if (!entry) continue;
+        if (--entry.refs === 0) {
+          table.delete(key);
+          entry.promise.then((e) => e.session.release()).catch(() => {});
+        }
+      }
+      acquired.clear();
+    },
+  };
+}
