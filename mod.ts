@@ -42,9 +42,11 @@ export { sampleNoise } from "./src/models/noise.ts";
 export { freeze, type FrozenBackbone } from "./src/probe/freeze.ts";
 export { type Pooling, type Tap, tapBlock, type TapOptions } from "./src/probe/tap.ts";
 export {
+  type ExtractionEngine,
   extractFeatures,
   type ExtractOptions,
   type FeatureData,
+  resolveEngine,
   weightChecksum,
 } from "./src/probe/extract.ts";
 export { type CachedFeatures, FeatureCache } from "./src/probe/feature_cache.ts";

@@ -168,7 +168,7 @@ Deno.test("an interrupted extraction resumes from the batches already written", 
     },
   });
   await assert.rejects(
-    extractFeatures(dying, [tap], x, { cache: dir, batchSize: 2 }),
+    extractFeatures(dying, [tap], x, { cache: dir, batchSize: 2, engine: "tfjs" }),
     /interrupted/,
   );
   let resumedCalls = 0;

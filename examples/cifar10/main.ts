@@ -28,6 +28,7 @@ import {
   progressBar,
   readCifar10Binary,
   readImageFolder,
+  resolveEngine,
   subset,
   sweep,
   type Tap,
@@ -56,6 +57,7 @@ const { values: args } = parseArgs({
     "sweep-test": { type: "string", default: "2000" },
     "no-sweep": { type: "boolean", default: false },
     backend: { type: "string", default: "auto" },
+    engine: { type: "string", default: "auto" },
     help: { type: "boolean", default: false },
   },
 });
@@ -123,7 +125,8 @@ const backend = await useBackend(args.backend as "auto");
 const out = args.out!;
 await Deno.mkdir(out, { recursive: true });
 const cache = args.cache ?? join(out, "cache");
-console.error(`backend: ${backend}; feature cache: ${cache}`);
+const engine = await resolveEngine(args.engine as "auto");
+console.error(`backend: ${backend}; extraction engine: ${engine}; feature cache: ${cache}`);
 
 const train = balanced(
   await readSplit(args.data, "train", cache),
@@ -154,6 +157,7 @@ async function features(
       m.datasetChecksum(ds)
     )}`,
     total: ds.size,
+    engine,
     onProgress: (done) => bar.update(done),
   });
   bar.stop();
@@ -241,6 +245,7 @@ if (!args["no-sweep"]) {
     head: (inputShape) => new LinearHead({ inputShape, outputs: 10, seed: 0 }),
     fit: { epochs: int("epochs", args.epochs), batchSize: 256, learningRate: 1e-3, weightDecay: 0 },
     cache,
+    engine,
     heatmap: join(out, "sweep.svg"),
     title: `Linear probe accuracy on CIFAR-10 (${sTrain.size} train / ${sTest.size} test)`,
     onProgress: (phase, done, total) => {

@@ -317,7 +317,7 @@ export async function extractFeatures(
         const sampleShape = x.shape.slice(1);
         const sampleSize = sampleShape.reduce((a, b) => a * b, 1);
         const sums = new Map(missing.map((p) => [p, new Float32Array(n * p.featureSize)]));
-        for (const pass of passes.values()) {
+        for (const [passKey, pass] of passes) {
           const members = pass.members.filter((m) => sums.has(m));
           if (members.length === 0) continue;
           const noiseData = new Float32Array(n * sampleSize);
@@ -328,14 +328,23 @@ export async function extractFeatures(
               start + i,
             );
           }
-          const pooled = tf.tidy(() => {
-            const noise = tf.tensor(noiseData, x.shape);
-            const xt = backbone.schedule.addNoise(x, pass.t, noise);
-            const { blocks } = backbone.forward(xt, pass.t, {
-              capture: [...new Set(members.map((m) => m.info.name))],
-            });
-            return members.map((m) => applyPool(blocks.get(m.info.name)!, m.tap.pool));
-          });
+          const xt = tf.tidy(() =>
+            backbone.schedule.addNoise(x, pass.t, tf.tensor(noiseData, x.shape))
+          );
+          const capture = [...new Set(members.map((m) => m.info.name))];
+          const extractor = extractors.get(passKey);
+          let blocks: Map<string, tf.Tensor>;
+          try {
+            blocks = extractor
+              ? await extractor.run(xt, xt.shape, pass.t)
+              : backbone.forward(xt, pass.t, { capture }).blocks;
+          } finally {
+            xt.dispose();
+          }
+          const pooled = tf.tidy(() =>
+            members.map((m) => applyPool(blocks.get(m.info.name)!, m.tap.pool))
+          );
+          tf.dispose([...blocks.values()]);
           for (let i = 0; i < members.length; i++) {
             const values = await pooled[i].data() as Float32Array;
             const sum = sums.get(members[i])!;

@@ -19,7 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Backbone, BlockRef } from "../models/unet.ts";
-import { extractFeatures, type FeatureData } from "./extract.ts";
+import { extractFeatures, type ExtractionEngine, type FeatureData } from "./extract.ts";
 import type { FeatureCache } from "./feature_cache.ts";
 import { type Pooling, tapBlock } from "./tap.ts";
 import { heatmapSvg } from "../report/heatmap.ts";
@@ -66,6 +66,8 @@ export interface SweepOptions {
   batchSize?: number;
   /** Feature cache folder or instance. */
   cache?: string | FeatureCache;
+  /** Extraction engine (see `extractFeatures`). */
+  engine?: ExtractionEngine;
   /** Write the heatmap SVG to this path. */
   heatmap?: string;
   /** Title of the heatmap. */
@@ -154,6 +156,7 @@ export async function sweep(
       extractFeatures(backbone, taps, split.data, {
         batchSize: options.batchSize,
         cache: options.cache,
+        engine: options.engine,
         dataKey: split.dataKey,
         total: split.total,
         onProgress: (d, n) => options.onProgress?.(`t=${t} ${phase}`, d, n),
