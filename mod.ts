@@ -32,6 +32,7 @@ export {
 export type { Backbone, BlockRef, ForwardOptions, ForwardResult } from "./src/models/unet.ts";
 export type { BlockInfo } from "./src/models/unet_plan.ts";
 export type { UNet1DConfig, UNet2DConfig } from "./src/models/config.ts";
+export { DDPM_CIFAR10_32_CONFIG } from "./src/models/presets.ts";
 export {
   checkTimestep,
   type NoiseSchedule,
@@ -42,8 +43,8 @@ export { sampleNoise } from "./src/models/noise.ts";
 export { freeze, type FrozenBackbone } from "./src/probe/freeze.ts";
 export { type Pooling, type Tap, tapBlock, type TapOptions } from "./src/probe/tap.ts";
 export {
-  type ExtractionEngine,
   extractFeatures,
+  type ExtractionEngine,
   type ExtractOptions,
   type FeatureData,
   resolveEngine,

@@ -8,21 +8,7 @@
  * deno run --allow-read --allow-write=/tmp --allow-run=/usr/bin/time,deno --allow-env --allow-sys bench/load_memory.ts
  * ```
  */
-import { createBackbone, loadBackbone, saveBackbone, type UNet2DConfig } from "../mod.ts";
-
-const CONFIG: UNet2DConfig = {
-  _class_name: "UNet2DModel",
-  block_out_channels: [128, 256, 256, 256],
-  down_block_types: ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
-  up_block_types: ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
-  layers_per_block: 2,
-  norm_num_groups: 32,
-  norm_eps: 1e-6,
-  downsample_padding: 0,
-  flip_sin_to_cos: false,
-  freq_shift: 1,
-  sample_size: 32,
-};
+import { createBackbone, DDPM_CIFAR10_32_CONFIG, loadBackbone, saveBackbone } from "../mod.ts";
 
 /** Peak RSS in bytes of `deno run <this file> ...args`, measured by GNU time. */
 async function peakRss(...args: string[]): Promise<number> {
@@ -51,7 +37,7 @@ if (Deno.args[0] === "--child") {
   if (Deno.args[1]) (await loadBackbone(Deno.args[1])).dispose();
 } else {
   const dir = await Deno.makeTempDir({ prefix: "diffprobe-35m-" });
-  const unet = createBackbone(CONFIG, { seed: 0 });
+  const unet = createBackbone(DDPM_CIFAR10_32_CONFIG, { seed: 0 });
   await saveBackbone(unet, dir);
   unet.dispose();
   const weightBytes = (await Deno.stat(`${dir}/diffusion_pytorch_model.safetensors`)).size;

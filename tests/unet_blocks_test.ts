@@ -7,29 +7,10 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { createBackbone } from "../src/models/backbone.ts";
 import type { UNet1DConfig, UNet2DConfig } from "../src/models/config.ts";
+import { DDPM_CIFAR10_32_CONFIG } from "../src/models/presets.ts";
 
 /** google/ddpm-cifar10-32's config.json, as published with the model. */
-const DDPM_CIFAR10_32: UNet2DConfig = {
-  _class_name: "UNet2DModel",
-  _diffusers_version: "0.1.0",
-  act_fn: "silu",
-  attention_head_dim: null,
-  block_out_channels: [128, 256, 256, 256],
-  center_input_sample: false,
-  down_block_types: ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
-  downsample_padding: 0,
-  flip_sin_to_cos: false,
-  freq_shift: 1,
-  in_channels: 3,
-  layers_per_block: 2,
-  mid_block_scale_factor: 1,
-  norm_eps: 1e-6,
-  norm_num_groups: 32,
-  out_channels: 3,
-  sample_size: 32,
-  time_embedding_type: "positional",
-  up_block_types: ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
-};
+const DDPM_CIFAR10_32: UNet2DConfig = { ...DDPM_CIFAR10_32_CONFIG, _diffusers_version: "0.1.0" };
 
 /** API.md's numbering for the DDPM CIFAR-10 UNet, written out by hand. */
 const API_NUMBERING = [
