@@ -45,7 +45,9 @@ const { values: args } = parseArgs({
     t: { type: "string", default: "30" },
     block: { type: "string", default: "24" },
     heads: { type: "string", default: "attention,linear" },
-    "attention-pool": { type: "string", default: "8" },
+    "attention-pool": { type: "string", default: "4" },
+    "attention-dim": { type: "string", default: "128" },
+    "attention-layers": { type: "string", default: "2" },
     epochs: { type: "string", default: "15" },
     "attention-epochs": { type: "string", default: "15" },
     batch: { type: "string", default: "64" },
@@ -67,7 +69,8 @@ if (args.help || !args.data || !args.backbone) {
     `Usage: deno task cifar10 --data <cifar10 dir> --backbone <diffusers folder> [--out out/cifar10]
   --t 30 --block 24            the probed tap (thesis: t = 30, block 24)
   --heads attention,linear     heads to train at the tap
-  --attention-pool 8           the AttentionHead sees the block map average-pooled to k×k tokens
+  --attention-pool 4           the AttentionHead sees the block map average-pooled to k×k tokens
+  --attention-dim 128 --attention-layers 2   its width and depth (8 heads)
   --epochs 15 --attention-epochs 15
   --limit-train N --limit-test N   use a seeded, class-balanced subset (quick runs)
   --sweep-ts 10,30,100,300 --sweep-from 13   sweep t × blocks from 13 (mid_block) to the last
@@ -188,7 +191,14 @@ for (const kind of heads) {
   const epochs = int("epochs", kind === "linear" ? args.epochs : args["attention-epochs"]);
   const head = kind === "linear"
     ? new LinearHead({ inputShape: xTrain.shape.slice(1), outputs: 10, seed: 0 })
-    : new AttentionHead({ inputShape: xTrain.shape.slice(1), outputs: 10, seed: 0 });
+    : new AttentionHead({
+      inputShape: xTrain.shape.slice(1),
+      outputs: 10,
+      seed: 0,
+      dim: int("attention-dim", args["attention-dim"]),
+      layers: int("attention-layers", args["attention-layers"]),
+      heads: 8,
+    });
   const bar = progressBar(`fit ${kind}`, epochs, { unit: "epochs" });
   await head.fit(xTrain, Array.from(train.labels), {
     epochs,
