@@ -142,3 +142,18 @@ export {
   writeSafetensorsFile,
 } from "./src/io/safetensors.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./src/io/errors.ts";
+export {
+  trainDiffusion,
+  type TrainDiffusionOptions,
+  type TrainDiffusionResult,
+  type TrainStepInfo,
+  writeLossCurve,
+} from "./src/train/train_diffusion.ts";
+export {
+  type DDIMSampleOptions,
+  sampleDDIM,
+  sampleDDPM,
+  type SampleOptions,
+  writeSamples,
+  type WriteSamplesOptions,
+} from "./src/train/sample.ts";

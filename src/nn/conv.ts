@@ -15,6 +15,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { conv2dWithGrad } from "./conv_grad.ts";
 import type { WeightGetter } from "./weights.ts";
 
 /** Stride and zero padding of a convolution; `padding` may differ per side. */
@@ -60,7 +61,8 @@ export function conv(get: WeightGetter, x: tf.Tensor, options: ConvOptions = {})
         [number, number],
       ];
     const strides: [number, number] = [kh === 1 ? 1 : stride, stride];
-    const y = tf.conv2d(x as tf.Tensor4D, w, strides, pad);
+    // Same forward as tf.conv2d; gradients go through conv_grad.ts where the backend needs it.
+    const y = conv2dWithGrad(x as tf.Tensor4D, w, strides, pad);
     return tf.add(y, get("bias")) as tf.Tensor4D;
   });
 }
