@@ -37,7 +37,6 @@ import { checkTimestep } from "../models/schedule.ts";
 import {
   asLowerable,
   buildOnnxGraph,
-  type GroupNormLowering,
   type OnnxGraph,
   timeEmbeddingInput,
   type UpsampleLowering,
@@ -61,8 +60,6 @@ export interface OnnxExtractorOptions {
   executionProviders?: readonly OnnxExecutionProvider[];
   /** onnxruntime's graph optimisation level (default `"all"`). */
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
-  /** Lowering of group normalisation (see {@linkcode OnnxGraphOptions}); default `"instance"`. */
-  groupNorm?: GroupNormLowering;
   /** Lowering of the upsamplers (see {@linkcode OnnxGraphOptions}); default `"subpixel"`. */
   upsample?: UpsampleLowering;
   /** Also return the noise prediction under the key `"eps"` (runs the whole network). */
@@ -153,6 +150,8 @@ export async function onnxRuntimeAvailable(): Promise<boolean> {
 
 interface SessionEntry {
   promise: Promise<{ session: Session; graph: OnnxGraph; provider: OnnxExecutionProvider }>;
+  /** The session once created (so that `dispose` can release it synchronously). */
+  session?: Session;
   refs: number;
 }
 
@@ -252,7 +251,6 @@ export async function createOnnxExtractor(
       threads: options.threads ?? null,
       providers: options.executionProviders ?? ["cpu"],
       level: options.graphOptimizationLevel ?? "all",
-      gn: options.groupNorm ?? null,
       up: options.upsample ?? null,
     });
     let entry = table.get(key);
@@ -262,7 +260,6 @@ export async function createOnnxExtractor(
           blocks: infos.map((b) => b.name),
           eps: options.eps,
           size,
-          groupNorm: options.groupNorm,
           upsample: options.upsample,
         });
         const { session, provider } = await createSession(ort, graph, options);
@@ -270,9 +267,13 @@ export async function createOnnxExtractor(
         graph.model = new Uint8Array(0);
         return { session, graph, provider };
       })();
-      entry = { promise, refs: 0 };
+      const created: SessionEntry = { promise, refs: 0 };
+      entry = created;
       table.set(key, entry);
-      promise.catch(() => table.delete(key));
+      promise.then((e) => {
+        if (created.refs > 0) created.session = e.session;
+        else e.session.release().catch(() => {}); // every user left while it was built
+      }, () => table.delete(key));
     }
     if (!acquired.has(key)) {
       acquired.add(key);
@@ -313,16 +314,14 @@ export async function createOnnxExtractor(
     if (ts.length !== n) throw new RangeError(`Got ${ts.length} timesteps for a batch of ${n}`);
     ts.forEach((ti) => checkTimestep(ti, unet.schedule.timesteps));
     const { session, graph } = await acquire(shape.slice(1, -1));
-    const feeds: Record<string, InstanceType<Ort["Tensor"]>> = {
+    const feeds = {
       [graph.inputs.xt]: new ort.Tensor("float32", data, [...shape]),
-    };
-    if (graph.inputs.temb !== null) {
-      feeds[graph.inputs.temb] = new ort.Tensor(
+      [graph.inputs.temb]: new ort.Tensor(
         "float32",
         timeEmbeddingInput(unet, ts),
         [n, unet.resolved.channels[0]],
-      );
-    }
+      ),
+    };
     const pending = queue.then(() => session.run(feeds));
     queue = pending.catch(() => {});
     const results = await pending;
@@ -348,7 +347,9 @@ export async function createOnnxExtractor(
         if (!entry) continue;
         if (--entry.refs === 0) {
           table.delete(key);
-          entry.promise.then((e) => e.session.release()).catch(() => {});
+          // Released now when built (not in a later microtask: the runtime may be shutting
+          // down), else by the builder when it finishes.
+          entry.session?.release().catch(() => {});
         }
       }
       acquired.clear();

@@ -121,9 +121,6 @@ function modelProto(): protobuf.Type {
   return modelType;
 }
 
-/** How a group normalisation is lowered (all compute the same function). */
-export type GroupNormLowering = "instance" | "reduce" | "stats";
-
 /** How nearest ×2 upsampling + 3×3 convolution is lowered (both compute the same function). */
 export type UpsampleLowering = "subpixel" | "resize";
 
@@ -139,21 +136,11 @@ export interface OnnxGraphOptions {
    */
   size?: readonly number[];
   /**
-   * Group normalisation as `InstanceNormalization` on `[N, G, −1]` (`"instance"`, the default:
-   * fastest measured) or as `ReduceMean`/`Sub`/`Mul`/`Sqrt` (`"reduce"`).
-   */
-  groupNorm?: GroupNormLowering;
-  /**
    * Nearest ×2 upsampling then 3×3 convolution as four 2×2 phase convolutions and a
    * `DepthToSpace` (`"subpixel"`, the default for images) or as `Resize` then `Conv`
    * (`"resize"`, always used for signals).
    */
   upsample?: UpsampleLowering;
-  /**
-   * Bake one timestep into the graph instead of taking `temb` as an input: the time-embedding
-   * MLP and every ResNet's projection fold into constants (and into the convolutions' biases).
-   */
-  timestep?: number;
 }
 
 /** One graph output. */
@@ -170,11 +157,8 @@ export interface OnnxGraphOutput {
 export interface OnnxGraph {
   /** The serialised `ModelProto`. */
   model: Uint8Array;
-  /**
-   * Graph inputs: `xt` (`[N, ...size, C]`) and `temb` (`[N, block_out_channels[0]]`), or null
-   * when the timestep is baked in.
-   */
-  inputs: { xt: string; temb: string | null };
+  /** Graph inputs: `xt` (`[N, ...size, C]`) and `temb` (`[N, block_out_channels[0]]`). */
+  inputs: { xt: string; temb: string };
   /** Graph outputs in execution order. */
   outputs: OnnxGraphOutput[];
   /** Input size used (`[H, W]` or `[W]`). */
@@ -405,7 +389,7 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
   }
   const last = withEps ? Infinity : Math.max(...wanted.keys());
   const factor = 2 ** (cfg.channels.length - 1);
-  const size = options.size ? [...options.size] : oneD ? [cfg.sampleSize[1]] : cfg.sampleSize;
+  const size = options.size ? [...options.size] : oneD ? [cfg.sampleSize[1]] : [...cfg.sampleSize];
   if (size.length !== (oneD ? 1 : 2) || size.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new RangeError(
       `Input size [${size}] is not valid: expected ${oneD ? "[W]" : "[H, W]"} of positive integers`,
@@ -418,7 +402,6 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
       } must be a multiple of ${factor} for ${cfg.channels.length} levels`,
     );
   }
-  const gnMode = options.groupNorm ?? "instance";
   const upMode: UpsampleLowering = oneD ? "resize" : options.upsample ?? "subpixel";
   const w = readWeights(unet);
   const g = new GraphBuilder();
@@ -464,8 +447,9 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
   const same = (k: number): [number, number, number, number] =>
     k === 1 ? [0, 0, 0, 0] : oneD ? [0, 1, 0, 1] : [1, 1, 1, 1];
   /**
-   * GroupNorm of `input` (+ `addend`, a per-sample, per-channel `[N, C]` term such as the
-   * projected time embedding, when given).
+   * GroupNorm as onnxruntime runs it fastest: `InstanceNormalization` over `[N, G, −1]` (one
+   * statistic per sample and group), then the per-channel affine. An `addend` (`[N, C]`,
+   * constant over positions: the projected time embedding) is added first.
    */
   const groupNorm = (
     input: string,
@@ -474,28 +458,15 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
     groups: number,
     addend?: string,
   ): string => {
-    if (gnMode === "stats") return groupNormStats(input, prefix, c, groups, addend);
     if (addend) {
       input = g.op("Add", [input, g.op("Reshape", [addend, g.ints([0, c, 1, 1])])]);
     }
     const grouped = g.op("Reshape", [input, g.ints([0, groups, -1])]);
-    let normed: string;
-    if (gnMode === "instance") {
-      normed = g.op("InstanceNormalization", [
-        grouped,
-        g.fill(1, [groups]),
-        g.fill(0, [groups]),
-      ], { epsilon: { float: cfg.eps } });
-    } else {
-      const mean = g.op("ReduceMean", [grouped], { axes: [2], keepdims: 1 });
-      const centred = g.op("Sub", [grouped, mean]);
-      const variance = g.op("ReduceMean", [g.op("Mul", [centred, centred])], {
-        axes: [2],
-        keepdims: 1,
-      });
-      const std = g.op("Sqrt", [g.op("Add", [variance, g.fill(cfg.eps, [])])]);
-      normed = g.op("Div", [centred, std]);
-    }
+    const normed = g.op("InstanceNormalization", [
+      grouped,
+      g.fill(1, [groups]),
+      g.fill(0, [groups]),
+    ], { epsilon: { float: cfg.eps } });
     const back = g.op("Reshape", [normed, g.ints([0, c, h, wd])]);
     return g.op("Add", [
       g.op("Mul", [back, perChannel(`${prefix}.weight`, c)]),
@@ -503,77 +474,9 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
     ]);
   };
 
-  /**
-   * GroupNorm from per-channel moments: two read-only reductions give each channel's mean and
-   * mean square, small ops combine them per group into a per-sample, per-channel scale `a` and
-   * shift `b`, and one `BatchNormalization` over `[1, N·C, H, W]` applies `x·a + b` in a single
-   * pass. An `addend` p (constant over positions) is folded in: the moments of x + p follow from
-   * those of x, and (x + p)·a + b = x·a + (p·a + b).
-   */
-  const groupNormStats = (
-    input: string,
-    prefix: string,
-    c: number,
-    groups: number,
-    addend?: string,
-  ): string => {
-    const k = c / groups;
-    const flat = g.op("Reshape", [input, g.ints([0, c, h * wd])]);
-    let mean = g.op("ReduceMean", [flat], { axes: [2], keepdims: 0 });
-    let square = g.op("Div", [
-      g.op("ReduceSumSquare", [flat], { axes: [2], keepdims: 0 }),
-      g.fill(h * wd, []),
-    ]);
-    if (addend) {
-      // E[(x + p)²] = E[x²] + p·(2·E[x] + p)
-      square = g.op("Add", [
-        square,
-        g.op("Mul", [addend, g.op("Add", [g.op("Add", [mean, mean]), addend])]),
-      ]);
-      mean = g.op("Add", [mean, addend]);
-    }
-    const byGroup = (v: string) =>
-      g.op("ReduceMean", [g.op("Reshape", [v, g.ints([0, groups, k])])], {
-        axes: [2],
-        keepdims: 1,
-      });
-    const groupMean = byGroup(mean);
-    const variance = g.op("Sub", [byGroup(square), g.op("Mul", [groupMean, groupMean])]);
-    const rstd = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [variance, g.fill(cfg.eps, [])])])]);
-    const gamma = w.raw(`${prefix}.weight`).data;
-    const beta = w.raw(`${prefix}.bias`).data;
-    const scale = g.op("Mul", [rstd, g.floats(`${prefix}.weight:gk`, [groups, k], gamma)]);
-    let shift = g.op("Sub", [
-      g.floats(`${prefix}.bias:gk`, [groups, k], beta),
-      g.op("Mul", [groupMean, scale]),
-    ]);
-    if (addend) {
-      shift = g.op("Add", [
-        shift,
-        g.op("Mul", [g.op("Reshape", [addend, g.ints([0, groups, k])]), scale]),
-      ]);
-    }
-    const a = g.op("Reshape", [scale, g.ints([-1])]);
-    const b = g.op("Reshape", [shift, g.ints([-1])]);
-    const zeros = g.op("Mul", [a, g.fill(0, [])]);
-    const ones = g.op("Add", [zeros, g.fill(1, [])]);
-    const applied = g.op("BatchNormalization", [
-      g.op("Reshape", [input, g.ints([1, -1, h, wd])]),
-      a,
-      b,
-      zeros,
-      ones,
-    ], { epsilon: { float: 0 } });
-    return g.op("Reshape", [applied, g.ints([-1, c, h, wd])]);
-  };
-
   // --- time embedding MLP: temb [N, ch0] -> silu(linear_2(silu(linear_1(temb)))) ---
-  const baked = options.timestep;
-  const tembIn = baked === undefined
-    ? "temb"
-    : g.floats("temb:baked", [1, cfg.channels[0]], timeEmbeddingInput(unet, [baked]));
   const temb = linear(
-    silu(linear(tembIn, "time_embedding.linear_1")),
+    silu(linear("temb", "time_embedding.linear_1")),
     "time_embedding.linear_2",
   );
   let tembAct: string | undefined;
@@ -778,9 +681,10 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
     name: "diffprobe_unet",
     node: g.nodes,
     initializer: g.initializers,
-    input: baked === undefined
-      ? [valueInfo("xt", ["N", ...size, cin]), valueInfo("temb", ["N", cfg.channels[0]])]
-      : [valueInfo("xt", ["N", ...size, cin])],
+    input: [
+      valueInfo("xt", ["N", ...size, cin]),
+      valueInfo("temb", ["N", cfg.channels[0]]),
+    ],
     output: outputs.map((o) => valueInfo(o.name, ["N", ...o.shape])),
   };
   const type = modelProto();
@@ -795,7 +699,7 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
   for (const n of g.nodes) opCounts[n.op_type] = (opCounts[n.op_type] ?? 0) + 1;
   return {
     model,
-    inputs: { xt: "xt", temb: baked === undefined ? "temb" : null },
+    inputs: { xt: "xt", temb: "temb" },
     outputs,
     size,
     nodeCount: g.nodes.length,
