@@ -52,6 +52,15 @@ export {
 } from "./src/probe/extract.ts";
 export { type CachedFeatures, FeatureCache } from "./src/probe/feature_cache.ts";
 export {
+  createOnnxExtractor,
+  type OnnxExecutionProvider,
+  type OnnxExtractor,
+  type OnnxExtractorOptions,
+  onnxRuntimeAvailable,
+  OnnxRuntimeUnavailableError,
+} from "./src/engine/onnx_engine.ts";
+export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
+export {
   datasetChecksum,
   imageBatches,
   type ImageBatchOptions,
@@ -106,6 +115,7 @@ export {
   type FitHistory,
   type FitOptions,
   Head,
+  type HeadManifest,
   type HeadMetrics,
   type HeadOptions,
   type HeadTargets,
@@ -143,6 +153,12 @@ export {
 } from "./src/io/safetensors.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./src/io/errors.ts";
 export {
+  type ConvGradMode,
+  getConvGradMode,
+  setConvGradMode,
+  usesCustomConvGrad,
+} from "./src/nn/conv_grad.ts";
+export {
   trainDiffusion,
   type TrainDiffusionOptions,
   type TrainDiffusionResult,
@@ -157,3 +173,9 @@ export {
   writeSamples,
   type WriteSamplesOptions,
 } from "./src/train/sample.ts";
+export { type ImageGridOptions, imageGridPng, writeImageGrid } from "./src/report/image_grid.ts";
+export {
+  type SignalPanelsOptions,
+  signalPanelsSvg,
+  writeSignalPanels,
+} from "./src/report/signal_panels.ts";

@@ -38,5 +38,5 @@ export const DDPM_CIFAR10_32_CONFIG: Readonly<UNet2DConfig> = Object.freeze({
   out_channels: 3,
   sample_size: 32,
   time_embedding_type: "positional",
-  up_block_types: ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+  up_block_types: ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
 });
