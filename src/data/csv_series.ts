@@ -23,9 +23,8 @@
  * @module
  */
 
-import { readdir, readFile, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename } from "node:path";
+import { clip, listDataFiles, readText } from "./_files.ts";
 import { parse } from "csv-parse/sync";
 import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
 
@@ -218,7 +217,7 @@ export async function readCsvSeries(
   paths: string | URL | readonly (string | URL)[],
   options: CsvSeriesOptions = {},
 ): Promise<ReadResult> {
-  const files = await listFiles(paths);
+  const files = await listDataFiles(paths, "csv", "CSV series");
   const parts: ReadResult[] = [];
   for (const path of files) {
     parts.push(parseCsvSeries(await readText(path), basename(path), options));
@@ -315,33 +314,4 @@ function sortedSeries(times: number[], names: string[], values: number[][]): Tim
     columns[name] = col;
   });
   return { times: outTimes, columns };
-}
-
-async function listFiles(paths: string | URL | readonly (string | URL)[]): Promise<string[]> {
-  const toPath = (p: string | URL): string => p instanceof URL ? fileURLToPath(p) : p;
-  if (typeof paths !== "string" && !(paths instanceof URL)) {
-    if (paths.length === 0) throw new RangeError("Cannot read CSV series: no file given");
-    return paths.map(toPath);
-  }
-  const path = toPath(paths);
-  if (!(await stat(path)).isDirectory()) return [path];
-  const names = (await readdir(path)).filter((n) => /\.csv(\.gz)?$/i.test(n)).sort();
-  if (names.length === 0) {
-    throw new RangeError(`Cannot read CSV series from ${path}: it holds no *.csv or *.csv.gz file`);
-  }
-  return names.map((n) => join(path, n));
-}
-
-/** Reads a file as text, gunzipping names that end in `.gz`. */
-async function readText(path: string): Promise<string> {
-  const bytes = await readFile(path);
-  if (!/\.gz$/i.test(path)) return new TextDecoder().decode(bytes);
-  const stream = new Blob([new Uint8Array(bytes)]).stream().pipeThrough(
-    new DecompressionStream("gzip"),
-  );
-  return await new Response(stream).text();
-}
-
-function clip(s: string): string {
-  return s.length > 40 ? s.slice(0, 37) + "..." : s;
 }

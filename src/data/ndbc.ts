@@ -37,9 +37,8 @@
  * @module
  */
 
-import { readdir, readFile, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename } from "node:path";
+import { clip, listDataFiles, readText } from "./_files.ts";
 import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
 
 /**
@@ -232,7 +231,7 @@ export async function readNdbcStdmet(
   paths: string | URL | readonly (string | URL)[],
   options: NdbcOptions = {},
 ): Promise<ReadResult> {
-  const files = await listFiles(paths);
+  const files = await listDataFiles(paths, "txt", "NDBC files");
   const parts: ReadResult[] = [];
   for (const path of files) {
     parts.push(parseNdbcStdmet(await readText(path), basename(path), options));
@@ -369,33 +368,4 @@ function buildSeries(
     out[name] = arr;
   }
   return { series: { times: outTimes, columns: out } };
-}
-
-async function listFiles(paths: string | URL | readonly (string | URL)[]): Promise<string[]> {
-  const toPath = (p: string | URL): string => p instanceof URL ? fileURLToPath(p) : p;
-  if (typeof paths !== "string" && !(paths instanceof URL)) {
-    if (paths.length === 0) throw new RangeError("Cannot read NDBC files: no file given");
-    return paths.map(toPath);
-  }
-  const path = toPath(paths);
-  if (!(await stat(path)).isDirectory()) return [path];
-  const names = (await readdir(path)).filter((n) => /\.txt(\.gz)?$/i.test(n)).sort();
-  if (names.length === 0) {
-    throw new RangeError(`Cannot read NDBC files from ${path}: it holds no *.txt or *.txt.gz file`);
-  }
-  return names.map((n) => join(path, n));
-}
-
-/** Reads a file as text, gunzipping names that end in `.gz`. */
-async function readText(path: string): Promise<string> {
-  const bytes = await readFile(path);
-  if (!/\.gz$/i.test(path)) return new TextDecoder().decode(bytes);
-  const stream = new Blob([new Uint8Array(bytes)]).stream().pipeThrough(
-    new DecompressionStream("gzip"),
-  );
-  return await new Response(stream).text();
-}
-
-function clip(s: string): string {
-  return s.length > 40 ? s.slice(0, 37) + "..." : s;
 }
