@@ -50,7 +50,7 @@ Deno.test("a conv-heavy forward pass agrees between wasm and cpu", async () => {
 });
 
 Deno.test("wasm matrix products with transposed operands equal the cpu backend's", async () => {
-  await useBackend("wasm"); // installs the explicit-transpose BatchMatMul wrapper
+  await useBackend("wasm"); // installs the faster BatchMatMul (src/nn/wasm_kernels.ts)
   const before = tf.memory().numTensors;
   const buffers = tf.memory().numDataBuffers;
   const cases: [number[], number[], boolean, boolean][] = [

@@ -16,7 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { patchWasmMatMul } from "./_wasm_matmul.ts";
+import { registerWasmKernels } from "../nn/wasm_kernels.ts";
 
 /** A backend name `useBackend` understands. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -76,7 +76,7 @@ async function tryWebgpu(reasons: string[]): Promise<boolean> {
 async function tryWasm(reasons: string[]): Promise<boolean> {
   try {
     await import("@tensorflow/tfjs-backend-wasm");
-    patchWasmMatMul();
+    registerWasmKernels(); // faster BatchMatMul (transposed operands) and Tile
     return await tf.setBackend("wasm");
   } catch (e) {
     reasons.push(`wasm: ${(e as Error).message}`);

@@ -43,13 +43,17 @@ export type ExplicitPadding = [
 ];
 
 /**
- * Which convolution gradients to use: `"auto"` (the custom ones where the backend lacks a
- * `Conv2DBackpropFilter` kernel, as `wasm` does), `"builtin"` (always tfjs's own) or `"custom"`
- * (always the forward-convolution ones).
+ * Which convolution gradients to use: `"auto"` (the custom ones on `wasm`, which lacks a
+ * `Conv2DBackpropFilter` kernel, on `cpu`, whose `Conv2DBackpropFilter` is about 20× slower than
+ * its own forward convolution, and on any backend without the kernel; tfjs's own elsewhere),
+ * `"builtin"` (always tfjs's own) or `"custom"` (always the forward-convolution ones).
  */
 export type ConvGradMode = "auto" | "builtin" | "custom";
 
 let mode: ConvGradMode = "auto";
+
+/** Backends whose built-in convolution gradients are missing (wasm) or very slow (cpu). */
+const CUSTOM_BY_DEFAULT = new Set(["wasm", "cpu"]);
 
 /**
  * Sets the {@linkcode ConvGradMode} for every later convolution (default `"auto"`); returns the
@@ -100,11 +104,13 @@ export function getConvGradMode(): ConvGradMode {
  * import { usesCustomConvGrad } from "./conv_grad.ts";
  *
  * console.log(usesCustomConvGrad("wasm")); // true: wasm has no Conv2DBackpropFilter
+ * console.log(usesCustomConvGrad("webgpu")); // false where the kernel exists
  * ```
  */
 export function usesCustomConvGrad(backend: string = tf.getBackend()): boolean {
   if (mode !== "auto") return mode === "custom";
-  return tf.getKernel("Conv2DBackpropFilter", backend) === undefined;
+  return CUSTOM_BY_DEFAULT.has(backend) ||
+    tf.getKernel("Conv2DBackpropFilter", backend) === undefined;
 }
 
 function sides(pad: "valid" | ExplicitPadding): [number, number, number, number] {

@@ -12,8 +12,9 @@
  * replays exactly the batches, timesteps, flips, noise and dropout masks that the uninterrupted
  * run would have used: its losses and weights are the same, bit for bit, on the same backend.
  *
- * On `wasm`, convolution gradients go through `src/nn/conv_grad.ts` (the backend has no
- * `Conv2DBackpropFilter` kernel); the `cpu` backend uses its own kernels.
+ * On `wasm` and `cpu`, convolution gradients go through `src/nn/conv_grad.ts` (`wasm` has no
+ * `Conv2DBackpropFilter` kernel, `cpu`'s is very slow), and on `wasm` the first call installs
+ * faster `BatchMatMul` and `Tile` kernels (`src/nn/wasm_kernels.ts`) for the whole process.
  *
  * @example
  * ```ts
