@@ -58,8 +58,8 @@ export interface ExtractOptions {
   /**
    * What runs the frozen forward passes: `"onnx"` (onnxruntime-node, the fastest on CPUs;
    * needs `--allow-ffi`), `"tfjs"` (the current TensorFlow.js backend), or `"auto"` (default):
-   * tfjs when the backend is a GPU one (`tensorflow`, `webgpu`), else onnx when onnxruntime-node
-   * loads, else tfjs. Both compute the same features to float32 rounding (parity-tested).
+   * tfjs when the backend is a GPU one (`tensorflow`, `webgpu`), else onnx when `--allow-ffi` is
+   * granted and onnxruntime-node loads, else tfjs. Both compute the same features to float32 rounding (parity-tested).
    */
   engine?: ExtractionEngine;
   /** Threads of the onnx engine (default: all cores). */
@@ -90,6 +90,8 @@ export async function resolveEngine(engine: ExtractionEngine = "auto"): Promise<
     return "onnx";
   }
   if (["tensorflow", "webgpu"].includes(tf.getBackend())) return "tfjs";
+  // Without --allow-ffi, "auto" quietly uses tfjs instead of prompting for the permission.
+  if ((await Deno.permissions.query({ name: "ffi" })).state !== "granted") return "tfjs";
   return (await onnxRuntimeAvailable()) ? "onnx" : "tfjs";
 }
 
