@@ -704,6 +704,26 @@ export function toFloat32(entry: SafetensorsEntry): Float32Array {
       for (let i = 0; i < count; i++) out[i] = view.getUint32(4 * i, true);
       break;
     case "I16":
+    case "U16":
+    case "I8":
+    case "U8":
+    case "BOOL":
+      decodeNarrowInts(dtype, bytes, view, out);
+      break;
+  }
+  return out;
+}
+
+/** Decodes the dtypes whose values fit every output array exactly (I16, U16, I8, U8, BOOL). */
+function decodeNarrowInts(
+  dtype: "I16" | "U16" | "I8" | "U8" | "BOOL",
+  bytes: Uint8Array,
+  view: DataView,
+  out: Float32Array | Int32Array,
+): void {
+  const count = out.length;
+  switch (dtype) {
+    case "I16":
       for (let i = 0; i < count; i++) out[i] = view.getInt16(2 * i, true);
       break;
     case "U16":
@@ -719,7 +739,6 @@ export function toFloat32(entry: SafetensorsEntry): Float32Array {
       for (let i = 0; i < count; i++) out[i] = bytes[i] === 0 ? 0 : 1;
       break;
   }
-  return out;
 }
 
 /**
@@ -781,19 +800,11 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
       else for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true);
       break;
     case "I16":
-      for (let i = 0; i < count; i++) out[i] = view.getInt16(2 * i, true);
-      break;
     case "U16":
-      for (let i = 0; i < count; i++) out[i] = view.getUint16(2 * i, true);
-      break;
     case "I8":
-      for (let i = 0; i < count; i++) out[i] = view.getInt8(i);
-      break;
     case "U8":
-      out.set(bytes);
-      break;
     case "BOOL":
-      for (let i = 0; i < count; i++) out[i] = bytes[i] === 0 ? 0 : 1;
+      decodeNarrowInts(dtype, bytes, view, out);
       break;
   }
   return out;
