@@ -50,7 +50,7 @@ Deno.test("a conv-heavy forward pass agrees between wasm and cpu", async () => {
 });
 
 Deno.test("wasm matrix products with transposed operands equal the cpu backend's", async () => {
-  await useBackend("wasm"); // installs the faster BatchMatMul (src/nn/wasm_kernels.ts)
+  await useBackend("wasm"); // installs the faster BatchMatMul (src/backend/wasm_kernels.ts)
   const before = tf.memory().numTensors;
   const buffers = tf.memory().numDataBuffers;
   const cases: [number[], number[], boolean, boolean][] = [
@@ -77,4 +77,34 @@ Deno.test("wasm matrix products with transposed operands equal the cpu backend's
   }
   assert.equal(tf.memory().numTensors, before);
   assert.equal(tf.memory().numDataBuffers, buffers, "the wrapper frees its transposed copies");
+});
+
+Deno.test("wasm transposes above rank 4 equal the cpu backend's exactly and free their steps", async () => {
+  const cases: [number[], number[]][] = [
+    [[2, 17, 3, 8, 4], [2, 0, 3, 1, 4]], // attention's q/k/v split
+    [[3, 2, 8, 17, 4], [1, 3, 0, 2, 4]], // and its gradient (the inverse)
+    [[2, 3, 4, 5, 6], [4, 3, 2, 1, 0]],
+    [[2, 3, 1, 5, 2, 3], [5, 0, 4, 2, 1, 3]],
+    [[2, 3, 4, 5, 6], [0, 1, 2, 3, 4]], // identity
+  ];
+  const results: Float32Array[][] = [];
+  for (const backend of ["wasm", "cpu"] as const) {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    const buffers = tf.memory().numDataBuffers;
+    const out: Float32Array[] = [];
+    for (const [shape, perm] of cases) {
+      const x = tf.tidy(() => tf.range(0, shape.reduce((a, b) => a * b, 1)).reshape(shape));
+      const y = tf.transpose(x, perm);
+      assert.deepEqual(y.shape, perm.map((p) => shape[p]));
+      out.push(y.dataSync() as Float32Array);
+      tf.dispose([x, y]);
+    }
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(tf.memory().numDataBuffers, buffers, `${backend} frees the intermediate steps`);
+    results.push(out);
+  }
+  for (let i = 0; i < cases.length; i++) {
+    assert.deepEqual(Array.from(results[0][i]), Array.from(results[1][i]), `case ${i}`);
+  }
 });

@@ -493,6 +493,16 @@ Deno.test("imageBatches scales to [-1, 1] exactly and leaks no tensors", () => {
   assert.deepEqual([...imageBatches(ds, 4, { start: 2, end: 2 })], []);
   assert.equal(tf.memory().numTensors, before);
 
+  // autoDispose: each batch lives until the next is requested, and an early break frees the last.
+  const live: tf.Tensor[] = [];
+  for (const x of imageBatches(ds, 1, { autoDispose: true })) {
+    assert.ok(live.every((b) => b.isDisposed), "the previous batch is gone");
+    live.push(x);
+    if (live.length === 2) break;
+  }
+  assert.ok(live.every((b) => b.isDisposed));
+  assert.equal(tf.memory().numTensors, before);
+
   assert.throws(() => imageBatches(ds, 0).next(), RangeError);
   assert.throws(() => imageBatches(ds, 2, { end: 4 }).next(), RangeError);
   assert.throws(() => imageBatches(ds, 2, { start: 2, end: 1 }).next(), RangeError);

@@ -85,3 +85,41 @@ Deno.test("sweep rows equal heads fitted on the extracted features; no leaks; he
   tf.dispose([...fTrain.values(), ...fTest.values(), train.x, test.x]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("sweep reads generator data once per timestep through a factory; a bare generator is refused", async () => {
+  const train = halves(32, 5), test = halves(16, 6);
+  const batches = (x: tf.Tensor4D) =>
+    function* () {
+      for (let i = 0; i < x.shape[0]; i += 8) yield tf.slice(x, [i], [8]);
+    };
+  const splits = (data: (x: tf.Tensor4D) => unknown) => ({
+    train: { data: data(train.x), labels: train.y, dataKey: "g-train", total: 32 },
+    test: { data: data(test.x), labels: test.y, dataKey: "g-test", total: 16 },
+  });
+  const options = {
+    ts: [30, 500],
+    blocks: [4],
+    head: (inputShape: number[]) => new LinearHead({ inputShape, outputs: 2, seed: 0 }),
+    fit: { epochs: 5, batchSize: 16, learningRate: 1e-2, seed: 5 },
+  };
+  await assert.rejects(
+    // deno-lint-ignore no-explicit-any
+    () => sweep(unet, splits((x) => batches(x)()) as any, options),
+    (e: Error) =>
+      e instanceof TypeError && /train split's data is a one-shot iterator/.test(e.message),
+  );
+  const yielded: tf.Tensor[] = [];
+  const tracked = (x: tf.Tensor4D) => () => {
+    const gen = batches(x)();
+    return (function* () {
+      for (const b of gen) yield yielded[yielded.push(b) - 1];
+    })();
+  };
+  // deno-lint-ignore no-explicit-any
+  const factory = await sweep(unet, splits(tracked) as any, options);
+  // deno-lint-ignore no-explicit-any
+  const tensors = await sweep(unet, splits((x) => x) as any, options);
+  assert.deepEqual(factory.rows.map((r) => r.metric), tensors.rows.map((r) => r.metric));
+  assert.equal(yielded.length, 2 * (4 + 2), "each split read once per timestep");
+  tf.dispose([...yielded, train.x, test.x]);
+});

@@ -1,6 +1,8 @@
 /**
- * The CIFAR-10 experiment: probe a frozen DDPM with an AttentionHead and a LinearHead at
- * (t = 30, block 24) — the thesis's setting — and sweep t × block with a linear probe.
+ * The CIFAR-10 experiment: sweep t × block with a linear probe on class-balanced subsets, then
+ * probe a frozen DDPM with an AttentionHead and a LinearHead on the full splits at (t = 30,
+ * block 24) — the thesis's setting — and at the sweep's best point. All taps of a split come out
+ * of one forward pass per distinct t.
  *
  * ```sh
  * deno task cifar10 --data path/to/cifar10 --backbone path/to/ddpm-cifar10-32 --out out/cifar10
@@ -18,6 +20,7 @@ import { join } from "node:path";
 import {
   AttentionHead,
   type Backbone,
+  datasetChecksum,
   extractFeatures,
   type FeatureCache,
   freeze,
@@ -154,11 +157,9 @@ async function features(
 ): Promise<Map<string, tf.Tensor>> {
   const bar = progressBar(phase, ds.size, { unit: "images" });
   const batch = int("batch", args.batch);
-  const result = await extractFeatures(unet, taps, imageBatches(ds, batch), {
+  const result = await extractFeatures(unet, taps, imageBatches(ds, batch, { autoDispose: true }), {
     cache: cache as string | FeatureCache,
-    dataKey: `cifar10:${phase.split(" ")[0]}:${ds.size}:${await import("../../mod.ts").then((m) =>
-      m.datasetChecksum(ds)
-    )}`,
+    dataKey: `cifar10:${phase.split(" ")[0]}:${ds.size}:${await datasetChecksum(ds)}`,
     total: ds.size,
     engine,
     onProgress: (done) => bar.update(done),
@@ -169,60 +170,18 @@ async function features(
 
 const t = int("t", args.t);
 const block = /^\d+$/.test(args.block!) ? int("block", args.block) : args.block!;
-const info = unet.block(block);
-const runs: {
-  head: string;
-  t: number;
-  block: number | null;
-  name: string;
-  accuracy: number;
-  seconds: number;
-}[] = [];
 const heads = args.heads!.split(",").map((h) => h.trim()).filter(Boolean);
-const pool = int("attention-pool", args["attention-pool"]);
 for (const kind of heads) {
   if (kind !== "linear" && kind !== "attention") {
     throw new RangeError(`Unknown head "${kind}": expected linear or attention`);
   }
-  const tap = tapBlock(t, block, { pool: kind === "linear" ? "mean" : { size: pool } });
-  const start = performance.now();
-  const xTrain = (await features(train, [tap], `train ${tap.key}`)).get(tap.key)!;
-  const xTest = (await features(test, [tap], `test ${tap.key}`)).get(tap.key)!;
-  const epochs = int("epochs", kind === "linear" ? args.epochs : args["attention-epochs"]);
-  const head = kind === "linear"
-    ? new LinearHead({ inputShape: xTrain.shape.slice(1), outputs: 10, seed: 0 })
-    : new AttentionHead({
-      inputShape: xTrain.shape.slice(1),
-      outputs: 10,
-      seed: 0,
-      dim: int("attention-dim", args["attention-dim"]),
-      layers: int("attention-layers", args["attention-layers"]),
-      heads: 8,
-    });
-  const bar = progressBar(`fit ${kind}`, epochs, { unit: "epochs" });
-  await head.fit(xTrain, Array.from(train.labels), {
-    epochs,
-    batchSize: 256,
-    learningRate: kind === "linear" ? 1e-3 : 3e-4,
-    weightDecay: kind === "linear" ? 0 : 0.05,
-    onEpoch: (log) => bar.update(log.epoch, undefined, `loss ${log.loss.toFixed(4)}`),
-  });
-  bar.stop();
-  const { accuracy } = head.evaluate(xTest, Array.from(test.labels));
-  const seconds = (performance.now() - start) / 1000;
-  runs.push({ head: kind, t, block: info.index, name: info.name, accuracy, seconds });
-  console.log(
-    `${kind.padEnd(9)} t=${t} block ${info.index} ${info.name}: accuracy ${
-      (accuracy * 100).toFixed(2)
-    } % (${seconds.toFixed(0)} s)`,
-  );
-  await head.save(join(out, `head-${kind}-t${t}-b${info.index ?? info.name}`));
-  head.dispose();
-  tf.dispose([xTrain, xTest]);
 }
+const pool = int("attention-pool", args["attention-pool"]);
 
+// 1. The sweep (linear probe, class-balanced subsets), so that its best point can be probed on
+//    the full sets in the same passes as the thesis's tap.
 let sweepRows: unknown[] = [];
-let best: unknown = null;
+let best: { t: number; block: number | null; name: string; metric: number } | null = null;
 if (!args["no-sweep"]) {
   const from = int("sweep-from", args["sweep-from"]);
   const blocks = unet.blocks.filter((b) => b.index! >= from).map((b) => b.index!);
@@ -235,18 +194,17 @@ if (!args["no-sweep"]) {
     } on ${sTrain.size}/${sTest.size} images`,
   );
   let bar = progressBar("sweep", 1);
-  const sum = (ds: ImageDataset) => import("../../mod.ts").then((m) => m.datasetChecksum(ds));
   const result = await sweep(unet, {
     train: {
-      data: imageBatches(sTrain, 64),
+      data: () => imageBatches(sTrain, 64, { autoDispose: true }),
       labels: Array.from(sTrain.labels),
-      dataKey: `cifar10:${await sum(sTrain)}`,
+      dataKey: `cifar10:${await datasetChecksum(sTrain)}`,
       total: sTrain.size,
     },
     test: {
-      data: imageBatches(sTest, 64),
+      data: () => imageBatches(sTest, 64, { autoDispose: true }),
       labels: Array.from(sTest.labels),
-      dataKey: `cifar10:${await sum(sTest)}`,
+      dataKey: `cifar10:${await datasetChecksum(sTest)}`,
       total: sTest.size,
     },
   }, {
@@ -278,6 +236,79 @@ if (!args["no-sweep"]) {
   );
 }
 
+// 2. Every head at the thesis's tap and at the sweep's best point, on the full splits. All taps
+//    are extracted together: one forward pass per distinct t and split.
+const points = [{ t, block: unet.block(block) }];
+if (best && !(best.t === t && best.name === points[0].block.name)) {
+  points.push({ t: best.t, block: unet.block(best.block ?? best.name) });
+}
+const tapFor = (point: (typeof points)[number], kind: string): Tap =>
+  tapBlock(point.t, point.block.index ?? point.block.name, {
+    pool: kind === "linear" ? "mean" : { size: pool },
+  });
+const taps = points.flatMap((point) => heads.map((kind) => tapFor(point, kind)));
+const extraction: { split: string; images: number; taps: string[]; seconds: number }[] = [];
+const runs: {
+  head: string;
+  t: number;
+  block: number | null;
+  name: string;
+  accuracy: number;
+  seconds: number;
+}[] = [];
+if (taps.length > 0) {
+  const timed = async (ds: ImageDataset, split: string) => {
+    const start = performance.now();
+    const map = await features(ds, taps, `${split} ${[...new Set(taps.map((p) => `t=${p.t}`))]}`);
+    const seconds = (performance.now() - start) / 1000;
+    extraction.push({ split, images: ds.size, taps: taps.map((p) => p.key), seconds });
+    console.error(`${split}: ${taps.length} taps of ${ds.size} images in ${seconds.toFixed(0)} s`);
+    return map;
+  };
+  const xTrain = await timed(train, "train");
+  const xTest = await timed(test, "test");
+  for (const point of points) {
+    for (const kind of heads) {
+      const tap = tapFor(point, kind);
+      const trainX = xTrain.get(tap.key)!, testX = xTest.get(tap.key)!;
+      const start = performance.now();
+      const epochs = int("epochs", kind === "linear" ? args.epochs : args["attention-epochs"]);
+      const head = kind === "linear"
+        ? new LinearHead({ inputShape: trainX.shape.slice(1), outputs: 10, seed: 0 })
+        : new AttentionHead({
+          inputShape: trainX.shape.slice(1),
+          outputs: 10,
+          seed: 0,
+          dim: int("attention-dim", args["attention-dim"]),
+          layers: int("attention-layers", args["attention-layers"]),
+          heads: 8,
+        });
+      const label = `${kind} t=${point.t} block ${point.block.index}`;
+      const bar = progressBar(`fit ${label}`, epochs, { unit: "epochs" });
+      await head.fit(trainX, Array.from(train.labels), {
+        epochs,
+        batchSize: 256,
+        learningRate: kind === "linear" ? 1e-3 : 3e-4,
+        weightDecay: kind === "linear" ? 0 : 0.05,
+        onEpoch: (log) => bar.update(log.epoch, undefined, `loss ${log.loss.toFixed(4)}`),
+      });
+      bar.stop();
+      const { accuracy } = head.evaluate(testX, Array.from(test.labels));
+      const seconds = (performance.now() - start) / 1000;
+      const { index, name } = point.block;
+      runs.push({ head: kind, t: point.t, block: index, name, accuracy, seconds });
+      console.log(
+        `${kind.padEnd(9)} t=${point.t} block ${index} ${name}: accuracy ${
+          (accuracy * 100).toFixed(2)
+        } % (fit + evaluation ${seconds.toFixed(0)} s)`,
+      );
+      await head.save(join(out, `head-${kind}-t${point.t}-b${index ?? name}`));
+      head.dispose();
+    }
+  }
+  tf.dispose([...xTrain.values(), ...xTest.values()]);
+}
+
 await Deno.writeTextFile(
   join(out, "results.json"),
   JSON.stringify(
@@ -287,6 +318,7 @@ await Deno.writeTextFile(
       train: train.size,
       test: test.size,
       runs,
+      extraction,
       sweep: sweepRows,
       sweepBest: best,
     },

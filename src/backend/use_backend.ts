@@ -16,7 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { registerWasmKernels } from "../nn/wasm_kernels.ts";
+import { registerWasmKernels } from "./wasm_kernels.ts";
 
 /** A backend name `useBackend` understands. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";

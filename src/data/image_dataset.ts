@@ -84,6 +84,12 @@ export interface ImageBatchOptions {
   start?: number;
   /** Last image index (exclusive). Defaults to `ds.size`. */
   end?: number;
+  /**
+   * Dispose each batch when the next one is requested or the iteration ends, for consumers that
+   * read a batch completely before asking for the next (as `extractFeatures` does). Default false:
+   * the caller owns the batches.
+   */
+  autoDispose?: boolean;
 }
 
 /** `LUT[v]` is the float32 nearest to `v / 127.5 − 1`. */
@@ -99,7 +105,8 @@ const SCALE_LUT: Float32Array = (() => {
  *
  * Every batch has `batchSize` images except possibly the last. Each tensor is
  * built directly from its slice of the `Uint8Array`, so only one batch is ever
- * held as float32. The caller owns the yielded tensors and must dispose them.
+ * held as float32. The caller owns the yielded tensors and must dispose them, unless
+ * `options.autoDispose` is set.
  * The matching labels are `ds.labels.subarray(start, end)`.
  *
  * @example
@@ -151,7 +158,12 @@ export function* imageBatches(
     const bytes = ds.pixels.subarray(first * imageBytes, (first + count) * imageBytes);
     const values = new Float32Array(bytes.length);
     for (let i = 0; i < bytes.length; i++) values[i] = SCALE_LUT[bytes[i]];
-    yield tf.tensor4d(values, [count, ds.height, ds.width, 3], "float32");
+    const batch = tf.tensor4d(values, [count, ds.height, ds.width, 3], "float32");
+    try {
+      yield batch;
+    } finally {
+      if (options.autoDispose) batch.dispose();
+    }
   }
 }
 

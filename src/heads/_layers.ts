@@ -26,24 +26,6 @@ export function dense(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Ten
 }
 
 /**
- * `x` with its gradient cut: the value passes through, the gradient is zero.
- *
- * @example
- * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { stopGradient } from "./_layers.ts";
- * const g = tf.grad((x) => stopGradient(x).mul(x).sum())(tf.tensor1d([3]));
- * console.log(g.dataSync()[0]); // 3, not 6
- * ```
- */
-export const stopGradient: (x: tf.Tensor) => tf.Tensor = tf.customGrad(
-  (...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-    value: tf.clone(args[0] as tf.Tensor),
-    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
-  }),
-) as (x: tf.Tensor) => tf.Tensor;
-
-/**
  * The sum over the last axis of `x: [M, D]`, as `[M, 1]`, and its broadcast back to `[M, D]`.
  *
  * Both are written as matrix products with a vector of ones. tfjs's CPU backend broadcasts
@@ -81,7 +63,10 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.T
 }
 
 /**
- * Softmax over the last axis (rows shifted by their maximum, which carries no gradient).
+ * Softmax over the last axis (rows shifted by their maximum), with its gradient written out:
+ * `dx = y · (dy − Σ dy · y)` per row. Recording the forward's own ops instead would also
+ * differentiate the shift (a `Max` whose gradient builds a broadcast equality mask, slow on
+ * wasm) and the normalisation.
  *
  * @example
  * ```ts
@@ -92,14 +77,30 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.T
  */
 export function softmax(x: tf.Tensor): tf.Tensor {
   const width = x.shape[x.rank - 1] as number;
-  const rows = x.reshape([-1, width]) as tf.Tensor2D;
-  const shift = expandRows(stopGradient(rows.max(-1, true)) as tf.Tensor2D, width);
-  const e = rows.sub(shift).exp();
-  return e.div(expandRows(rowSum(e), width)).reshape(x.shape);
+  return tf.tidy(() => softmaxRows(x.reshape([-1, width])).reshape(x.shape));
 }
 
+const softmaxRows: (rows: tf.Tensor) => tf.Tensor = tf.customGrad(
+  (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const rows = args[0] as tf.Tensor2D;
+    const save = args[1] as tf.GradSaveFunc;
+    const width = rows.shape[1];
+    const y = tf.tidy(() => {
+      const e = rows.sub(expandRows(rows.max(-1, true), width)).exp() as tf.Tensor2D;
+      return e.div(expandRows(rowSum(e), width));
+    });
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        saved[0].mul(dy.sub(expandRows(rowSum(dy.mul(saved[0])), width))),
+    };
+  },
+) as (rows: tf.Tensor) => tf.Tensor;
+
 /**
- * The exact GELU, `x · Φ(x) = x · (1 + erf(x / √2)) / 2`.
+ * The exact GELU, `x · Φ(x) = x · (1 + erf(x / √2)) / 2`, with its gradient written out,
+ * `Φ(x) + x · φ(x)`, so that the backward pass keeps only `x` (not four intermediates).
  *
  * @example
  * ```ts
@@ -109,8 +110,24 @@ export function softmax(x: tf.Tensor): tf.Tensor {
  * ```
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5);
+  return geluGrad(x);
 }
+
+const geluGrad: (x: tf.Tensor) => tf.Tensor = tf.customGrad(
+  (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor;
+    (args[1] as tf.GradSaveFunc)([x]);
+    return {
+      value: tf.tidy(() => x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5)),
+      gradFunc: (dy: tf.Tensor, [v]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const cdf = tf.erf(v.mul(Math.SQRT1_2)).add(1).mul(0.5);
+          const pdf = v.square().mul(-0.5).exp().mul(1 / Math.sqrt(2 * Math.PI));
+          return dy.mul(cdf.add(v.mul(pdf)));
+        }),
+    };
+  },
+) as (x: tf.Tensor) => tf.Tensor;
 
 /** The weights of one multi-head self-attention layer. */
 export interface AttentionWeights {

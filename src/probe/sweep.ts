@@ -36,8 +36,12 @@ export interface SweepHead {
 
 /** A split: the inputs and their labels or targets. */
 export interface SweepSplit {
-  /** Images `[N, H, W, C]` or signals `[N, W, C]` in [-1, 1], or an iterable of batches. */
-  data: FeatureData;
+  /**
+   * Images `[N, H, W, C]` or signals `[N, W, C]` in [-1, 1], an iterable of batches that can be
+   * iterated again (an array), or a function returning a fresh iterable (for generators such as
+   * `() => imageBatches(ds, 64)`): the data is read once per timestep.
+   */
+  data: FeatureData | (() => FeatureData);
   /** Class indices or regression targets, in the order of `data`. */
   labels: tf.Tensor | number[];
   /** Identifies iterable data in the cache (see `extractFeatures`). */
@@ -106,6 +110,14 @@ export interface SweepResult {
   svg: string;
 }
 
+/** An iterator that is its own iterable (a generator): it can be read only once. */
+function oneShot(data: SweepSplit["data"]): boolean {
+  if (data instanceof tf.Tensor || typeof data === "function") return false;
+  const it = data as Partial<Iterable<unknown> & AsyncIterable<unknown>>;
+  const self = it[Symbol.iterator]?.() ?? it[Symbol.asyncIterator]?.();
+  return (self as unknown) === data;
+}
+
 const LOWER_IS_BETTER = new Set(["mse", "mae", "loss"]);
 
 /**
@@ -142,6 +154,15 @@ export async function sweep(
   if (options.ts.length === 0 || options.blocks.length === 0) {
     throw new RangeError("A sweep needs at least one timestep and one block");
   }
+  for (const [name, split] of Object.entries(splits)) {
+    if (oneShot(split.data) && options.ts.length > 1) {
+      throw new TypeError(
+        `The ${name} split's data is a one-shot iterator (a generator), but a sweep reads it ` +
+          `once per timestep (${options.ts.length} times): pass a tensor, an array of batches, ` +
+          "or a function returning a fresh iterable",
+      );
+    }
+  }
   const infos = options.blocks.map((b) => backbone.block(b));
   const rows: SweepRow[] = [];
   for (const t of options.ts) {
@@ -153,17 +174,32 @@ export async function sweep(
       })
     );
     const extract = (split: SweepSplit, phase: string) =>
-      extractFeatures(backbone, taps, split.data, {
-        batchSize: options.batchSize,
-        cache: options.cache,
-        engine: options.engine,
-        dataKey: split.dataKey,
-        total: split.total,
-        onProgress: (d, n) => options.onProgress?.(`t=${t} ${phase}`, d, n),
-      });
+      extractFeatures(
+        backbone,
+        taps,
+        typeof split.data === "function" ? split.data() : split.data,
+        {
+          batchSize: options.batchSize,
+          cache: options.cache,
+          engine: options.engine,
+          dataKey: split.dataKey,
+          total: split.total,
+          onProgress: (d, n) => options.onProgress?.(`t=${t} ${phase}`, d, n),
+        },
+      );
     const train = await extract(splits.train, "train");
     const test = await extract(splits.test, "test");
     try {
+      for (const [name, got] of [["train", train], ["test", test]] as const) {
+        const n = got.values().next().value!.shape[0];
+        const labels = splits[name].labels;
+        const expected = labels instanceof tf.Tensor ? labels.shape[0] : labels.length;
+        if (n !== expected) {
+          throw new RangeError(
+            `The ${name} split gave ${n} samples at t=${t} but has ${expected} labels`,
+          );
+        }
+      }
       for (let i = 0; i < taps.length; i++) {
         const xTrain = train.get(taps[i].key)!, xTest = test.get(taps[i].key)!;
         const start = performance.now();

@@ -14,7 +14,7 @@
  *
  * On `wasm` and `cpu`, convolution gradients go through `src/nn/conv_grad.ts` (`wasm` has no
  * `Conv2DBackpropFilter` kernel, `cpu`'s is very slow), and on `wasm` the first call installs
- * faster `BatchMatMul` and `Tile` kernels (`src/nn/wasm_kernels.ts`) for the whole process.
+ * faster `BatchMatMul`, `Tile` and `Transpose` kernels (`src/backend/wasm_kernels.ts`) for the whole process.
  *
  * @example
  * ```ts
@@ -40,7 +40,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type Backbone, UNet } from "../models/unet.ts";
 import { registerTileGradient } from "../nn/tile_grad.ts";
-import { registerWasmKernels } from "../nn/wasm_kernels.ts";
+import { registerWasmKernels } from "../backend/wasm_kernels.ts";
 import { linePlotSvg } from "../report/line_plot.ts";
 import { AdamWOptimizer } from "./optimizer.ts";
 import { learningRateAt } from "./lr_schedule.ts";

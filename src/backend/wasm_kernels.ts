@@ -1,6 +1,7 @@
 /**
- * Faster `BatchMatMul` and `Tile` kernels for the `wasm` backend (tfjs-backend-wasm 4.22), which
- * both sit on the UNet's training path and, for `Tile`, on its forward pass.
+ * Faster `BatchMatMul`, `Tile` and `Transpose` kernels for the `wasm` backend
+ * (tfjs-backend-wasm 4.22), which sit on the training paths of the UNets and the heads and, for
+ * `Tile`, on the UNet's forward pass.
  *
  * `BatchMatMul`: the backend multiplies with XNNPACK only when neither operand is transposed and
  * there is a single batch; every other case (`transposeA`, `transposeB`, or a batch of matrices,
@@ -15,6 +16,15 @@
  *   (`x[0, i, k, b] = A[b, i, k]`, filter `f[0, k, b, j] = B[b, k, j]`), one XNNPACK call.
  *
  * Results equal the loop's up to float32 rounding (summation order).
+ *
+ * `Identity` (which `tf.clone` runs, and with it the gradient tape for every tensor it saves for
+ * the backward pass): the backend copies the data, so training held every saved activation
+ * twice (a [256, 65, 512] attention step grew the wasm heap past 4 GB and aborted). The
+ * replacement shares the memory and raises its reference count, as the cpu backend does.
+ *
+ * `Transpose` above rank 4 (multi-head attention splits `[B, N, 3, heads, d]` that way): the
+ * backend's generic kernel takes ~150 ns per element, 250 ms for 1.7M values; the replacement
+ * chains rank-4 transposes (the backend's fast path), one per misplaced axis.
  *
  * `Tile` (which `tf.broadcastTo` runs): the backend's kernel computes every output index
  * separately, about 35× slower than copying: the nearest-neighbour ×2 upsampling of a
@@ -82,7 +92,7 @@ function kernels() {
 }
 
 /**
- * Replaces the `wasm` backend's `BatchMatMul` and `Tile` kernels by the versions described in the
+ * Replaces the `wasm` backend's `BatchMatMul`, `Tile` and `Transpose` kernels by the versions described in the
  * module doc (once; later calls do nothing). Call it before or after the backend starts; other
  * backends are not touched.
  *
@@ -186,7 +196,78 @@ export function registerWasmKernels(): void {
   tf.registerKernel({ ...original, kernelFunc: fast as unknown as tf.KernelFunc });
   tf.unregisterKernel("Tile", "wasm");
   tf.registerKernel({ ...k.tile, kernelFunc: tileKernel(k) as unknown as tf.KernelFunc });
+  const identityInfo = tf.getKernel("Identity", "wasm")!;
+  tf.unregisterKernel("Identity", "wasm");
+  tf.registerKernel({
+    ...identityInfo,
+    kernelFunc: identityKernel(
+      identityInfo.kernelFunc as unknown as Kernel,
+    ) as unknown as tf.KernelFunc,
+  });
+  const transposeInfo = tf.getKernel("Transpose", "wasm")!;
+  tf.unregisterKernel("Transpose", "wasm");
+  tf.registerKernel({
+    ...transposeInfo,
+    kernelFunc: transposeKernel(k) as unknown as tf.KernelFunc,
+  });
   registered = true;
+}
+
+/**
+ * `Identity` (what `tf.clone` runs) as a shared reference, as on the cpu backend: the result
+ * points at the same memory with its reference count raised. Kernels never write into their
+ * inputs, so sharing is safe.
+ */
+function identityKernel(copy: Kernel): Kernel {
+  return (args) => {
+    const x = args.inputs.x;
+    if (x.dtype === "string") return copy(args);
+    (args.backend as WasmBackend & { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
+/**
+ * `Transpose` above rank 4 as a sequence of rank-4 transposes: output axis by output axis, the
+ * axis that belongs there is moved forward past the axes in between (`[A, B, C, D]` →
+ * `[A, C, B, D]`). At rank ≤ 4 the backend's kernel is used as is.
+ */
+function transposeKernel(k: ReturnType<typeof kernels>): Kernel {
+  return (args) => {
+    const { backend } = args;
+    const x = args.inputs.x;
+    const perm = args.attrs?.perm as number[];
+    if (x.shape.length <= 4) return k.transpose(args);
+    let cur = k.reshape({ inputs: { x }, backend, attrs: { shape: x.shape } });
+    let order = x.shape.map((_, i) => i); // order[j]: the input axis now at position j
+    const temps: Info[] = [];
+    try {
+      for (let j = 0; j < perm.length; j++) {
+        const i = order.indexOf(perm[j]);
+        if (i === j) continue;
+        const s = cur.shape;
+        const four = [
+          product(s.slice(0, j)),
+          product(s.slice(j, i)),
+          s[i],
+          product(s.slice(i + 1)),
+        ];
+        const flat = k.reshape({ inputs: { x: cur }, backend, attrs: { shape: four } });
+        temps.push(cur, flat);
+        const moved = k.transpose({ inputs: { x: flat }, backend, attrs: { perm: [0, 2, 1, 3] } });
+        temps.push(moved);
+        const shape = [...s.slice(0, j), s[i], ...s.slice(j, i), ...s.slice(i + 1)];
+        cur = k.reshape({ inputs: { x: moved }, backend, attrs: { shape } });
+        order = [...order.slice(0, j), order[i], ...order.slice(j, i), ...order.slice(i + 1)];
+      }
+      return cur;
+    } catch (e) {
+      if (!temps.includes(cur)) temps.push(cur);
+      throw e;
+    } finally {
+      for (const t of temps) backend.disposeData(t.dataId);
+    }
+  };
 }
 
 /** `Tile` by contiguous copies: for each axis with reps > 1, concatenate `reps` copies. */
