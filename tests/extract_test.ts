@@ -101,6 +101,43 @@ Deno.test("iterables of batches work and need a dataKey to be cached", async () 
   tf.dispose([...f.values(), ...g.values(), x]);
 });
 
+Deno.test("an exhausted or short iterable is an error and never becomes a cache entry", async () => {
+  const x = await images();
+  const tap = tapBlock(30, 3);
+  const made: tf.Tensor[] = [];
+  function* batches() {
+    yield made[made.push(x.slice([0], [4])) - 1];
+    yield made[made.push(x.slice([4], [2])) - 1];
+  }
+  const dir = await Deno.makeTempDir();
+  const options = { cache: dir, dataKey: "once", total: 6 };
+  const gen = batches();
+  const first = await extractFeatures(unet, [tap], gen, options);
+  // The same generator again yields nothing: rejected, nothing written.
+  const entries = async () => (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+  const before = await entries();
+  await assert.rejects(
+    extractFeatures(unet, [tap], gen, { ...options, dataKey: "twice" }),
+    (e: Error) =>
+      e instanceof RangeError && /gave 0 samples, expected 6.*generator/.test(e.message),
+  );
+  assert.deepEqual(await entries(), before);
+  // A different count than `total` is rejected too.
+  await assert.rejects(
+    extractFeatures(unet, [tap], batches(), { ...options, dataKey: "short", total: 8 }),
+    /gave 6 samples, expected 8/,
+  );
+  // A cached entry of another length than `total` is recomputed, not returned.
+  const cached = await extractFeatures(unet, [tap], batches(), options);
+  assert.equal(cached.get(tap.key)!.shape[0], 6);
+  await assert.rejects(
+    extractFeatures(unet, [tap], batches(), { ...options, total: 7 }),
+    /gave 6 samples, expected 7/,
+  );
+  tf.dispose([...first.values(), ...cached.values(), ...made, x]);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("bad taps and inputs fail with errors that name them", async () => {
   const x = await images();
   await assert.rejects(extractFeatures(unet, [tapBlock(30, 10)], x), /No block 10/);

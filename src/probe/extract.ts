@@ -53,7 +53,11 @@ export interface ExtractOptions {
    * checksum). Required to cache iterable data.
    */
   dataKey?: string;
-  /** Number of samples an iterable yields, for progress reports. */
+  /**
+   * Number of samples an iterable yields: used for progress reports, and checked — extraction
+   * rejects data that gives another count (nothing is cached then), and a cached entry of
+   * another count is recomputed.
+   */
   total?: number;
   /**
    * What runs the frozen forward passes: `"onnx"` (onnxruntime-node, the fastest on CPUs;
@@ -267,7 +271,8 @@ export async function extractFeatures(
         40,
       );
       const hit = await cache.read(p.entry);
-      if (hit) {
+      // An entry of another length is stale (a different `total` under the same key): recompute.
+      if (hit && hit.shape[0] > 0 && (total === undefined || hit.shape[0] === total)) {
         result.set(p.tap.key, tf.tensor(hit.data, hit.shape));
       }
     }
@@ -374,6 +379,12 @@ export async function extractFeatures(
     }
   }
 
+  if (done === 0 || (total !== undefined && done !== total)) {
+    throw new RangeError(
+      `The data gave ${done} samples${total === undefined ? "" : `, expected ${total}`}` +
+        (done === 0 ? ": was a one-shot iterator (a generator) read twice?" : ""),
+    );
+  }
   for (const p of todo) {
     const all = new Float32Array(done * p.featureSize);
     let offset = 0;
