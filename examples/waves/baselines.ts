@@ -110,7 +110,11 @@ export function fitRidge(
   for (const lambda of lambdas) {
     const ridge = model(lambda);
     const { mse } = errors(ridge.predict(val.x, val.n), val.y);
-    if (!best || mse < best.mse) best = { ridge, mse };
+    // A penalty too small for the conditioning of the (float32) Gram matrix gives NaN: skip it.
+    if (Number.isFinite(mse) && (!best || mse < best.mse)) best = { ridge, mse };
   }
-  return best!.ridge;
+  if (!best) {
+    throw new RangeError(`Ridge regression failed for every penalty in [${lambdas}]`);
+  }
+  return best.ridge;
 }

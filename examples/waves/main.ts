@@ -17,32 +17,22 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
   type Backbone,
-  chronologicalSplit,
   createBackbone,
   extractFeatures,
   freeze,
-  interpolateGaps,
   LinearHead,
   linePlotSvg,
-  makeWindows,
-  MinMaxScaler,
   MLPHead,
   progressBar,
-  readCsvSeries,
-  readNdbcStdmet,
-  resampleHourly,
   saveBackbone,
-  selectWindows,
   sweep,
   tapBlock,
-  type TimeSeries,
   trainDiffusion,
   type UNet1DConfig,
   useBackend,
-  type Windows,
-  windowsToArrays,
 } from "../../mod.ts";
 import { errors, fitRidge, persistence } from "./baselines.ts";
+import { prepareWaves, toSignal } from "./prepare.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -93,46 +83,22 @@ const backend = await useBackend(args.backend as "auto");
 console.error(`backend: ${backend}`);
 
 // ---- data ---------------------------------------------------------------------------------
-async function load(paths: string[] | undefined): Promise<TimeSeries> {
-  const sources = paths ?? [new URL("./data/46035_hourly.csv.gz", import.meta.url).pathname];
-  const isCsv = sources.every((p) => /\.csv(\.gz)?$/.test(p));
-  const result = isCsv
-    ? await readCsvSeries(sources, { timeColumn: "time", columns: channels })
-    : await readNdbcStdmet(sources.length === 1 ? sources[0] : sources, { columns: channels });
-  for (const issue of result.issues.slice(0, 10)) {
-    console.error(`warning: ${issue.file}:${issue.line}: ${issue.reason}`);
-  }
-  if (result.issues.length > 10) {
-    console.error(`warning: … ${result.issues.length - 10} more malformed lines`);
-  }
-  return result.series;
-}
-let series = resampleHourly(await load(args.data));
-const maxGap = num("interpolate-gaps", args["interpolate-gaps"]);
-if (maxGap > 0) series = interpolateGaps(series, { maxGap });
-const all = makeWindows(series, { input: channels, target: "WVHT", length: L, horizon: H });
-const split = chronologicalSplit(all, {
-  trainEnd: "2009",
-  valEnd: "2012",
-  testStart: "2014",
-  testEnd: "2018",
+const data = await prepareWaves({
+  data: args.data,
+  length: L,
+  horizon: H,
+  channels,
+  interpolateGaps: num("interpolate-gaps", args["interpolate-gaps"]),
+  quick,
 });
-/** Every k-th window (quick runs). */
-const thin = (w: Windows, k: number): Windows =>
-  k <= 1
-    ? w
-    : selectWindows(w, Int32Array.from({ length: Math.ceil(w.size / k) }, (_, i) => i * k));
-const train = thin(split.train, quick ? 12 : 1),
-  val = thin(split.val, quick ? 4 : 1),
-  test = thin(split.test, quick ? 8 : 1);
+const maxGap = num("interpolate-gaps", args["interpolate-gaps"]);
+const { scaler, wvhtRange } = data;
+const [tr, va, te] = [data.train, data.val, data.test];
+const [train, val, test] = [tr.windows, va.windows, te.windows];
 console.error(
   `windows (L=${L}, h=${H}, channels ${channels}): train ${train.size} (≤2008), val ${val.size} (2009–2011), ` +
-    `test ${test.size} (2014–2017); ${split.straddling} straddle a boundary`,
+    `test ${test.size} (2014–2017); ${data.straddling} straddle a boundary`,
 );
-const scaler = MinMaxScaler.fit(train);
-const wvhtRange = scaler.max.WVHT - scaler.min.WVHT;
-const arrays = (w: Windows) => windowsToArrays(w, { scaler });
-const tr = arrays(train), va = arrays(val), te = arrays(test);
 const C = channels.length;
 
 type Method = { name: string; mse: number; mseMetres2: number; maeMetres: number; seconds: number };
@@ -229,12 +195,7 @@ const config: UNet1DConfig = {
   attention_head_dim: 16,
   dropout: 0.1,
 };
-/** Windows as diffusion inputs: min-max scaled to [0, 1], then to [-1, 1]. */
-const toSignal = (a: Float32Array, n: number) =>
-  tf.tidy(() => tf.sub(tf.mul(tf.tensor3d(a, [n, L, C]), 2), 1));
-const xTrain = toSignal(tr.inputs, train.size),
-  xVal = toSignal(va.inputs, val.size),
-  xTest = toSignal(te.inputs, test.size);
+const [xTrain, xVal, xTest] = [tr, va, te].map((split) => toSignal(split, L, C));
 const steps = args.steps ? num("steps", args.steps) : quick ? 20 : 1000;
 const bar = progressBar("pre-train DDPM", steps, { unit: "steps" });
 const trained = await trainDiffusion(createBackbone(config, { seed }), xTrain, {

@@ -1,0 +1,287 @@
+/**
+ * Why does the probe lose to the raw-window baselines on 46035? This script takes one or more
+ * pre-trained 1-D DDPMs (the `ddpm-1d` folders `deno task waves` saves) and measures, on the same
+ * splits as the main experiment, how the probe's test MSE depends on
+ *
+ * - the tap: t and block;
+ * - the pooling of the block output over time (`--pools 8,none`: 8 averaged steps, or every
+ *   step of the block's resolution);
+ * - the fitting: the LinearHead trained with AdamW as in `main.ts`, or closed-form ridge
+ *   regression on the standardised features (penalty chosen on the validation split), which
+ *   rules out under-training;
+ * - and whether the features add anything to the raw window: ridge on [raw window, features].
+ *
+ * ```sh
+ * deno task waves:investigate --backbone out/waves/ddpm-1d --out out/waves-investigate
+ * ```
+ *
+ * Writes `<out>/investigation.json` and prints a table sorted by test MSE.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import {
+  extractFeatures,
+  freeze,
+  LinearHead,
+  loadBackbone,
+  type Pooling,
+  progressBar,
+  tapBlock,
+  useBackend,
+} from "../../mod.ts";
+import { errors, fitRidge } from "./baselines.ts";
+import { prepareWaves, toSignal, type WaveSplit } from "./prepare.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    backbone: { type: "string", multiple: true },
+    data: { type: "string", multiple: true },
+    out: { type: "string", default: "out/waves-investigate" },
+    length: { type: "string", default: "128" },
+    horizon: { type: "string", default: "6" },
+    channels: { type: "string", default: "WVHT" },
+    ts: { type: "string", default: "1,10" },
+    blocks: { type: "string", default: "8,13,16,24" },
+    pools: { type: "string", default: "8,none" },
+    "head-epochs": { type: "string", default: "60" },
+    quick: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+if (args.help || !args.backbone?.length) {
+  console.log(
+    `Usage: deno task waves:investigate --backbone <ddpm-1d folder> [--backbone …] [--out dir]
+  --ts 1,10 --blocks 8,13,16,24 --pools 8,none   the grid of taps and poolings
+  --channels WVHT --length 128 --horizon 6        must match the backbones' training
+  --head-epochs 60   AdamW epochs of the LinearHead (0: ridge only)   --quick  thinned splits`,
+  );
+  Deno.exit(args.help ? 0 : 2);
+}
+const list = (s: string) => s.split(",").map((v) => v.trim()).filter(Boolean);
+const whole = (name: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`--${name}: "${v}" is not a whole number`);
+  }
+  return n;
+};
+const L = whole("length", args.length!), H = whole("horizon", args.horizon!);
+const data = await prepareWaves({
+  data: args.data,
+  length: L,
+  horizon: H,
+  channels: list(args.channels!),
+  quick: args.quick,
+});
+const C = data.channels.length;
+const backend = await useBackend("auto");
+console.error(
+  `backend ${backend}; windows train ${data.train.n} / val ${data.val.n} / test ${data.test.n}`,
+);
+await Deno.mkdir(args.out!, { recursive: true });
+
+interface Row {
+  backbone: string;
+  t: number | null;
+  block: number | null;
+  name: string;
+  pool: string;
+  features: number;
+  fit: "ridge" | "adamw";
+  mse: number;
+  maeMetres: number;
+  lambda?: number;
+}
+const rows: Row[] = [];
+const report = (row: Row) => {
+  rows.push(row);
+  console.error(
+    `  ${row.backbone} t=${row.t} block ${row.block} ${row.name} pool ${row.pool} (${row.features}) ` +
+      `${row.fit}: MSE ${row.mse.toFixed(5)}${row.lambda === undefined ? "" : ` λ=${row.lambda}`}`,
+  );
+};
+
+/** Standardises columns with training statistics (in place); constant columns become 0. */
+function standardise(train: Float32Array, others: Float32Array[], d: number): void {
+  const n = train.length / d;
+  const mean = new Float64Array(d), sq = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) {
+      const v = train[i * d + j];
+      mean[j] += v;
+      sq[j] += v * v;
+    }
+  }
+  const std = new Float64Array(d);
+  for (let j = 0; j < d; j++) {
+    mean[j] /= n;
+    std[j] = Math.sqrt(Math.max(sq[j] / n - mean[j] * mean[j], 0)) || 1;
+  }
+  for (const a of [train, ...others]) {
+    for (let i = 0; i < a.length; i++) a[i] = (a[i] - mean[i % d]) / std[i % d];
+  }
+}
+
+/** Closed-form ridge on [n, d] features; the penalty is chosen on validation. */
+function ridgeRow(
+  f: { train: Float32Array; val: Float32Array; test: Float32Array; d: number },
+): { mse: number; mae: number; lambda: number } {
+  const split = (x: Float32Array, s: WaveSplit) => ({ x, y: s.targets, n: s.n });
+  const ridge = fitRidge(split(f.train, data.train), split(f.val, data.val), [
+    1e-5,
+    1e-4,
+    1e-3,
+    1e-2,
+    1e-1,
+    1,
+  ]);
+  return { ...errors(ridge.predict(f.test, data.test.n), data.test.targets), lambda: ridge.lambda };
+}
+
+/** Concatenates rows of two [n, a] and [n, b] matrices. */
+function hstack(a: Float32Array, da: number, b: Float32Array, db: number): Float32Array {
+  const n = a.length / da, out = new Float32Array(n * (da + db));
+  for (let i = 0; i < n; i++) {
+    out.set(a.subarray(i * da, (i + 1) * da), i * (da + db));
+    out.set(b.subarray(i * db, (i + 1) * db), i * (da + db) + da);
+  }
+  return out;
+}
+
+// The raw-window references, through the same ridge code.
+const raw = {
+  train: data.train.inputs.slice(),
+  val: data.val.inputs.slice(),
+  test: data.test.inputs.slice(),
+  d: L * C,
+};
+standardise(raw.train, [raw.val, raw.test], raw.d);
+{
+  const r = ridgeRow(raw);
+  report({
+    backbone: "-",
+    t: null,
+    block: null,
+    name: "raw window",
+    pool: "-",
+    features: raw.d,
+    fit: "ridge",
+    mse: r.mse,
+    maeMetres: r.mae * data.wvhtRange,
+    lambda: r.lambda,
+  });
+}
+
+const signals = [data.train, data.val, data.test].map((s) => toSignal(s, L, C));
+const epochs = whole("head-epochs", args["head-epochs"]!);
+const pools: { label: string; pool: Pooling }[] = list(args.pools!).map((p) => ({
+  label: p,
+  pool: p === "none" ? "none" : p === "mean" ? "mean" : { size: whole("pools", p) },
+}));
+for (const path of args.backbone) {
+  const unet = freeze(await loadBackbone(path));
+  const label = path.replace(/\/ddpm-1d\/?$/, "").split("/").pop()!;
+  for (const t of list(args.ts!).map((v) => whole("ts", v))) {
+    for (const { label: poolLabel, pool } of pools) {
+      const taps = list(args.blocks!).map((b) => tapBlock(t, whole("blocks", b), { pool }));
+      const bar = progressBar(`${label} t=${t} pool ${poolLabel}`, 3, { unit: "splits" });
+      const features: Float32Array[][] = [];
+      for (const [i, x] of signals.entries()) {
+        const map = await extractFeatures(unet, taps, x, { batchSize: 256 });
+        features.push(
+          await Promise.all(taps.map(async (tap) => {
+            const f = map.get(tap.key)!;
+            const values = Float32Array.from(await f.data() as Float32Array);
+            return values;
+          })),
+        );
+        tf.dispose([...map.values()]);
+        bar.update(i + 1);
+      }
+      bar.stop();
+      for (const [k, tap] of taps.entries()) {
+        const info = unet.block(tap.block);
+        const [fTrain, fVal, fTest] = features.map((perSplit) => perSplit[k]);
+        const d = fTrain.length / data.train.n;
+        const base = {
+          backbone: label,
+          t,
+          block: info.index,
+          name: info.name,
+          pool: poolLabel,
+          features: d,
+        };
+        if (epochs > 0) {
+          // The LinearHead as main.ts trains it (it standardises internally).
+          const shape = (a: Float32Array, n: number) => tf.tensor2d(a, [n, d]);
+          const [x1, x2, x3] = [
+            shape(fTrain, data.train.n),
+            shape(fVal, data.val.n),
+            shape(fTest, data.test.n),
+          ];
+          const y1 = tf.tensor1d(data.train.targets), y2 = tf.tensor1d(data.val.targets);
+          const head = new LinearHead({ inputShape: [d], outputs: 1, task: "regression", seed: 0 });
+          await head.fit(x1, y1, {
+            epochs,
+            batchSize: 256,
+            learningRate: 3e-3,
+            seed: 0,
+            validationData: { x: x2, y: y2 },
+            patience: 5,
+          });
+          const p = head.predict(x3);
+          const e = errors(await p.data() as Float32Array, data.test.targets);
+          tf.dispose([p, x1, x2, x3, y1, y2]);
+          head.dispose();
+          report({ ...base, fit: "adamw", mse: e.mse, maeMetres: e.mae * data.wvhtRange });
+        }
+        standardise(fTrain, [fVal, fTest], d);
+        const r = ridgeRow({ train: fTrain, val: fVal, test: fTest, d });
+        report({
+          ...base,
+          fit: "ridge",
+          mse: r.mse,
+          maeMetres: r.mae * data.wvhtRange,
+          lambda: r.lambda,
+        });
+        const both = ridgeRow({
+          train: hstack(raw.train, raw.d, fTrain, d),
+          val: hstack(raw.val, raw.d, fVal, d),
+          test: hstack(raw.test, raw.d, fTest, d),
+          d: raw.d + d,
+        });
+        report({
+          ...base,
+          name: `raw window + ${info.name}`,
+          features: raw.d + d,
+          fit: "ridge",
+          mse: both.mse,
+          maeMetres: both.mae * data.wvhtRange,
+          lambda: both.lambda,
+        });
+      }
+    }
+  }
+  unet.dispose();
+}
+tf.dispose(signals);
+
+await Deno.writeTextFile(
+  join(args.out!, "investigation.json"),
+  JSON.stringify({ length: L, horizon: H, channels: data.channels, rows }, null, 2) + "\n",
+);
+console.log("backbone        t  block name                              pool  dims  fit     MSE");
+for (const r of [...rows].sort((a, b) => a.mse - b.mse)) {
+  console.log(
+    `${r.backbone.padEnd(14)} ${String(r.t ?? "-").padStart(2)} ${
+      String(r.block ?? "-").padStart(6)
+    } ` +
+      `${r.name.padEnd(33)} ${r.pool.padStart(5)} ${String(r.features).padStart(5)}  ${
+        r.fit.padEnd(6)
+      } ${r.mse.toFixed(5)}`,
+  );
+}
+console.log(`wrote ${join(args.out!, "investigation.json")}`);
