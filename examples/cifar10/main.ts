@@ -178,10 +178,34 @@ for (const kind of heads) {
 }
 const pool = int("attention-pool", args["attention-pool"]);
 
-// 1. The sweep (linear probe, class-balanced subsets), so that its best point can be probed on
-//    the full sets in the same passes as the thesis's tap.
 let sweepRows: unknown[] = [];
 let best: { t: number; block: number | null; name: string; metric: number } | null = null;
+const extraction: { split: string; images: number; taps: string[]; seconds: number }[] = [];
+const runs: {
+  head: string;
+  t: number;
+  block: number | null;
+  name: string;
+  accuracy: number;
+  seconds: number;
+}[] = [];
+/** Writes `<out>/results.json` with what is known so far (after the sweep and every head). */
+async function writeResults(): Promise<void> {
+  const results = {
+    backend,
+    backbone: args.backbone,
+    train: train.size,
+    test: test.size,
+    runs,
+    extraction,
+    sweep: sweepRows,
+    sweepBest: best,
+  };
+  await Deno.writeTextFile(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
+}
+
+// 1. The sweep (linear probe, class-balanced subsets), so that its best point can be probed on
+//    the full sets in the same passes as the thesis's tap.
 if (!args["no-sweep"]) {
   const from = int("sweep-from", args["sweep-from"]);
   const blocks = unet.blocks.filter((b) => b.index! >= from).map((b) => b.index!);
@@ -229,6 +253,7 @@ if (!args["no-sweep"]) {
   bar.stop();
   sweepRows = result.rows;
   best = result.best;
+  await writeResults();
   console.log(
     `sweep best: t=${result.best.t} block ${result.best.block} ${result.best.name}: ${
       (result.best.metric * 100).toFixed(2)
@@ -247,15 +272,6 @@ const tapFor = (point: (typeof points)[number], kind: string): Tap =>
     pool: kind === "linear" ? "mean" : { size: pool },
   });
 const taps = points.flatMap((point) => heads.map((kind) => tapFor(point, kind)));
-const extraction: { split: string; images: number; taps: string[]; seconds: number }[] = [];
-const runs: {
-  head: string;
-  t: number;
-  block: number | null;
-  name: string;
-  accuracy: number;
-  seconds: number;
-}[] = [];
 if (taps.length > 0) {
   const timed = async (ds: ImageDataset, split: string) => {
     const start = performance.now();
@@ -267,8 +283,10 @@ if (taps.length > 0) {
   };
   const xTrain = await timed(train, "train");
   const xTest = await timed(test, "test");
-  for (const point of points) {
-    for (const kind of heads) {
+  // Linear heads first (minutes), then the attention heads (much slower on a CPU).
+  const order = [...heads].sort((a, b) => Number(a === "attention") - Number(b === "attention"));
+  for (const kind of order) {
+    for (const point of points) {
       const tap = tapFor(point, kind);
       const trainX = xTrain.get(tap.key)!, testX = xTest.get(tap.key)!;
       const start = performance.now();
@@ -304,27 +322,12 @@ if (taps.length > 0) {
       );
       await head.save(join(out, `head-${kind}-t${point.t}-b${index ?? name}`));
       head.dispose();
+      await writeResults();
     }
   }
   tf.dispose([...xTrain.values(), ...xTest.values()]);
 }
 
-await Deno.writeTextFile(
-  join(out, "results.json"),
-  JSON.stringify(
-    {
-      backend,
-      backbone: args.backbone,
-      train: train.size,
-      test: test.size,
-      runs,
-      extraction,
-      sweep: sweepRows,
-      sweepBest: best,
-    },
-    null,
-    2,
-  ) + "\n",
-);
+await writeResults();
 console.log(`wrote ${join(out, "results.json")}`);
 unet.dispose();
