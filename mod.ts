@@ -128,6 +128,8 @@ export {
   type MLPHeadOptions,
   type PredictOptions,
   type RegressionMetrics,
+  type RidgeOptions,
+  type RidgeResult,
 } from "./src/heads/mod.ts";
 export {
   sweep,

@@ -625,3 +625,89 @@ Deno.test("bad options are RangeErrors; a disposed head refuses work", async () 
   x.dispose();
   assert.equal(tf.memory().numTensors, before);
 });
+
+Deno.test("LinearHead.fitRidge equals the hand-computed ridge solution", async () => {
+  // x = [1, 2, 3, 4], y = [2, 4, 5, 4], unstandardised, λ = 0.25 (n = 4):
+  // x̄ = 2.5, ȳ = 3.75, Σ(x−x̄)² = 5, Σ(x−x̄)(y−ȳ) = 3.5, w = 3.5 / (5 + 0.25·4) = 7/12,
+  // b = 3.75 − 2.5·7/12 = 55/24.
+  const before = tf.memory().numTensors;
+  const head = new LinearHead({ inputShape: [1], outputs: 1, task: "regression" });
+  const x = tf.tensor2d([[1], [2], [3], [4]]);
+  const result = await head.fitRidge(x, [2, 4, 5, 4], { penalties: [0.25], standardize: false });
+  assert.deepEqual(result, { penalty: 0.25, penalties: [{ penalty: 0.25, validationMse: null }] });
+  const probe = tf.tensor2d([[0], [10]]);
+  const p = head.predict(probe);
+  const [at0, at10] = p.dataSync();
+  assert.ok(Math.abs(at0 - 55 / 24) < 1e-5, `${at0}`);
+  assert.ok(Math.abs(at10 - (55 / 24 + 70 / 12)) < 1e-5, `${at10}`);
+  // Standardised features give the same predictions when λ = 0 (ordinary least squares).
+  const std = new LinearHead({ inputShape: [1], outputs: 1, task: "regression" });
+  await std.fitRidge(x, [2, 4, 5, 4], { penalties: [0] });
+  const q = std.predict(probe);
+  assert.ok(Math.abs(q.dataSync()[1] - (3.75 + 0.7 * 7.5)) < 1e-4, `${q.dataSync()}`);
+  tf.dispose([p, q, x, probe]);
+  head.dispose();
+  std.dispose();
+  assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("LinearHead.fitRidge picks the penalty on validation data, for several outputs", async () => {
+  const before = tf.memory().numTensors;
+  // Two outputs, exactly linear in 3 features: the smallest penalty fits best.
+  const rng = new Rng(3);
+  const make = (n: number) => {
+    const x = new Float32Array(n * 3), y = new Float32Array(n * 2);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < 3; j++) x[3 * i + j] = rng.uniform(-1, 1);
+      y[2 * i] = 1 + 2 * x[3 * i] - x[3 * i + 2];
+      y[2 * i + 1] = -0.5 * x[3 * i + 1];
+    }
+    return { x: tf.tensor2d(x, [n, 3]), y: tf.tensor2d(y, [n, 2]) };
+  };
+  const train = make(64), val = make(16);
+  const head = new LinearHead({ inputShape: [3], outputs: 2, task: "regression" });
+  const result = await head.fitRidge(train.x, train.y, {
+    penalties: [10, 1e-6, 0.1],
+    validationData: val,
+  });
+  assert.equal(result.penalty, 1e-6);
+  assert.deepEqual(result.penalties.map((p) => p.penalty), [10, 1e-6, 0.1]);
+  const mses = result.penalties.map((p) => p.validationMse!);
+  assert.ok(mses[1] < mses[2] && mses[2] < mses[0], `${mses}`);
+  const { mse } = head.evaluate(val.x, val.y);
+  assert.ok(mse < 1e-9, `${mse}`);
+  // It persists like any fitted head.
+  const dir = await Deno.makeTempDir();
+  await head.save(dir);
+  const loaded = await LinearHead.load(dir);
+  const [a, b] = [head.predict(val.x), loaded.predict(val.x)];
+  assert.deepEqual(a.dataSync(), b.dataSync());
+  tf.dispose([a, b, train.x, train.y, val.x, val.y]);
+  head.dispose();
+  loaded.dispose();
+  await Deno.remove(dir, { recursive: true });
+  assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("LinearHead.fitRidge refuses classification, bad penalties and unsolvable systems", async () => {
+  const x = tf.tensor2d([[1, 1], [2, 2], [3, 3]]); // two identical columns
+  const cls = new LinearHead({ inputShape: [2], outputs: 2 });
+  await assert.rejects(cls.fitRidge(x, [0, 1, 0]), TypeError);
+  const head = new LinearHead({ inputShape: [2], outputs: 1, task: "regression" });
+  await assert.rejects(head.fitRidge(x, [1, 2, 3], { penalties: [] }), /finite numbers >= 0/);
+  await assert.rejects(head.fitRidge(x, [1, 2, 3], { penalties: [-1] }), /finite numbers >= 0/);
+  await assert.rejects(head.fitRidge(x, [1, 2, 3], { penalties: [0, 1] }), /needs validationData/);
+  await assert.rejects(
+    head.fitRidge(x, [1, 2, 3], { penalties: [0], standardize: false }),
+    /no positive definite system/,
+  );
+  await assert.rejects(
+    head.fitRidge(x, [1, 2], { penalties: [1] }),
+    /Regression targets have shape \[2\]/,
+  );
+  // A penalty makes the collinear system solvable.
+  await head.fitRidge(x, [1, 2, 3], { penalties: [1e-3], standardize: false });
+  tf.dispose(x);
+  cls.dispose();
+  head.dispose();
+});

@@ -6,9 +6,9 @@
  * - the tap: t and block;
  * - the pooling of the block output over time (`--pools 8,none`: 8 averaged steps, or every
  *   step of the block's resolution);
- * - the fitting: the LinearHead trained with AdamW as in `main.ts`, or closed-form ridge
- *   regression on the standardised features (penalty chosen on the validation split), which
- *   rules out under-training;
+ * - the fitting: the LinearHead trained with AdamW, or solved in closed form by ridge regression
+ *   on the standardised features (`LinearHead.fitRidge`, penalty chosen on the validation split,
+ *   as `main.ts` does), which rules out under-training;
  * - and whether the features add anything to the raw window: ridge on [raw window, features].
  *
  * ```sh
@@ -32,7 +32,7 @@ import {
   tapBlock,
   useBackend,
 } from "../../mod.ts";
-import { errors, fitRidge } from "./baselines.ts";
+import { errors } from "./baselines.ts";
 import { prepareWaves, toSignal, type WaveSplit } from "./prepare.ts";
 
 const { values: args } = parseArgs({
@@ -104,41 +104,23 @@ const report = (row: Row) => {
   );
 };
 
-/** Standardises columns with training statistics (in place); constant columns become 0. */
-function standardise(train: Float32Array, others: Float32Array[], d: number): void {
-  const n = train.length / d;
-  const mean = new Float64Array(d), sq = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) {
-      const v = train[i * d + j];
-      mean[j] += v;
-      sq[j] += v * v;
-    }
-  }
-  const std = new Float64Array(d);
-  for (let j = 0; j < d; j++) {
-    mean[j] /= n;
-    std[j] = Math.sqrt(Math.max(sq[j] / n - mean[j] * mean[j], 0)) || 1;
-  }
-  for (const a of [train, ...others]) {
-    for (let i = 0; i < a.length; i++) a[i] = (a[i] - mean[i % d]) / std[i % d];
-  }
-}
-
-/** Closed-form ridge on [n, d] features; the penalty is chosen on validation. */
-function ridgeRow(
+/** Closed-form ridge (`LinearHead.fitRidge`) on [n, d] features; penalty chosen on validation. */
+async function ridgeRow(
   f: { train: Float32Array; val: Float32Array; test: Float32Array; d: number },
-): { mse: number; mae: number; lambda: number } {
-  const split = (x: Float32Array, s: WaveSplit) => ({ x, y: s.targets, n: s.n });
-  const ridge = fitRidge(split(f.train, data.train), split(f.val, data.val), [
-    1e-5,
-    1e-4,
-    1e-3,
-    1e-2,
-    1e-1,
-    1,
-  ]);
-  return { ...errors(ridge.predict(f.test, data.test.n), data.test.targets), lambda: ridge.lambda };
+): Promise<{ mse: number; mae: number; lambda: number }> {
+  const t = (a: Float32Array, s: WaveSplit) => tf.tensor2d(a, [s.n, f.d]);
+  const [x1, x2, x3] = [t(f.train, data.train), t(f.val, data.val), t(f.test, data.test)];
+  const y1 = tf.tensor1d(data.train.targets), y2 = tf.tensor1d(data.val.targets);
+  const head = new LinearHead({ inputShape: [f.d], outputs: 1, task: "regression" });
+  const { penalty } = await head.fitRidge(x1, y1, {
+    penalties: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1],
+    validationData: { x: x2, y: y2 },
+  });
+  const p = head.predict(x3);
+  const e = errors(await p.data() as Float32Array, data.test.targets);
+  tf.dispose([p, x1, x2, x3, y1, y2]);
+  head.dispose();
+  return { ...e, lambda: penalty };
 }
 
 /** Concatenates rows of two [n, a] and [n, b] matrices. */
@@ -151,16 +133,15 @@ function hstack(a: Float32Array, da: number, b: Float32Array, db: number): Float
   return out;
 }
 
-// The raw-window references, through the same ridge code.
+// The raw-window reference, through the same ridge code.
 const raw = {
-  train: data.train.inputs.slice(),
-  val: data.val.inputs.slice(),
-  test: data.test.inputs.slice(),
+  train: data.train.inputs,
+  val: data.val.inputs,
+  test: data.test.inputs,
   d: L * C,
 };
-standardise(raw.train, [raw.val, raw.test], raw.d);
 {
-  const r = ridgeRow(raw);
+  const r = await ridgeRow(raw);
   report({
     backbone: "-",
     t: null,
@@ -238,8 +219,7 @@ for (const path of args.backbone) {
           head.dispose();
           report({ ...base, fit: "adamw", mse: e.mse, maeMetres: e.mae * data.wvhtRange });
         }
-        standardise(fTrain, [fVal, fTest], d);
-        const r = ridgeRow({ train: fTrain, val: fVal, test: fTest, d });
+        const r = await ridgeRow({ train: fTrain, val: fVal, test: fTest, d });
         report({
           ...base,
           fit: "ridge",
@@ -247,7 +227,7 @@ for (const path of args.backbone) {
           maeMetres: r.mae * data.wvhtRange,
           lambda: r.lambda,
         });
-        const both = ridgeRow({
+        const both = await ridgeRow({
           train: hstack(raw.train, raw.d, fTrain, d),
           val: hstack(raw.val, raw.d, fVal, d),
           test: hstack(raw.test, raw.d, fTest, d),

@@ -31,7 +31,7 @@ import {
   type UNet1DConfig,
   useBackend,
 } from "../../mod.ts";
-import { errors, fitRidge, persistence } from "./baselines.ts";
+import { errors, persistence } from "./baselines.ts";
 import { prepareWaves, toSignal } from "./prepare.ts";
 
 const { values: args } = parseArgs({
@@ -123,11 +123,31 @@ function record(name: string, pred: Float32Array, since: number) {
 let since = performance.now();
 record("persistence", persistence(te.inputs, test.size, L, C), since);
 since = performance.now();
-const ridge = fitRidge(
-  { x: tr.inputs, y: tr.targets, n: train.size },
-  { x: va.inputs, y: va.targets, n: val.size },
-);
-record("linear", ridge.predict(te.inputs, test.size), since);
+/** Closed-form ridge regression on standardised inputs, the penalty chosen on validation. */
+async function ridgePredictions(xTrain: tf.Tensor, xVal: tf.Tensor, xTest: tf.Tensor) {
+  const head = new LinearHead({
+    inputShape: xTrain.shape.slice(1),
+    outputs: 1,
+    task: "regression",
+    seed,
+  });
+  const yTrain = tf.tensor1d(tr.targets), yVal = tf.tensor1d(va.targets);
+  const { penalty } = await head.fitRidge(xTrain, yTrain, {
+    validationData: { x: xVal, y: yVal },
+  });
+  const p = head.predict(xTest);
+  const pred = Float32Array.from(await p.data());
+  tf.dispose([p, yTrain, yVal]);
+  head.dispose();
+  return { pred, penalty };
+}
+const flat = (a: Float32Array, n: number) => tf.tensor2d(a, [n, L * C]);
+const [rawTrain, rawVal, rawTest] = [
+  flat(tr.inputs, train.size),
+  flat(va.inputs, val.size),
+  flat(te.inputs, test.size),
+];
+record("linear", (await ridgePredictions(rawTrain, rawVal, rawTest)).pred, since);
 
 async function fitRegression(
   make: (inputShape: number[]) => LinearHead<"regression"> | MLPHead<"regression">,
@@ -159,26 +179,21 @@ async function fitRegression(
 }
 
 since = performance.now();
-{
-  const flat = (a: Float32Array, n: number) => tf.tensor2d(a, [n, L * C]);
-  const [x1, x2, x3] = [
-    flat(tr.inputs, train.size),
-    flat(va.inputs, val.size),
-    flat(te.inputs, test.size),
-  ];
-  const pred = await fitRegression(
+record(
+  "mlp",
+  await fitRegression(
     (inputShape) =>
       new MLPHead({ inputShape, outputs: 1, task: "regression", hidden: [256, 128], seed }),
-    x1,
-    x2,
-    x3,
+    rawTrain,
+    rawVal,
+    rawTest,
     "mlp",
     quick ? 5 : 60,
     1e-3,
-  );
-  tf.dispose([x1, x2, x3]);
-  record("mlp", pred, since);
-}
+  ),
+  since,
+);
+tf.dispose([rawTrain, rawVal, rawTest]);
 
 // ---- the probe: pre-train a 1-D DDPM, freeze it, linear head on one tap --------------------
 since = performance.now();
@@ -231,20 +246,33 @@ const [fTrain, fVal, fTest] = [
   await feats(xVal, "val"),
   await feats(xTest, "test"),
 ];
-record(
-  "probe",
+// The probe is one linear layer fitted like the "linear" baseline (closed-form ridge, penalty
+// chosen on validation), so the two differ only in their inputs: DDPM features or the raw window.
+const probeRidge = await ridgePredictions(fTrain, fVal, fTest);
+record("probe", probeRidge.pred, since);
+methods[methods.length - 1].seconds += pretrainSeconds;
+// The same layer trained by AdamW instead (as `fit` does), for comparison.
+since = performance.now();
+const adamw = errors(
   await fitRegression(
     (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed }),
     fTrain,
     fVal,
     fTest,
-    `probe t=${t} b${block}`,
+    `probe (AdamW) t=${t} b${block}`,
     quick ? 5 : 60,
     quick ? 1e-2 : 3e-3,
   ),
-  since,
+  te.targets,
 );
-methods[methods.length - 1].seconds += pretrainSeconds;
+const probeAdamW = {
+  name: "probe, AdamW-trained",
+  mse: adamw.mse,
+  mseMetres2: adamw.mse * wvhtRange * wvhtRange,
+  maeMetres: adamw.mae * wvhtRange,
+  seconds: (performance.now() - since) / 1000,
+};
+console.error(`probe (AdamW, not closed form): test MSE ${adamw.mse.toFixed(5)}`);
 tf.dispose([fTrain, fVal, fTest]);
 
 // ---- sweep ---------------------------------------------------------------------------------
@@ -264,8 +292,15 @@ const swept = await sweep(unet, {
   pool: { size: poolSize },
   seed,
   batchSize: 256,
-  head: (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed }),
-  fit: { epochs: quick ? 3 : 20, batchSize: 256, learningRate: 1e-3, seed },
+  // Closed-form ridge at every point too, with a fixed small penalty (no validation split here).
+  head: (inputShape) => {
+    const head = new LinearHead({ inputShape, outputs: 1, task: "regression", seed });
+    return {
+      fit: (x: tf.Tensor, y: tf.Tensor | number[]) => head.fitRidge(x, y, { penalties: [1e-4] }),
+      evaluate: (x: tf.Tensor, y: tf.Tensor | number[]) => head.evaluate(x, y),
+      dispose: () => head.dispose(),
+    };
+  },
   metric: "mse",
   heatmap: join(out, "sweep.svg"),
   title: `Linear probe test MSE (normalised) by t and block, h = ${H} h`,
@@ -323,6 +358,8 @@ const results = {
     maeMetres,
     seconds,
   })),
+  /** The probe's layer trained by AdamW rather than solved in closed form. */
+  diagnostics: [probeAdamW],
   sweep: swept.rows.map(({ t, block, name, metric }) => ({ t, block, name, mse: metric })),
   sweepBest: {
     t: swept.best.t,
@@ -337,10 +374,10 @@ await Deno.writeTextFile(join(out, "results.json"), JSON.stringify(results, null
 console.log(
   `\nWave height ${H} h ahead from ${L} h of ${channels} (test 2014–2017, ${test.size} windows)`,
 );
-console.log("method       MSE (norm.)   MSE (m²)   MAE (m)");
-for (const m of [...methods].sort((a, b) => a.mse - b.mse)) {
+console.log("method                MSE (norm.)   MSE (m²)   MAE (m)");
+for (const m of [...methods, probeAdamW].sort((a, b) => a.mse - b.mse)) {
   console.log(
-    `${m.name.padEnd(12)} ${m.mse.toFixed(5).padStart(10)} ${
+    `${m.name.padEnd(21)} ${m.mse.toFixed(5).padStart(10)} ${
       m.mseMetres2.toFixed(4).padStart(10)
     } ${m.maeMetres.toFixed(3).padStart(9)}`,
   );

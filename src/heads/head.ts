@@ -321,6 +321,58 @@ export abstract class Head<T extends HeadTask = HeadTask> {
    */
   protected abstract forward(x: tf.Tensor): tf.Tensor;
 
+  /**
+   * For subclasses with their own (closed-form) fitting: checks the features and the targets,
+   * and fits the standardisation on all samples (or turns it off). Returns N and the targets as
+   * a float32 `[N, outputs]` tensor the caller owns (regression only).
+   *
+   * @param x Features `[N, ...inputShape]`.
+   * @param y Regression targets.
+   * @param standardize Whether to standardise features.
+   * @returns The sample count and the targets.
+   */
+  protected prepareClosedFormFit(
+    x: tf.Tensor,
+    y: HeadTargets,
+    standardize: boolean,
+  ): { n: number; targets: tf.Tensor2D } {
+    this.#assertAlive();
+    if (this.task !== "regression") {
+      throw new TypeError(`A closed-form fit is for regression heads; this one does ${this.task}`);
+    }
+    const n = this.#checkFeatures(x, "fit");
+    if (n === 0) throw new RangeError("Cannot fit on 0 samples");
+    const owned: tf.Tensor[] = [];
+    const targets = this.#prepareTargets(y, n, owned) as { values: tf.Tensor2D };
+    if (standardize) this.#fitStandardization(x, Int32Array.from({ length: n }, (_, i) => i));
+    else this.#standardized = false;
+    return { n, targets: targets.values };
+  }
+
+  /**
+   * For subclasses: float32 features `[N, featureSize]`, standardised as `predict` does.
+   *
+   * @param x Features `[N, ...inputShape]` (already checked).
+   * @returns A new tensor (call inside `tf.tidy`).
+   */
+  protected standardizedRows(x: tf.Tensor): tf.Tensor2D {
+    return this.#standardize(x).reshape([-1, this.featureSize]) as tf.Tensor2D;
+  }
+
+  /**
+   * For subclasses: checks validation features and targets like `fit` does.
+   *
+   * @param x Features `[M, ...inputShape]`.
+   * @param y Regression targets.
+   * @returns The targets as a float32 `[M, outputs]` tensor the caller owns.
+   */
+  protected checkedRegressionTargets(x: tf.Tensor, y: HeadTargets): tf.Tensor2D {
+    const m = this.#checkFeatures(x, "validation");
+    if (m === 0) throw new RangeError("Validation data has 0 samples");
+    const owned: tf.Tensor[] = [];
+    return (this.#prepareTargets(y, m, owned) as { values: tf.Tensor2D }).values;
+  }
+
   /** The trainable weights by name (live variables: read, do not dispose). */
   get weights(): ReadonlyMap<string, tf.Variable> {
     return this.#weights;

@@ -36,7 +36,12 @@ export {
   readHeadManifest,
   type RegressionMetrics,
 } from "./head.ts";
-export { LinearHead, type LinearHeadOptions } from "./linear_head.ts";
+export {
+  LinearHead,
+  type LinearHeadOptions,
+  type RidgeOptions,
+  type RidgeResult,
+} from "./linear_head.ts";
 export { loadHead } from "./load_head.ts";
 export { type MLPActivation, MLPHead, type MLPHeadOptions } from "./mlp_head.ts";
 export { warmupCosine, type WarmupCosineOptions } from "./schedule.ts";
