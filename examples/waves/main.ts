@@ -23,6 +23,7 @@ import {
   LinearHead,
   linePlotSvg,
   MLPHead,
+  type Pooling,
   progressBar,
   saveBackbone,
   sweep,
@@ -46,7 +47,7 @@ const { values: args } = parseArgs({
     steps: { type: "string" },
     t: { type: "string", default: "10" },
     block: { type: "string", default: "16" },
-    pool: { type: "string", default: "8" },
+    pool: { type: "string", default: "none" },
     "sweep-ts": { type: "string" },
     "sweep-blocks": { type: "string" },
     backend: { type: "string", default: "auto" },
@@ -61,7 +62,7 @@ if (args.help) {
   --channels WVHT                input channels, e.g. WVHT,DPD,APD,WSPD (target is always WVHT)
   --interpolate-gaps 0           fill missing runs up to this many hours linearly (0: strict)
   --steps N                      diffusion pre-training steps (default 1000, quick 20)
-  --t 10 --block 16 --pool 8     the probed tap; features average-pooled to 8 time steps
+  --t 10 --block 16 --pool none  the probed tap; pooling: none (every time step), mean, or k steps
   --sweep-ts 1,10,50,200 --sweep-blocks 8,12,13,16,20,24`,
   );
   Deno.exit(0);
@@ -228,10 +229,13 @@ await saveBackbone(unet, join(out, "ddpm-1d"));
 const pretrainSeconds = (performance.now() - since) / 1000;
 console.error(`pre-trained ${unet.parameterCount()} parameters in ${pretrainSeconds.toFixed(0)} s`);
 
-const poolSize = num("pool", args.pool);
+/** "none" (every time step of the block), "mean" (one vector) or k (average to k steps). */
+const pool: Pooling = args.pool === "none" || args.pool === "mean"
+  ? args.pool
+  : { size: num("pool", args.pool) };
 const t = num("t", args.t), block = num("block", args.block);
 since = performance.now();
-const tap = tapBlock(t, block, { pool: { size: poolSize }, seed });
+const tap = tapBlock(t, block, { pool, seed });
 const feats = async (x: tf.Tensor, phase: string) => {
   const b = progressBar(`extract ${phase}`, x.shape[0]);
   const f = await extractFeatures(unet, [tap], x, {
@@ -289,7 +293,7 @@ const swept = await sweep(unet, {
 }, {
   ts: sweepTs,
   blocks: sweepBlocks,
-  pool: { size: poolSize },
+  pool,
   seed,
   batchSize: 256,
   // Closed-form ridge at every point too, with a fixed small penalty (no validation split here).
@@ -344,7 +348,7 @@ const results = {
     steps,
     t,
     block,
-    pool: poolSize,
+    pool: args.pool,
     quick,
     seed,
     backend,
