@@ -96,8 +96,14 @@ interface Row {
   lambda?: number;
 }
 const rows: Row[] = [];
-const report = (row: Row) => {
+const save = () =>
+  Deno.writeTextFile(
+    join(args.out!, "investigation.json"),
+    JSON.stringify({ length: L, horizon: H, channels: data.channels, rows }, null, 2) + "\n",
+  );
+const report = async (row: Row) => {
   rows.push(row);
+  await save(); // after every row, so an interrupted run keeps what it measured
   console.error(
     `  ${row.backbone} t=${row.t} block ${row.block} ${row.name} pool ${row.pool} (${row.features}) ` +
       `${row.fit}: MSE ${row.mse.toFixed(5)}${row.lambda === undefined ? "" : ` λ=${row.lambda}`}`,
@@ -142,7 +148,7 @@ const raw = {
 };
 {
   const r = await ridgeRow(raw);
-  report({
+  await report({
     backbone: "-",
     t: null,
     block: null,
@@ -217,10 +223,10 @@ for (const path of args.backbone) {
           const e = errors(await p.data() as Float32Array, data.test.targets);
           tf.dispose([p, x1, x2, x3, y1, y2]);
           head.dispose();
-          report({ ...base, fit: "adamw", mse: e.mse, maeMetres: e.mae * data.wvhtRange });
+          await report({ ...base, fit: "adamw", mse: e.mse, maeMetres: e.mae * data.wvhtRange });
         }
         const r = await ridgeRow({ train: fTrain, val: fVal, test: fTest, d });
-        report({
+        await report({
           ...base,
           fit: "ridge",
           mse: r.mse,
@@ -233,7 +239,7 @@ for (const path of args.backbone) {
           test: hstack(raw.test, raw.d, fTest, d),
           d: raw.d + d,
         });
-        report({
+        await report({
           ...base,
           name: `raw window + ${info.name}`,
           features: raw.d + d,
@@ -249,10 +255,6 @@ for (const path of args.backbone) {
 }
 tf.dispose(signals);
 
-await Deno.writeTextFile(
-  join(args.out!, "investigation.json"),
-  JSON.stringify({ length: L, horizon: H, channels: data.channels, rows }, null, 2) + "\n",
-);
 console.log("backbone        t  block name                              pool  dims  fit     MSE");
 for (const r of [...rows].sort((a, b) => a.mse - b.mse)) {
   console.log(
