@@ -71,7 +71,7 @@ if (args.help || !args.data || !args.backbone) {
   console.log(
     `Usage: deno task cifar10 --data <cifar10 dir> --backbone <diffusers folder> [--out out/cifar10]
   --t 30 --block 24            the probed tap (thesis: t = 30, block 24)
-  --heads attention,linear     heads to train at the tap
+  --heads attention,linear     heads to train at the tap and at the sweep's best point
   --attention-pool 4           the AttentionHead sees the block map average-pooled to k×k tokens
   --attention-dim 128 --attention-layers 2   its width and depth (8 heads)
   --epochs 15 --attention-epochs 15
