@@ -63,7 +63,7 @@ if (args.help) {
   --interpolate-gaps 0           fill missing runs up to this many hours linearly (0: strict)
   --steps N                      diffusion pre-training steps (default 1000, quick 20)
   --t 10 --block 16 --pool none  the probed tap; pooling: none (every time step), mean, or k steps
-  --sweep-ts 1,10,50,200 --sweep-blocks 8,12,13,16,20,24`,
+  --sweep-ts 1,10,50 --sweep-blocks 8,13,16,24`,
   );
   Deno.exit(0);
 }
@@ -280,10 +280,10 @@ console.error(`probe (AdamW, not closed form): test MSE ${adamw.mse.toFixed(5)}`
 tf.dispose([fTrain, fVal, fTest]);
 
 // ---- sweep ---------------------------------------------------------------------------------
-const sweepTs = (args["sweep-ts"] ?? (quick ? "10,100" : "1,10,50,200")).split(",").map((s) =>
+const sweepTs = (args["sweep-ts"] ?? (quick ? "10,100" : "1,10,50")).split(",").map((s) =>
   num("sweep-ts", s)
 );
-const sweepBlocks = (args["sweep-blocks"] ?? (quick ? "13,16" : "8,12,13,16,20,24")).split(",").map(
+const sweepBlocks = (args["sweep-blocks"] ?? (quick ? "13,16" : "8,13,16,24")).split(",").map(
   (s) => num("sweep-blocks", s),
 );
 const yTrain = tf.tensor1d(tr.targets), yTest = tf.tensor1d(te.targets);
