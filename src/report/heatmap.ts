@@ -15,8 +15,8 @@
  *
  * @module
  */
-import * as vega from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
+import type { TopLevelSpec } from "vega-lite";
+import { renderSvg } from "./_render.ts";
 
 /** One cell of a heatmap. */
 export interface HeatmapCell {
@@ -109,10 +109,5 @@ export async function heatmapSvg(
       },
     ],
   } as TopLevelSpec;
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return await renderSvg(spec);
 }

@@ -15,8 +15,8 @@
  *
  * @module
  */
-import * as vega from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
+import type { TopLevelSpec } from "vega-lite";
+import { renderSvg } from "./_render.ts";
 
 /** One line. */
 export interface LineSeries {
@@ -97,10 +97,5 @@ export async function linePlotSvg(
       color: { field: "series", type: "nominal", title: "", sort: series.map((s) => s.name) },
     },
   } as unknown as TopLevelSpec;
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return await renderSvg(spec);
 }

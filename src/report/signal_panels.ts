@@ -15,8 +15,8 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import * as vega from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
+import type { TopLevelSpec } from "vega-lite";
+import { renderSvg } from "./_render.ts";
 import { dirname } from "node:path";
 
 /** Options of {@linkcode signalPanelsSvg}. */
@@ -96,12 +96,7 @@ export async function signalPanelsSvg(
       },
     },
   } as unknown as TopLevelSpec;
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return await renderSvg(spec);
 }
 
 /**
