@@ -12,16 +12,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 
 const ALLOWED: Record<string, string[]> = {
-  io: [],
-  report: [],
-  backend: [],
-  nn: ["io"],
-  models: ["io", "nn"],
-  engine: ["io", "nn", "models"],
-  probe: ["io", "nn", "models", "engine", "report"],
-  heads: ["io", "nn"],
-  train: ["io", "nn", "models", "backend", "report"],
-  data: ["io"],
+  base: [],
+  io: ["base"],
+  report: ["base"],
+  backend: ["base"],
+  nn: ["base", "io"],
+  models: ["base", "io", "nn"],
+  engine: ["base", "io", "nn", "models"],
+  probe: ["base", "io", "nn", "models", "engine", "report"],
+  heads: ["base", "io", "nn"],
+  train: ["base", "io", "nn", "models", "backend", "report"],
+  data: ["base", "io"],
 };
 
 const root = new URL("..", import.meta.url).pathname;
