@@ -1,0 +1,503 @@
+/**
+ * A small reverse-mode automatic differentiation over an ONNX node list, in TypeScript.
+ *
+ * {@linkcode TrainGraph} records ONNX nodes with the static shape of every value (training
+ * graphs are built for one batch size); {@linkcode TrainGraph.backward} walks the nodes that lie
+ * between the parameters and a scalar loss in reverse and appends, for each, the ONNX nodes of
+ * its gradient rule. Broadcasting in element-wise ops is undone by a `ReduceSum` over the
+ * broadcast axes. The result is one plain ONNX graph (forward, backward and whatever the caller
+ * appends, e.g. clipping and the AdamW update of `_optim_graph.ts`) that any execution provider
+ * runs. Internal to `src/engine/`.
+ *
+ * @example d(sum(x · w))/dw = x
+ * ```ts
+ * import { TrainGraph } from "./_autodiff.ts";
+ *
+ * const g = new TrainGraph();
+ * const x = g.input("x", [2, 3]);
+ * const w = g.input("w", [3, 1]);
+ * const loss = g.reduceSum(g.matmul(x, w), [0, 1], false);
+ * const grads = g.backward(loss, [w]);
+ * console.log(g.shape(grads.get(w)!)); // [3, 1]
+ * ```
+ *
+ * @module
+ */
+
+/** An attribute value: int, ints, string or `{ float }`. */
+export type Attr = number | string | number[] | { float: number };
+
+/** One recorded ONNX node. */
+export interface IRNode {
+  /** ONNX operator type. */
+  op: string;
+  /** Input value names ("" for an omitted optional input). */
+  inputs: string[];
+  /** Output value names. */
+  outputs: string[];
+  /** Attributes. */
+  attrs: Record<string, Attr>;
+}
+
+/** A constant tensor of the graph. */
+export interface IRConstant {
+  /** Dimensions. */
+  dims: number[];
+  /** float32 or int64 data. */
+  data: Float32Array | BigInt64Array;
+}
+
+type GradRule = (g: TrainGraph, node: IRNode, dys: (string | null)[]) => (string | null)[];
+
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The broadcast shape of `a` and `b` (numpy rules); throws on a mismatch. */
+export function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const x = a[a.length - rank + i] ?? 1, y = b[b.length - rank + i] ?? 1;
+    if (x !== y && x !== 1 && y !== 1) throw new RangeError(`Cannot broadcast [${a}] with [${b}]`);
+    out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+/** Records ONNX nodes with static shapes and derives gradients. */
+export class TrainGraph {
+  /** Nodes in execution order. */
+  readonly nodes: IRNode[] = [];
+  /** Graph inputs in order. */
+  readonly inputs: string[] = [];
+  /** Constant tensors (initializers) by name. */
+  readonly constants = new Map<string, IRConstant>();
+  #shapes = new Map<string, number[]>();
+  #producer = new Map<string, IRNode>();
+  #count = 0;
+  #shared = new Map<string, string>();
+
+  /** The static shape of a value. */
+  shape(name: string): number[] {
+    const s = this.#shapes.get(name);
+    if (!s) throw new Error(`Unknown value "${name}"`);
+    return s;
+  }
+
+  /** A fresh value name. */
+  fresh(hint: string): string {
+    return `${hint}:${this.#count++}`;
+  }
+
+  /** Declares a float32 graph input. */
+  input(name: string, shape: readonly number[]): string {
+    this.#shapes.set(name, [...shape]);
+    this.inputs.push(name);
+    return name;
+  }
+
+  /** Declares a float32 constant (initializer). */
+  constant(name: string, shape: readonly number[], data: Float32Array): string {
+    if (data.length !== size(shape)) {
+      throw new RangeError(`Constant "${name}" has ${data.length} values for shape [${shape}]`);
+    }
+    this.#shapes.set(name, [...shape]);
+    this.constants.set(name, { dims: [...shape], data });
+    return name;
+  }
+
+  /** A float32 scalar constant shared by value (shape `[]`). */
+  scalar(value: number): string {
+    const key = `f:${Math.fround(value)}`;
+    let name = this.#shared.get(key);
+    if (!name) {
+      name = this.constant(`const:${key}`, [], new Float32Array([value]));
+      this.#shared.set(key, name);
+    }
+    return name;
+  }
+
+  /** An int64 vector constant shared by value. */
+  ints(values: readonly number[]): string {
+    const key = `i:${values.join(",")}`;
+    let name = this.#shared.get(key);
+    if (!name) {
+      name = `const:${key}`;
+      this.#shapes.set(name, [values.length]);
+      this.constants.set(name, {
+        dims: [values.length],
+        data: BigInt64Array.from(values, (v) => BigInt(v)),
+      });
+      this.#shared.set(key, name);
+    }
+    return name;
+  }
+
+  /** Records a node whose output shapes are given; returns its output names. */
+  node(
+    op: string,
+    inputs: string[],
+    shapes: number[][],
+    attrs: Record<string, Attr> = {},
+    names?: string[],
+  ): string[] {
+    const outputs = names ?? shapes.map(() => this.fresh(op));
+    const node: IRNode = { op, inputs, outputs, attrs };
+    outputs.forEach((o, i) => {
+      this.#shapes.set(o, [...shapes[i]]);
+      this.#producer.set(o, node);
+    });
+    this.nodes.push(node);
+    return outputs;
+  }
+
+  /** Records a one-output node. */
+  op(op: string, inputs: string[], shape: number[], attrs: Record<string, Attr> = {}): string {
+    return this.node(op, inputs, [shape], attrs)[0];
+  }
+
+  /** Renames a value: an `Identity` node writing `name`. */
+  output(value: string, name: string): string {
+    return this.node("Identity", [value], [this.shape(value)], {}, [name])[0];
+  }
+
+  // --- element-wise ---
+  #binary(op: string, a: string, b: string): string {
+    return this.op(op, [a, b], broadcastShape(this.shape(a), this.shape(b)));
+  }
+  /** `a + b` (broadcasting). */
+  add(a: string, b: string): string {
+    return this.#binary("Add", a, b);
+  }
+  /** `a − b` (broadcasting). */
+  sub(a: string, b: string): string {
+    return this.#binary("Sub", a, b);
+  }
+  /** `a · b` (broadcasting). */
+  mul(a: string, b: string): string {
+    return this.#binary("Mul", a, b);
+  }
+  /** `a / b` (broadcasting). */
+  div(a: string, b: string): string {
+    return this.#binary("Div", a, b);
+  }
+  /** A one-input element-wise op (`Neg`, `Exp`, `Sqrt`, `Sigmoid`, `Relu`, `Erf`, …). */
+  unary(op: string, x: string): string {
+    return this.op(op, [x], this.shape(x));
+  }
+  /** `x · sigmoid(x)`. */
+  silu(x: string): string {
+    return this.mul(x, this.unary("Sigmoid", x));
+  }
+  /** The exact GELU `x · (1 + erf(x / √2)) / 2`. */
+  gelu(x: string): string {
+    const cdf = this.mul(
+      this.add(this.unary("Erf", this.mul(x, this.scalar(Math.SQRT1_2))), this.scalar(1)),
+      this.scalar(0.5),
+    );
+    return this.mul(x, cdf);
+  }
+
+  // --- shape ops ---
+  /** Reshape to a fully static shape. */
+  reshape(x: string, shape: readonly number[]): string {
+    if (size(shape) !== size(this.shape(x))) {
+      throw new RangeError(`Cannot reshape [${this.shape(x)}] to [${shape}]`);
+    }
+    return this.op("Reshape", [x, this.ints(shape)], [...shape]);
+  }
+  /** Transpose by `perm`. */
+  transpose(x: string, perm: readonly number[]): string {
+    const s = this.shape(x);
+    return this.op("Transpose", [x], perm.map((p) => s[p]), { perm: [...perm] });
+  }
+  /** Concatenation along `axis`. */
+  concat(xs: string[], axis: number): string {
+    const shape = [...this.shape(xs[0])];
+    const a = axis < 0 ? axis + shape.length : axis;
+    shape[a] = xs.reduce((n, x) => n + this.shape(x)[a], 0);
+    return this.op("Concat", xs, shape, { axis: a });
+  }
+  /** Splits along `axis` into parts of the given sizes. */
+  split(x: string, axis: number, sizes: readonly number[]): string[] {
+    const s = this.shape(x);
+    const a = axis < 0 ? axis + s.length : axis;
+    return this.node(
+      "Split",
+      [x, this.ints(sizes)],
+      sizes.map((n) => s.map((d, i) => (i === a ? n : d))),
+      { axis: a },
+    );
+  }
+  /** `x[starts:ends]` along `axes` (step 1). */
+  slice(x: string, starts: number[], ends: number[], axes: number[]): string {
+    const shape = [...this.shape(x)];
+    axes.forEach((a, i) => (shape[a] = ends[i] - starts[i]));
+    return this.op("Slice", [x, this.ints(starts), this.ints(ends), this.ints(axes)], shape);
+  }
+  /** Broadcast to `shape`. */
+  expand(x: string, shape: readonly number[]): string {
+    return this.op("Expand", [x, this.ints(shape)], broadcastShape(this.shape(x), shape));
+  }
+
+  // --- reductions ---
+  #reduced(x: string, axes: readonly number[], keep: boolean): { axes: number[]; shape: number[] } {
+    const s = this.shape(x);
+    const norm = axes.map((a) => (a < 0 ? a + s.length : a));
+    const shape = keep
+      ? s.map((d, i) => (norm.includes(i) ? 1 : d))
+      : s.filter((_, i) => !norm.includes(i));
+    return { axes: norm, shape };
+  }
+  /** Sum over `axes`. */
+  reduceSum(x: string, axes: readonly number[], keep: boolean): string {
+    const r = this.#reduced(x, axes, keep);
+    return this.op("ReduceSum", [x, this.ints(r.axes)], r.shape, { keepdims: keep ? 1 : 0 });
+  }
+  /** Mean over `axes`. */
+  reduceMean(x: string, axes: readonly number[], keep: boolean): string {
+    const r = this.#reduced(x, axes, keep);
+    return this.op("ReduceMean", [x], r.shape, { axes: r.axes, keepdims: keep ? 1 : 0 });
+  }
+
+  // --- linear algebra ---
+  /**
+   * Matrix product `a · b`: equal ranks with equal batch axes, or `b` a `[K, N]` matrix applied
+   * to the last axis of `a`.
+   */
+  matmul(a: string, b: string): string {
+    const sa = this.shape(a), sb = this.shape(b);
+    const k = sa[sa.length - 1];
+    if (sb[sb.length - 2] !== k || (sb.length !== 2 && sb.length !== sa.length)) {
+      throw new RangeError(`Cannot multiply [${sa}] by [${sb}]`);
+    }
+    return this.op("MatMul", [a, b], [...sa.slice(0, -1), sb[sb.length - 1]]);
+  }
+
+  // --- fused ops with their own gradient rules ---
+  /** Softmax over the last axis. */
+  softmax(x: string): string {
+    return this.op("Softmax", [x], this.shape(x), { axis: -1 });
+  }
+  /** Log-softmax over the last axis. */
+  logSoftmax(x: string): string {
+    return this.op("LogSoftmax", [x], this.shape(x), { axis: -1 });
+  }
+  /** LayerNorm over the last axis with gain and shift (`LayerNormalization`, opset 17). */
+  layerNorm(x: string, gamma: string, beta: string, epsilon: number): string {
+    const s = this.shape(x);
+    const stat = [...s.slice(0, -1), 1];
+    return this.node("LayerNormalization", [x, gamma, beta], [s, stat, stat], {
+      axis: -1,
+      epsilon: { float: epsilon },
+    })[0];
+  }
+
+  /** The producer of a value, if any. */
+  producer(name: string): IRNode | undefined {
+    return this.#producer.get(name);
+  }
+
+  /**
+   * Sums `dy` (shaped like the broadcast result) down to `shape`: a `ReduceSum` over the axes
+   * that were broadcast, then a `Reshape` when leading axes were added.
+   */
+  unbroadcast(dy: string, shape: readonly number[]): string {
+    const sd = this.shape(dy);
+    if (sd.join() === shape.join()) return dy;
+    const lead = sd.length - shape.length;
+    const axes: number[] = [];
+    sd.forEach((d, i) => {
+      if (i < lead || (shape[i - lead] === 1 && d !== 1)) axes.push(i);
+    });
+    const summed = axes.length > 0 ? this.reduceSum(dy, axes, true) : dy;
+    return this.shape(summed).join() === shape.join() ? summed : this.reshape(summed, shape);
+  }
+
+  /**
+   * Appends the backward pass of the scalar `loss` (seeded with 1) and returns the gradient of
+   * every value in `wrt` (a zero constant where the loss does not depend on it).
+   */
+  backward(loss: string, wrt: readonly string[]): Map<string, string> {
+    if (size(this.shape(loss)) !== 1) throw new RangeError(`Loss must be a scalar`);
+    // Which values depend on a parameter.
+    const needs = new Set<string>(wrt);
+    const forward = [...this.nodes];
+    for (const n of forward) {
+      if (n.inputs.some((i) => needs.has(i))) n.outputs.forEach((o) => needs.add(o));
+    }
+    const grads = new Map<string, string[]>();
+    const accumulate = (name: string, g: string) => {
+      const list = grads.get(name);
+      if (list) list.push(g);
+      else grads.set(name, [g]);
+    };
+    const total = (name: string): string | null => {
+      const list = grads.get(name);
+      if (!list) return null;
+      if (list.length > 1) grads.set(name, [this.op("Sum", list, this.shape(name))]);
+      return grads.get(name)![0];
+    };
+    accumulate(loss, this.constant(this.fresh("seed"), this.shape(loss), new Float32Array([1])));
+    for (let i = forward.length - 1; i >= 0; i--) {
+      const n = forward[i];
+      if (!n.outputs.some((o) => needs.has(o))) continue;
+      const dys = n.outputs.map(total);
+      if (dys.every((d) => d === null)) continue;
+      const rule = RULES[n.op];
+      if (!rule) throw new Error(`No gradient rule for ONNX op ${n.op}`);
+      const dxs = rule(this, n, dys);
+      n.inputs.forEach((input, j) => {
+        const dx = dxs[j];
+        if (dx && needs.has(input)) accumulate(input, dx);
+      });
+    }
+    const out = new Map<string, string>();
+    for (const w of wrt) {
+      out.set(
+        w,
+        total(w) ??
+          this.constant(this.fresh("zero"), this.shape(w), new Float32Array(size(this.shape(w)))),
+      );
+    }
+    return out;
+  }
+}
+
+/** Swaps the last two axes. */
+function swapLast(g: TrainGraph, x: string): string {
+  const r = g.shape(x).length;
+  const perm = Array.from({ length: r }, (_, i) => i);
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return g.transpose(x, perm);
+}
+
+const RULES: Record<string, GradRule> = {
+  Identity: (_g, _n, [dy]) => [dy],
+  Add: (g, n, [dy]) => n.inputs.map((x) => g.unbroadcast(dy!, g.shape(x))),
+  Sub: (g, n, [dy]) => [
+    g.unbroadcast(dy!, g.shape(n.inputs[0])),
+    g.unbroadcast(g.unary("Neg", dy!), g.shape(n.inputs[1])),
+  ],
+  Sum: (g, n, [dy]) => n.inputs.map((x) => g.unbroadcast(dy!, g.shape(x))),
+  Mul: (g, n, [dy]) => {
+    const [a, b] = n.inputs;
+    if (a === b) return [g.mul(dy!, g.mul(a, g.scalar(2))), null];
+    return [g.unbroadcast(g.mul(dy!, b), g.shape(a)), g.unbroadcast(g.mul(dy!, a), g.shape(b))];
+  },
+  Div: (g, n, [dy]) => {
+    const [a, b] = n.inputs;
+    const y = n.outputs[0];
+    return [
+      g.unbroadcast(g.div(dy!, b), g.shape(a)),
+      g.unbroadcast(g.unary("Neg", g.div(g.mul(dy!, y), b)), g.shape(b)),
+    ];
+  },
+  Neg: (g, _n, [dy]) => [g.unary("Neg", dy!)],
+  Exp: (g, n, [dy]) => [g.mul(dy!, n.outputs[0])],
+  Sqrt: (g, n, [dy]) => [g.div(g.mul(dy!, g.scalar(0.5)), n.outputs[0])],
+  Sigmoid: (g, n, [dy]) => {
+    const y = n.outputs[0];
+    return [g.mul(dy!, g.mul(y, g.sub(g.scalar(1), y)))];
+  },
+  Relu: (g, n, [dy]) => {
+    const positive = g.op("Greater", [n.inputs[0], g.scalar(0)], g.shape(n.inputs[0]));
+    return [g.op("Where", [positive, dy!, g.scalar(0)], g.shape(dy!))];
+  },
+  Erf: (g, n, [dy]) => {
+    const x = n.inputs[0];
+    const pdf = g.unary("Exp", g.unary("Neg", g.mul(x, x)));
+    return [g.mul(dy!, g.mul(pdf, g.scalar(2 / Math.sqrt(Math.PI))))];
+  },
+  Reshape: (g, n, [dy]) => [g.reshape(dy!, g.shape(n.inputs[0])), null],
+  Transpose: (g, n, [dy]) => {
+    const perm = n.attrs.perm as number[];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [g.transpose(dy!, inverse)];
+  },
+  Expand: (g, n, [dy]) => [g.unbroadcast(dy!, g.shape(n.inputs[0])), null],
+  Concat: (g, n, [dy]) => {
+    const axis = n.attrs.axis as number;
+    return g.split(dy!, axis, n.inputs.map((x) => g.shape(x)[axis]));
+  },
+  Split: (g, n, dys) => {
+    const parts = dys.map((d, i) =>
+      d ??
+        g.constant(
+          g.fresh("zero"),
+          g.shape(n.outputs[i]),
+          new Float32Array(size(g.shape(n.outputs[i]))),
+        )
+    );
+    return [g.concat(parts, n.attrs.axis as number), null];
+  },
+  Slice: (g, n, [dy]) => {
+    const s = g.shape(n.inputs[0]);
+    const starts = [...g.constants.get(n.inputs[1])!.data as BigInt64Array].map(Number);
+    const axes = [...g.constants.get(n.inputs[3])!.data as BigInt64Array].map(Number);
+    const out = g.shape(n.outputs[0]);
+    const pads = new Array(2 * s.length).fill(0);
+    axes.forEach((a, i) => {
+      pads[a] = starts[i];
+      pads[s.length + a] = s[a] - starts[i] - out[a];
+    });
+    return [g.op("Pad", [dy!, g.ints(pads)], s), null, null, null];
+  },
+  ReduceSum: (g, n, [dy]) => {
+    const s = g.shape(n.inputs[0]);
+    const axes = [...g.constants.get(n.inputs[1])!.data as BigInt64Array].map(Number);
+    const kept = n.attrs.keepdims === 0
+      ? g.reshape(dy!, s.map((d, i) => (axes.includes(i) ? 1 : d)))
+      : dy!;
+    return [g.expand(kept, s), null];
+  },
+  ReduceMean: (g, n, [dy]) => {
+    const s = g.shape(n.inputs[0]);
+    const axes = n.attrs.axes as number[];
+    const count = axes.reduce((c, a) => c * s[a], 1);
+    const kept = n.attrs.keepdims === 0
+      ? g.reshape(dy!, s.map((d, i) => (axes.includes(i) ? 1 : d)))
+      : dy!;
+    return [g.expand(g.mul(kept, g.scalar(1 / count)), s)];
+  },
+  MatMul: (g, n, [dy]) => {
+    const [a, b] = n.inputs;
+    const sa = g.shape(a), sb = g.shape(b);
+    const da = g.matmul(dy!, swapLast(g, b));
+    let db: string;
+    if (sb.length === 2 && sa.length > 2) {
+      // A matrix applied to every row: one [K, rows] · [rows, N] product.
+      const k = sa[sa.length - 1], cols = sb[1];
+      const rows = size(sa) / k;
+      db = g.op("Gemm", [g.reshape(a, [rows, k]), g.reshape(dy!, [rows, cols])], [k, cols], {
+        transA: 1,
+      });
+    } else db = g.matmul(swapLast(g, a), dy!);
+    return [da, db];
+  },
+  Softmax: (g, n, [dy]) => {
+    const y = n.outputs[0];
+    return [g.mul(y, g.sub(dy!, g.reduceSum(g.mul(dy!, y), [-1], true)))];
+  },
+  LogSoftmax: (g, n, [dy]) => {
+    const p = g.unary("Exp", n.outputs[0]);
+    return [g.sub(dy!, g.mul(p, g.reduceSum(dy!, [-1], true)))];
+  },
+  LayerNormalization: (g, n, [dy]) => {
+    const [x, gamma] = n.inputs;
+    const [, mean, invStd] = n.outputs;
+    const s = g.shape(x);
+    const lead = Array.from({ length: s.length - 1 }, (_, i) => i);
+    const xhat = g.mul(g.sub(x, mean), invStd);
+    const dGamma = g.reduceSum(g.mul(dy!, xhat), lead, false);
+    const dBeta = g.reduceSum(dy!, lead, false);
+    const dxhat = g.mul(dy!, gamma);
+    const dx = g.mul(
+      invStd,
+      g.sub(
+        g.sub(dxhat, g.reduceMean(dxhat, [-1], true)),
+        g.mul(xhat, g.reduceMean(g.mul(dxhat, xhat), [-1], true)),
+      ),
+    );
+    return [dx, dGamma, dBeta];
+  },
+};

@@ -1,0 +1,98 @@
+/**
+ * One onnxruntime session for a training graph, reused across steps: float32 feeds in, float32
+ * outputs out. Internal to `src/engine/`.
+ *
+ * @module
+ */
+
+type Ort = typeof import("onnxruntime-node");
+type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
+
+let ortModule: Promise<Ort> | undefined;
+
+/** Loads `onnxruntime-node` once; rejects with the loader's message when it cannot. */
+export function loadOrtForTraining(): Promise<Ort> {
+  ortModule ??= (async () => {
+    try {
+      const mod = await import("onnxruntime-node");
+      return ((mod as { default?: Ort }).default ?? mod) as Ort;
+    } catch (e) {
+      ortModule = undefined;
+      throw new Error(
+        `onnxruntime-node cannot be loaded (${(e as Error).message?.split("\n")[0]}): ` +
+          "install it and grant --allow-ffi, or train with the TensorFlow.js engine",
+        { cause: e },
+      );
+    }
+  })();
+  return ortModule;
+}
+
+/** Options of {@linkcode TrainSession.create}. */
+export interface TrainSessionOptions {
+  /** Intra-op threads (default `navigator.hardwareConcurrency`). */
+  threads?: number;
+  /** onnxruntime's graph optimisation level (default `"all"`). */
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+}
+
+/** A session with static input shapes. */
+export class TrainSession {
+  #ort: Ort;
+  #session: Session;
+  #shapes: Map<string, number[]>;
+  #released = false;
+
+  private constructor(ort: Ort, session: Session, shapes: Map<string, number[]>) {
+    this.#ort = ort;
+    this.#session = session;
+    this.#shapes = shapes;
+  }
+
+  /** Creates a session for `model` whose inputs have the given shapes. */
+  static async create(
+    model: Uint8Array,
+    shapes: Map<string, number[]>,
+    options: TrainSessionOptions = {},
+  ): Promise<TrainSession> {
+    const ort = await loadOrtForTraining();
+    const session = await ort.InferenceSession.create(model, {
+      intraOpNumThreads: options.threads ?? navigator.hardwareConcurrency ?? 1,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: options.graphOptimizationLevel ?? "all",
+      enableCpuMemArena: true,
+      enableMemPattern: true,
+      logSeverityLevel: 3,
+      executionProviders: ["cpu"],
+    });
+    return new TrainSession(ort, session, shapes);
+  }
+
+  /** Runs one step: every input by name; resolves to the requested outputs. */
+  async run(
+    feeds: Record<string, Float32Array>,
+    outputs: readonly string[],
+  ): Promise<Record<string, Float32Array>> {
+    if (this.#released) throw new Error("This training session was released");
+    const ortFeeds: Record<string, InstanceType<Ort["Tensor"]>> = {};
+    for (const [name, data] of Object.entries(feeds)) {
+      const shape = this.#shapes.get(name);
+      if (!shape) throw new RangeError(`The training graph has no input "${name}"`);
+      ortFeeds[name] = new this.#ort.Tensor("float32", data, shape);
+    }
+    const results = await this.#session.run(ortFeeds, outputs as string[]);
+    const out: Record<string, Float32Array> = {};
+    for (const name of outputs) {
+      out[name] = results[name].data as Float32Array;
+    }
+    return out;
+  }
+
+  /** Releases the native session. Idempotent. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#session.release().catch(() => {});
+  }
+}
