@@ -17,6 +17,13 @@ import { TrainGraph } from "../src/engine/_autodiff.ts";
 import { adamwScalars, appendAdamW } from "../src/engine/_optim_graph.ts";
 import { encodeTrainGraph } from "../src/engine/_train_encode.ts";
 import { AdamWOptimizer } from "../src/train/optimizer.ts";
+import { createBackbone, loadBackbone } from "../src/models/backbone.ts";
+import type { UNet1DConfig } from "../src/models/config.ts";
+import type { Backbone } from "../src/models/unet.ts";
+import { registerTileGradient } from "../src/nn/tile_grad.ts";
+import { asLowerable, timeEmbeddingInput } from "../src/engine/onnx_graph.ts";
+import { buildUNetTrainGraph } from "../src/engine/_train_graph_unet.ts";
+import { fixture } from "./_fixtures.ts";
 
 await tf.setBackend("cpu");
 const TOLERANCE = 1e-4;
@@ -195,5 +202,123 @@ Deno.test({
     session.release();
     opt.dispose();
     variable.dispose();
+  },
+});
+
+/** The tiny 1-D UNet of tests/train_test.ts (dropout 0.1, attention, 2 levels). */
+const TINY_1D: UNet1DConfig = {
+  _class_name: "DiffprobeUNet1DModel",
+  in_channels: 1,
+  out_channels: 1,
+  sample_size: 32,
+  block_out_channels: [16, 32],
+  layers_per_block: 1,
+  down_block_types: ["DownBlock1D", "AttnDownBlock1D"],
+  up_block_types: ["AttnUpBlock1D", "UpBlock1D"],
+  norm_num_groups: 8,
+  dropout: 0.1,
+};
+
+/**
+ * The dropout multipliers `tf.dropout(h, rate, undefined, seed)` draws inside resnet `k` (seed
+ * `dropoutSeed + k`), as `floor(u + keep) / keep`, transposed from NHWC to the graph's NCHW.
+ */
+function tfjsDropoutMasks(
+  shapes: { shape: number[] }[],
+  rate: number,
+  dropoutSeed: number,
+): Float32Array[] {
+  return shapes.map(({ shape: [n, c, h, w] }, k) =>
+    tf.tidy(() => {
+      const keep = 1 - rate;
+      const u = tf.randomUniform([n, h, w, c], 0, 1, "float32", dropoutSeed + k);
+      const mask = tf.floor(tf.add(u, keep)).div(keep);
+      return Float32Array.from(mask.transpose([0, 3, 1, 2]).dataSync());
+    })
+  );
+}
+
+/** UNet gradients of the eps-prediction MSE in training mode: tfjs (cpu) against onnx. */
+async function assertUNetParity(unet: Backbone, batch: number): Promise<Record<string, number>> {
+  registerTileGradient();
+  const lowerable = asLowerable(unet);
+  const cfg = lowerable.resolved;
+  const names = [...lowerable.plan.weights.keys()];
+  const variables = names.map((name) => {
+    const w = unet.weights.get(name)!;
+    const v = tf.variable(w, true);
+    w.dispose();
+    unet.weights.set(name, v);
+    return v;
+  });
+  const sample = cfg.dims === 1 ? [cfg.sampleSize[1], cfg.inChannels] : [
+    ...cfg.sampleSize,
+    cfg.inChannels,
+  ];
+  const xt = tf.randomNormal([batch, ...sample], 0, 1, "float32", 11);
+  const noise = tf.randomNormal([batch, ...sample], 0, 1, "float32", 12);
+  const ts = Array.from({ length: batch }, (_, i) => (i * 397 + 13) % 1000);
+  const dropoutSeed = 1234;
+  const expected = new Map<string, Float32Array>();
+  const before = tf.memory().numTensors;
+  tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => {
+      const out = unet.forward(xt, ts, { eps: true, training: true, dropoutSeed });
+      return tf.mean(tf.squaredDifference(out.eps!, noise)) as tf.Scalar;
+    }, variables);
+    expected.set("loss", Float32Array.from(value.dataSync()));
+    names.forEach((n, i) =>
+      expected.set(n, Float32Array.from(grads[variables[i].name].dataSync()))
+    );
+  });
+  assert.equal(tf.memory().numTensors, before);
+  const graph = buildUNetTrainGraph(lowerable, batch, { gradients: true });
+  const feeds: Record<string, Float32Array> = {
+    xt: xt.dataSync() as Float32Array,
+    noise: noise.dataSync() as Float32Array,
+    temb: timeEmbeddingInput(unet, ts),
+  };
+  tfjsDropoutMasks(graph.dropout, cfg.dropout, dropoutSeed).forEach((m, k) =>
+    feeds[graph.dropout[k].name] = m
+  );
+  for (const n of names) feeds[n] = unet.weights.get(n)!.dataSync() as Float32Array;
+  const session = await TrainSession.create(graph.model, graph.shapes, { threads: 2 });
+  const out = await session.run(feeds, graph.outputs);
+  session.release();
+  tf.dispose([xt, noise]);
+  const errors: Record<string, number> = { loss: relativeError(out.loss, expected.get("loss")!) };
+  for (const n of names) {
+    const got = out[`${n}:grad`], want = expected.get(n)!;
+    if (n.endsWith("to_k.bias")) {
+      // Exactly zero in exact arithmetic (softmax ignores a constant added to every score of a
+      // row), so both engines give float noise: compare that noise with the key weight's scale.
+      const scale = Math.max(...expected.get(n.replace(/bias$/, "weight"))!.map(Math.abs));
+      const noise = Math.max(...got.map(Math.abs), ...want.map(Math.abs));
+      errors[n] = noise / scale;
+    } else errors[n] = relativeError(got, want);
+  }
+  const bad = Object.entries(errors).filter(([, e]) => !(e <= TOLERANCE));
+  assert.deepEqual(bad, [], `relative errors above ${TOLERANCE}: ${JSON.stringify(bad)}`);
+  return errors;
+}
+
+Deno.test({
+  name: "tiny 2-D UNet fixture: onnx gradients of every weight match tfjs",
+  ignore: !ORT,
+  async fn() {
+    const unet = await loadBackbone(fixture("tiny-unet2d"));
+    const errors = await assertUNetParity(unet, 2);
+    assert.equal(Object.keys(errors).length, asLowerable(unet).plan.weights.size + 1);
+    unet.dispose();
+  },
+});
+
+Deno.test({
+  name: "tiny 1-D UNet (dropout, attention, strided 1-D convs): onnx gradients match tfjs",
+  ignore: !ORT,
+  async fn() {
+    const unet = createBackbone(TINY_1D);
+    await assertUNetParity(unet, 3);
+    unet.dispose();
   },
 });

@@ -47,7 +47,12 @@ export interface IRConstant {
   data: Float32Array | BigInt64Array;
 }
 
-type GradRule = (g: TrainGraph, node: IRNode, dys: (string | null)[]) => (string | null)[];
+type GradRule = (
+  g: TrainGraph,
+  node: IRNode,
+  dys: (string | null)[],
+  wants: boolean[],
+) => (string | null)[];
 
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -345,7 +350,7 @@ export class TrainGraph {
       if (dys.every((d) => d === null)) continue;
       const rule = RULES[n.op];
       if (!rule) throw new Error(`No gradient rule for ONNX op ${n.op}`);
-      const dxs = rule(this, n, dys);
+      const dxs = rule(this, n, dys, n.inputs.map((input) => needs.has(input)));
       n.inputs.forEach((input, j) => {
         const dx = dxs[j];
         if (dx && needs.has(input)) accumulate(input, dx);
@@ -379,10 +384,13 @@ const RULES: Record<string, GradRule> = {
     g.unbroadcast(g.unary("Neg", dy!), g.shape(n.inputs[1])),
   ],
   Sum: (g, n, [dy]) => n.inputs.map((x) => g.unbroadcast(dy!, g.shape(x))),
-  Mul: (g, n, [dy]) => {
+  Mul: (g, n, [dy], wants) => {
     const [a, b] = n.inputs;
     if (a === b) return [g.mul(dy!, g.mul(a, g.scalar(2))), null];
-    return [g.unbroadcast(g.mul(dy!, b), g.shape(a)), g.unbroadcast(g.mul(dy!, a), g.shape(b))];
+    return [
+      wants[0] ? g.unbroadcast(g.mul(dy!, b), g.shape(a)) : null,
+      wants[1] ? g.unbroadcast(g.mul(dy!, a), g.shape(b)) : null,
+    ];
   },
   Div: (g, n, [dy]) => {
     const [a, b] = n.inputs;
@@ -459,12 +467,13 @@ const RULES: Record<string, GradRule> = {
       : dy!;
     return [g.expand(g.mul(kept, g.scalar(1 / count)), s)];
   },
-  MatMul: (g, n, [dy]) => {
+  MatMul: (g, n, [dy], wants) => {
     const [a, b] = n.inputs;
     const sa = g.shape(a), sb = g.shape(b);
-    const da = g.matmul(dy!, swapLast(g, b));
-    let db: string;
-    if (sb.length === 2 && sa.length > 2) {
+    const da = wants[0] ? g.matmul(dy!, swapLast(g, b)) : null;
+    let db: string | null = null;
+    if (!wants[1]) db = null;
+    else if (sb.length === 2 && sa.length > 2) {
       // A matrix applied to every row: one [K, rows] · [rows, N] product.
       const k = sa[sa.length - 1], cols = sb[1];
       const rows = size(sa) / k;
@@ -474,6 +483,7 @@ const RULES: Record<string, GradRule> = {
     } else db = g.matmul(swapLast(g, a), dy!);
     return [da, db];
   },
+  Conv: (g, n, [dy], wants) => convGrad(g, n, dy!, wants),
   Softmax: (g, n, [dy]) => {
     const y = n.outputs[0];
     return [g.mul(y, g.sub(dy!, g.reduceSum(g.mul(dy!, y), [-1], true)))];
@@ -482,14 +492,14 @@ const RULES: Record<string, GradRule> = {
     const p = g.unary("Exp", n.outputs[0]);
     return [g.sub(dy!, g.mul(p, g.reduceSum(dy!, [-1], true)))];
   },
-  LayerNormalization: (g, n, [dy]) => {
+  LayerNormalization: (g, n, [dy], wants) => {
     const [x, gamma] = n.inputs;
     const [, mean, invStd] = n.outputs;
     const s = g.shape(x);
     const lead = Array.from({ length: s.length - 1 }, (_, i) => i);
     const xhat = g.mul(g.sub(x, mean), invStd);
-    const dGamma = g.reduceSum(g.mul(dy!, xhat), lead, false);
-    const dBeta = g.reduceSum(dy!, lead, false);
+    const dGamma = wants[1] ? g.reduceSum(g.mul(dy!, xhat), lead, false) : null;
+    const dBeta = wants[2] ? g.reduceSum(dy!, lead, false) : null;
     const dxhat = g.mul(dy!, gamma);
     const dx = g.mul(
       invStd,
@@ -501,3 +511,50 @@ const RULES: Record<string, GradRule> = {
     return [dx, dGamma, dBeta];
   },
 };
+
+/**
+ * Gradients of a 2-D `Conv` (group 1, dilation 1) in NCHW: the bias gradient sums `dy`; the
+ * input gradient is a `ConvTranspose` of `dy` with the same kernel, strides and pads (an output
+ * padding restores rows a strided convolution dropped); the kernel gradient is a convolution of
+ * the batch-transposed input (`[Ci, N, H, W]`) with the batch-transposed `dy` (`[Co, N, Ho, Wo]`)
+ * as kernel, dilated by the forward strides, cut to the kernel size and transposed to OIHW.
+ */
+function convGrad(g: TrainGraph, n: IRNode, dy: string, wants: boolean[]): (string | null)[] {
+  const [x, w] = n.inputs;
+  const [batch, ci, h, wd] = g.shape(x);
+  const [co, , kh, kw] = g.shape(w);
+  const [, , ho, wo] = g.shape(dy);
+  const pads = (n.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
+  const strides = (n.attrs.strides as number[] | undefined) ?? [1, 1];
+  const out: (string | null)[] = [null, null, null];
+  if (wants[0]) {
+    const extra = [
+      h - (strides[0] * (ho - 1) + kh - pads[0] - pads[2]),
+      wd - (strides[1] * (wo - 1) + kw - pads[1] - pads[3]),
+    ];
+    out[0] = g.op("ConvTranspose", [dy, w], [batch, ci, h, wd], {
+      kernel_shape: [kh, kw],
+      pads,
+      strides,
+      output_padding: extra,
+    });
+  }
+  if (wants[1]) {
+    const xt = g.transpose(x, [1, 0, 2, 3]);
+    const dyt = g.transpose(dy, [1, 0, 2, 3]);
+    const full = [
+      h + pads[0] + pads[2] - strides[0] * (ho - 1),
+      wd + pads[1] + pads[3] - strides[1] * (wo - 1),
+    ];
+    let dw = g.op("Conv", [xt, dyt], [ci, co, full[0], full[1]], {
+      kernel_shape: [ho, wo],
+      pads,
+      dilations: strides,
+      strides: [1, 1],
+    });
+    if (full[0] !== kh || full[1] !== kw) dw = g.slice(dw, [0, 0], [kh, kw], [2, 3]);
+    out[1] = g.transpose(dw, [1, 0, 2, 3]);
+  }
+  if (n.inputs.length > 2 && wants[2]) out[2] = g.reduceSum(dy, [0, 2, 3], false);
+  return out;
+}

@@ -1,0 +1,249 @@
+/**
+ * The diffusion training step of a UNet as one ONNX graph, from the same plan
+ * (`src/models/unet_plan.ts`) the extraction graph and `UNet.forward` follow: the forward pass
+ * in training mode (dropout as a multiplication by mask inputs), the eps-prediction MSE loss,
+ * the backward pass derived by `_autodiff.ts`, and optionally clipping to a global norm and the
+ * AdamW update. Internal to `src/engine/`.
+ *
+ * Weights are graph inputs in the TensorFlow.js layout the backbone holds (convolutions
+ * `[kh, kw, in, out]`, linears `[in, out]`), so gradients come out in that layout too; inside,
+ * the graph is NCHW (signals `[N, C, 1, W]`). Inputs: `xt` and `noise` (`[N, H, W, C]`, or
+ * `[N, W, C]`), `temb` (`[N, ch0]`, the sinusoidal embedding, no gradient), and one dropout
+ * multiplier `dropout.<k>` per resnet (`[N, C, H, W]`, values 0 or 1/(1 − p)) when the model
+ * has dropout.
+ *
+ * @example
+ * ```ts
+ * import { createBackbone } from "../models/backbone.ts";
+ * import { asLowerable } from "./onnx_graph.ts";
+ * import { buildUNetTrainGraph } from "./_train_graph_unet.ts";
+ *
+ * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [8, 8],
+ *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"],
+ *   norm_num_groups: 4, sample_size: 8 });
+ * const graph = buildUNetTrainGraph(asLowerable(unet), 2, { gradients: true });
+ * console.log(graph.outputs[0], graph.dropout.length); // "loss" 0
+ * unet.dispose();
+ * ```
+ *
+ * @module
+ */
+import type { LowerableBackbone } from "./onnx_graph.ts";
+import { TrainGraph } from "./_autodiff.ts";
+import { type AdamWHyper, appendAdamW, clipByGlobalNorm } from "./_optim_graph.ts";
+import { encodeTrainGraph } from "./_train_encode.ts";
+
+/** Options of {@linkcode buildUNetTrainGraph}. */
+export interface UNetGraphOptions {
+  /** Output every weight's gradient as `<name>:grad`. */
+  gradients?: boolean;
+  /** Append the AdamW update (all weights decayed, as `trainDiffusion` does). */
+  adamw?: AdamWHyper;
+  /** Clip to this global norm before the update (0 or Infinity: measure only). */
+  clipNorm?: number;
+  /** Dropout rate (default: the config's); 0 builds no mask inputs. */
+  dropout?: number;
+}
+
+/** An encoded UNet training graph. */
+export interface UNetTrainGraph {
+  /** The serialised ONNX model. */
+  model: Uint8Array;
+  /** Input names (data inputs, weights, then optimizer state). */
+  inputs: string[];
+  /** Output names: `loss`, `grad_norm` (with AdamW), gradients and/or updated state. */
+  outputs: string[];
+  /** The static shape of every input. */
+  shapes: Map<string, number[]>;
+  /** The weight names in graph order. */
+  weights: string[];
+  /** The dropout mask inputs in resnet order, with their `[N, C, H, W]` shapes. */
+  dropout: { name: string; shape: number[] }[];
+}
+
+/**
+ * Builds the training step of `unet` for batches of `batch` samples at the config's sample
+ * size.
+ */
+export function buildUNetTrainGraph(
+  unet: LowerableBackbone,
+  batch: number,
+  options: UNetGraphOptions = {},
+): UNetTrainGraph {
+  const cfg = unet.resolved;
+  const oneD = cfg.dims === 1;
+  const g = new TrainGraph();
+  const cin = cfg.inChannels;
+  let h = oneD ? 1 : cfg.sampleSize[0];
+  let wd = cfg.sampleSize[1];
+  const dataShape = oneD ? [batch, wd, cin] : [batch, h, wd, cin];
+  const xtIn = g.input("xt", dataShape);
+  const noiseIn = g.input("noise", dataShape);
+  const tembIn = g.input("temb", [batch, cfg.channels[0]]);
+  const names = [...unet.plan.weights.keys()];
+  const weight = new Map<string, string>();
+  for (const name of names) weight.set(name, g.input(name, unet.weights.get(name)!.shape));
+  const get = (key: string): string => {
+    const v = weight.get(key);
+    if (!v) throw new RangeError(`Missing weight "${key}": the backbone is incomplete`);
+    return v;
+  };
+  const rate = options.dropout ?? cfg.dropout;
+  const dropout: { name: string; shape: number[] }[] = [];
+
+  const toNCHW = (v: string): string =>
+    oneD ? g.reshape(g.transpose(v, [0, 2, 1]), [batch, cin, 1, wd]) : g.transpose(v, [0, 3, 1, 2]);
+  const linear = (x: string, prefix: string): string =>
+    g.add(g.matmul(x, get(`${prefix}.weight`)), get(`${prefix}.bias`));
+  const conv = (x: string, prefix: string, pads: number[], stride = 1): string => {
+    const [kh, kw, ci, co] = g.shape(get(`${prefix}.weight`));
+    const kernel = g.transpose(get(`${prefix}.weight`), [3, 2, 0, 1]);
+    const [n, , hi, wi] = g.shape(x);
+    const strides = [kh === 1 ? 1 : stride, stride];
+    const ho = Math.floor((hi + pads[0] + pads[2] - kh) / strides[0]) + 1;
+    const wo = Math.floor((wi + pads[1] + pads[3] - kw) / strides[1]) + 1;
+    if (g.shape(x)[1] !== ci) throw new RangeError(`${prefix}: ${g.shape(x)[1]} ≠ ${ci} channels`);
+    return g.op("Conv", [x, kernel, get(`${prefix}.bias`)], [n, co, ho, wo], {
+      kernel_shape: [kh, kw],
+      pads,
+      strides,
+    });
+  };
+  const same = (
+    k: number,
+  ): number[] => (k === 1 ? [0, 0, 0, 0] : oneD ? [0, 1, 0, 1] : [1, 1, 1, 1]);
+  /** GroupNorm: LayerNormalization over `[N, G, C/G · H · W]`, then the per-channel affine. */
+  const groupNorm = (x: string, prefix: string, groups: number): string => {
+    const [n, c, hh, ww] = g.shape(x);
+    const m = (c / groups) * hh * ww;
+    const ones = g.constant(`const:ones:${m}`, [m], new Float32Array(m).fill(1));
+    const zeros = g.constant(`const:zeros:${m}`, [m], new Float32Array(m));
+    const normed = g.reshape(
+      g.layerNorm(g.reshape(x, [n, groups, m]), ones, zeros, cfg.eps),
+      [n, c, hh, ww],
+    );
+    const gamma = g.reshape(get(`${prefix}.weight`), [c, 1, 1]);
+    const beta = g.reshape(get(`${prefix}.bias`), [c, 1, 1]);
+    return g.add(g.mul(normed, gamma), beta);
+  };
+
+  let x = toNCHW(xtIn);
+  if (cfg.centerInput) x = g.sub(g.mul(x, g.scalar(2)), g.scalar(1));
+  let temb = linear(tembIn, "time_embedding.linear_1");
+  temb = linear(g.silu(temb), "time_embedding.linear_2");
+  const tembAct = g.silu(temb);
+  const skips: string[] = [];
+  let out: string | undefined;
+
+  for (const op of unet.plan.ops) {
+    switch (op.op) {
+      case "conv_in":
+        x = conv(x, "conv_in", same(3));
+        break;
+      case "resnet": {
+        if (op.popSkip) x = g.concat([x, skips.pop()!], 1);
+        const p = op.prefix;
+        let v = conv(g.silu(groupNorm(x, `${p}.norm1`, cfg.groups)), `${p}.conv1`, same(3));
+        const proj = linear(tembAct, `${p}.time_emb_proj`);
+        v = g.add(v, g.reshape(proj, [batch, op.cout, 1, 1]));
+        v = g.silu(groupNorm(v, `${p}.norm2`, cfg.groups));
+        if (rate > 0) {
+          const mask = g.input(`dropout.${dropout.length}`, g.shape(v));
+          dropout.push({ name: mask, shape: g.shape(v) });
+          v = g.mul(v, mask);
+        }
+        v = conv(v, `${p}.conv2`, same(3));
+        const skip = op.cin !== op.cout ? conv(x, `${p}.conv_shortcut`, same(1)) : x;
+        x = g.add(skip, v);
+        if (op.scale !== 1) x = g.div(x, g.scalar(op.scale));
+        break;
+      }
+      case "attention":
+        x = attention(x, op.prefix, op.channels, op.heads, op.groups, op.rescale);
+        break;
+      case "downsample": {
+        const pads = cfg.downsamplePadding === 0
+          ? [0, 0, oneD ? 0 : 1, 1]
+          : oneD
+          ? [0, 1, 0, 1]
+          : [1, 1, 1, 1];
+        x = conv(x, op.prefix, pads, 2);
+        [, , h, wd] = g.shape(x);
+        break;
+      }
+      case "upsample": {
+        const [n, c] = g.shape(x);
+        const hf = oneD ? 1 : 2;
+        const wide = g.expand(g.reshape(x, [n, c, h, 1, wd, 1]), [n, c, h, hf, wd, 2]);
+        h *= hf;
+        wd *= 2;
+        x = conv(g.reshape(wide, [n, c, h, wd]), op.prefix, same(3));
+        break;
+      }
+      case "emit":
+        if (op.pushSkip) skips.push(x);
+        break;
+      case "conv_out":
+        out = conv(g.silu(groupNorm(x, "conv_norm_out", cfg.groups)), "conv_out", same(3));
+        break;
+    }
+  }
+  if (!out) throw new Error("The UNet plan has no conv_out");
+  const d = g.sub(out, toNCHW(noiseIn));
+  const loss = g.reduceMean(g.mul(d, d), [0, 1, 2, 3], false);
+
+  function attention(
+    input: string,
+    prefix: string,
+    c: number,
+    heads: number,
+    groups: number,
+    rescale: number,
+  ): string {
+    const length = h * wd;
+    const hd = c / heads;
+    const tokens = g.transpose(
+      g.reshape(groupNorm(input, `${prefix}.group_norm`, groups), [batch, c, length]),
+      [0, 2, 1],
+    );
+    const split = (t: string, perm: number[]) =>
+      g.transpose(g.reshape(t, [batch, length, heads, hd]), perm);
+    const q = split(linear(tokens, `${prefix}.to_q`), [0, 2, 1, 3]);
+    const k = split(linear(tokens, `${prefix}.to_k`), [0, 2, 3, 1]);
+    const v = split(linear(tokens, `${prefix}.to_v`), [0, 2, 1, 3]);
+    const scores = g.mul(g.matmul(q, k), g.scalar(1 / Math.sqrt(hd)));
+    const attended = g.reshape(
+      g.transpose(g.matmul(g.softmax(scores), v), [0, 2, 1, 3]),
+      [batch, length, c],
+    );
+    const projected = linear(attended, `${prefix}.to_out.0`);
+    const spatial = g.reshape(g.transpose(projected, [0, 2, 1]), [batch, c, h, wd]);
+    const sum = g.add(spatial, input);
+    return rescale === 1 ? sum : g.div(sum, g.scalar(rescale));
+  }
+
+  const outputs = [g.output(loss, "loss")];
+  const params = names.map(get);
+  const grads = g.backward(loss, params);
+  let gs = params.map((p) => grads.get(p)!);
+  if (options.gradients) names.forEach((n, i) => outputs.push(g.output(gs[i], `${n}:grad`)));
+  if (options.adamw) {
+    const clipped = clipByGlobalNorm(g, gs, options.clipNorm ?? 0);
+    gs = clipped.grads;
+    outputs.push(g.output(clipped.norm, "grad_norm"));
+    const slots = appendAdamW(
+      g,
+      names.map((name, i) => ({ value: params[i], grad: gs[i], decay: true, name })),
+      options.adamw,
+    );
+    for (const s of slots) outputs.push(s.out.value, s.out.m, s.out.v);
+  }
+  return {
+    model: encodeTrainGraph(g, outputs),
+    inputs: [...g.inputs],
+    outputs,
+    shapes: new Map(g.inputs.map((name) => [name, g.shape(name)])),
+    weights: names,
+    dropout,
+  };
+}
