@@ -24,6 +24,8 @@ import { registerTileGradient } from "../src/nn/tile_grad.ts";
 import { asLowerable, timeEmbeddingInput } from "../src/engine/onnx_graph.ts";
 import { buildUNetTrainGraph } from "../src/engine/_train_graph_unet.ts";
 import { fixture } from "./_fixtures.ts";
+import { createOnnxUNetTrainer } from "../src/engine/train_engine.ts";
+import { learningRateAt } from "../src/train/lr_schedule.ts";
 
 await tf.setBackend("cpu");
 const TOLERANCE = 1e-4;
@@ -319,6 +321,93 @@ Deno.test({
   async fn() {
     const unet = createBackbone(TINY_1D);
     await assertUNetParity(unet, 3);
+    unet.dispose();
+  },
+});
+
+/**
+ * `steps` training steps of the tfjs path (variableGrads, clipping to norm 1 as trainDiffusion
+ * does, the AdamWOptimizer) and of the onnx trainer from the same weights, batches, timesteps,
+ * noise and dropout seeds; returns both loss curves.
+ */
+async function trainBoth(unet: Backbone, batch: number, steps: number) {
+  registerTileGradient();
+  const lowerable = asLowerable(unet);
+  const cfg = lowerable.resolved;
+  const sample = cfg.dims === 1 ? [cfg.sampleSize[1], cfg.inChannels] : [
+    ...cfg.sampleSize,
+    cfg.inChannels,
+  ];
+  const per = sample.reduce((a, b) => a * b, 1);
+  const trainer = await createOnnxUNetTrainer(unet, { batch, threads: 2, weightDecay: 0.01 });
+  const names = [...lowerable.plan.weights.keys()];
+  const variables = names.map((name) => {
+    const v = tf.variable(unet.weights.get(name)!, true);
+    unet.weights.get(name)!.dispose();
+    unet.weights.set(name, v);
+    return v;
+  });
+  const optimizer = new AdamWOptimizer(variables, { weightDecay: 0.01 });
+  const data = tf.tidy(() => tf.tanh(tf.randomNormal([4 * batch, ...sample], 0, 1, "float32", 3)));
+  const tfjs: number[] = [], onnx: number[] = [];
+  const before = tf.memory().numTensors;
+  for (let step = 0; step < steps; step++) {
+    const lr = learningRateAt(step, { peak: 2e-3, warmupSteps: 3, totalSteps: steps });
+    const ts = Array.from({ length: batch }, (_, i) => (step * 131 + i * 389) % 1000);
+    const dropoutSeed = 1000 + 97 * step;
+    const x0 = tf.tidy(() => data.slice([(step % 4) * batch], [batch]));
+    const noise = tf.randomNormal([batch, ...sample], 0, 1, "float32", 100 + step);
+    const loss = tf.tidy(() => {
+      const xt = unet.schedule.addNoise(x0, ts, noise);
+      const { value, grads } = tf.variableGrads(() => {
+        const out = unet.forward(xt, ts, { eps: true, training: true, dropoutSeed });
+        return tf.mean(tf.squaredDifference(out.eps!, noise)) as tf.Scalar;
+      }, variables);
+      const g = variables.map((v) => grads[v.name]);
+      const norm = tf.sqrt(tf.addN(g.map((t) => tf.sum(tf.square(t)))));
+      const scale = tf.minimum(1, tf.div(1, tf.add(norm, 1e-6)));
+      optimizer.step(g.map((t) => tf.mul(t, scale)), lr);
+      return value.dataSync()[0];
+    });
+    tfjs.push(loss);
+    const r = await trainer.step({
+      x0: x0.dataSync() as Float32Array,
+      noise: noise.dataSync() as Float32Array,
+      t: ts,
+      dropout: dropoutSeed,
+    }, lr);
+    onnx.push(r.loss);
+    tf.dispose([x0, noise]);
+  }
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(per * batch, data.size / 4);
+  data.dispose();
+  optimizer.dispose();
+  trainer.dispose();
+  return { tfjs, onnx };
+}
+
+Deno.test({
+  name: "20 steps on the tiny 1-D UNet: onnx losses match the tfjs engine within 1e-3 relative",
+  ignore: !ORT,
+  async fn() {
+    const unet = createBackbone(TINY_1D);
+    const { tfjs, onnx } = await trainBoth(unet, 4, 20);
+    const worst = Math.max(...tfjs.map((l, i) => Math.abs(onnx[i] - l) / Math.abs(l)));
+    assert.ok(worst <= 1e-3, `worst relative loss difference ${worst}: ${tfjs} vs ${onnx}`);
+    assert.ok(tfjs[19] < tfjs[0], "the loss goes down");
+    unet.dispose();
+  },
+});
+
+Deno.test({
+  name: "5 steps on the tiny 2-D fixture: onnx losses match the tfjs engine within 1e-3 relative",
+  ignore: !ORT,
+  async fn() {
+    const unet = await loadBackbone(fixture("tiny-unet2d"));
+    const { tfjs, onnx } = await trainBoth(unet, 2, 5);
+    const worst = Math.max(...tfjs.map((l, i) => Math.abs(onnx[i] - l) / Math.abs(l)));
+    assert.ok(worst <= 1e-3, `worst relative loss difference ${worst}: ${tfjs} vs ${onnx}`);
     unet.dispose();
   },
 });
