@@ -42,6 +42,17 @@ function relativeError(a: Float32Array, b: Float32Array): number {
   return scale === 0 ? diff : diff / scale;
 }
 
+/** Tensors' values one after the other (the training graphs' flat `params` input). */
+function flatten(tensors: tf.Tensor[]): Float32Array {
+  const out = new Float32Array(tensors.reduce((n, t) => n + t.size, 0));
+  let offset = 0;
+  for (const t of tensors) {
+    out.set(t.dataSync(), offset);
+    offset += t.size;
+  }
+  return out;
+}
+
 /** The graph spec of a head (decay: weight matrices, as the heads declare them). */
 function specOf(head: Head, extra: Partial<HeadGraphSpec>): HeadGraphSpec {
   return {
@@ -95,7 +106,7 @@ async function assertHeadParity(head: Head, extra: Partial<HeadGraphSpec>, batch
     x: x.dataSync() as Float32Array,
     y: Float32Array.from(y.dataSync()),
   };
-  for (const [name, v] of head.weights) feeds[name] = v.dataSync() as Float32Array;
+  feeds.params = flatten([...head.weights.values()]);
   const out = await session.run(feeds, graph.outputs);
   session.release();
   const errors: Record<string, number> = {
@@ -166,20 +177,23 @@ Deno.test({
 });
 
 Deno.test({
-  name: "AdamW graph: three steps bit-identical to the tfjs AdamWOptimizer (PyTorch order)",
+  name:
+    "AdamW graph: three steps bit-identical to the tfjs AdamWOptimizer (PyTorch order), decay mask",
   ignore: !ORT,
   async fn() {
     const hyper = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.05 };
     const g = new TrainGraph();
     const p = g.input("p", [5]);
     const grad = g.input("g", [5]);
-    const [slots] = appendAdamW(g, [{ value: p, grad, decay: true, name: "p" }], hyper);
+    const slots = appendAdamW(g, p, grad, hyper, new Float32Array([1, 1, 1, 0, 1]));
     const outputs = [slots.out.value, slots.out.m, slots.out.v];
     const shapes = new Map(g.inputs.map((n) => [n, g.shape(n)]));
     const session = await TrainSession.create(encodeTrainGraph(g, outputs), shapes, { threads: 1 });
     const start = new Float32Array([0.5, -1.25, 3, 1e-3, -7]);
     const variable = tf.variable(tf.tensor1d(start));
+    const fixed = tf.variable(tf.tensor1d([start[3]]));
     const opt = new AdamWOptimizer([variable], hyper);
+    const undecayed = new AdamWOptimizer([fixed], { ...hyper, weightDecay: 0 });
     let state: Record<"p" | "m" | "v", Float32Array> = {
       p: start,
       m: new Float32Array(5),
@@ -188,22 +202,26 @@ Deno.test({
     for (let t = 1; t <= 3; t++) {
       const gradient = new Float32Array([0.1 * t, -2, 0.003, 5, -0.5 / t]);
       const lr = 0.01 * t;
-      const grads = [tf.tensor1d(gradient)];
-      opt.step(grads, lr);
+      const grads = [tf.tensor1d(gradient), tf.tensor1d([gradient[3]])];
+      opt.step([grads[0]], lr);
+      undecayed.step([grads[1]], lr);
       tf.dispose(grads);
       const out = await session.run({
         p: state.p,
         g: gradient,
-        "p.m": state.m,
-        "p.v": state.v,
+        m: state.m,
+        v: state.v,
         adamw: adamwScalars(t, lr, hyper),
       }, outputs);
       state = { p: out[slots.out.value], m: out[slots.out.m], v: out[slots.out.v] };
-      assert.deepEqual(Array.from(state.p), Array.from(variable.dataSync()));
+      const want = Array.from(variable.dataSync());
+      want[3] = fixed.dataSync()[0]; // entry 3 is marked as not decayed
+      assert.deepEqual(Array.from(state.p), want);
     }
     session.release();
     opt.dispose();
-    variable.dispose();
+    undecayed.dispose();
+    tf.dispose([variable, fixed]);
   },
 });
 
@@ -283,7 +301,7 @@ async function assertUNetParity(unet: Backbone, batch: number): Promise<Record<s
   tfjsDropoutMasks(graph.dropout, cfg.dropout, dropoutSeed).forEach((m, k) =>
     feeds[graph.dropout[k].name] = m
   );
-  for (const n of names) feeds[n] = unet.weights.get(n)!.dataSync() as Float32Array;
+  feeds.params = flatten(names.map((n) => unet.weights.get(n)!));
   const session = await TrainSession.create(graph.model, graph.shapes, { threads: 2 });
   const out = await session.run(feeds, graph.outputs);
   session.release();

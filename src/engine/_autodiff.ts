@@ -234,10 +234,12 @@ export class TrainGraph {
     );
   }
   /** `x[starts:ends]` along `axes` (step 1). */
-  slice(x: string, starts: number[], ends: number[], axes: number[]): string {
+  slice(x: string, starts: number[], ends: number[], axes: number[], steps?: number[]): string {
     const shape = [...this.shape(x)];
-    axes.forEach((a, i) => (shape[a] = ends[i] - starts[i]));
-    return this.op("Slice", [x, this.ints(starts), this.ints(ends), this.ints(axes)], shape);
+    axes.forEach((a, i) => (shape[a] = Math.ceil((ends[i] - starts[i]) / (steps?.[i] ?? 1))));
+    const inputs = [x, this.ints(starts), this.ints(ends), this.ints(axes)];
+    if (steps) inputs.push(this.ints(steps));
+    return this.op("Slice", inputs, shape);
   }
   /** Broadcast to `shape`. */
   expand(x: string, shape: readonly number[]): string {
@@ -345,7 +347,7 @@ export class TrainGraph {
     accumulate(loss, this.constant(this.fresh("seed"), this.shape(loss), new Float32Array([1])));
     for (let i = forward.length - 1; i >= 0; i--) {
       const n = forward[i];
-      if (!n.outputs.some((o) => needs.has(o))) continue;
+      if (!n.outputs.some((o) => needs.has(o)) || !n.inputs.some((x) => needs.has(x))) continue;
       const dys = n.outputs.map(total);
       if (dys.every((d) => d === null)) continue;
       const rule = RULES[n.op];
@@ -439,6 +441,7 @@ const RULES: Record<string, GradRule> = {
     return [g.concat(parts, n.attrs.axis as number), null];
   },
   Slice: (g, n, [dy]) => {
+    if (n.inputs.length > 4) throw new Error("No gradient rule for a strided Slice");
     const s = g.shape(n.inputs[0]);
     const starts = [...g.constants.get(n.inputs[1])!.data as BigInt64Array].map(Number);
     const axes = [...g.constants.get(n.inputs[3])!.data as BigInt64Array].map(Number);
@@ -512,6 +515,94 @@ const RULES: Record<string, GradRule> = {
   },
 };
 
+/** How kernel gradients are computed (see {@linkcode setConvWeightGradMethod}). */
+let convWeightMethod: "im2col" | "conv" = "im2col";
+
+/**
+ * Chooses how the gradient of a convolution kernel is lowered: `"im2col"` (default) gathers the
+ * kh · kw strided input patches and multiplies them with `dy` per sample (one batched MatMul,
+ * then a sum over the batch); `"conv"` convolves the batch-transposed input with the
+ * batch-transposed `dy`. Returns the previous method. For benchmarks and tests.
+ */
+export function setConvWeightGradMethod(method: "im2col" | "conv"): "im2col" | "conv" {
+  const previous = convWeightMethod;
+  convWeightMethod = method;
+  return previous;
+}
+
+/** dW as a convolution of `[Ci, N, H, W]` with `[Co, N, Ho, Wo]` dilated by the strides. */
+function convWeightGradByConv(
+  g: TrainGraph,
+  x: string,
+  dy: string,
+  [kh, kw]: number[],
+  pads: number[],
+  strides: number[],
+): string {
+  const [, ci, h, wd] = g.shape(x);
+  const [, co, ho, wo] = g.shape(dy);
+  const full = [
+    h + pads[0] + pads[2] - strides[0] * (ho - 1),
+    wd + pads[1] + pads[3] - strides[1] * (wo - 1),
+  ];
+  let dw = g.op("Conv", [g.transpose(x, [1, 0, 2, 3]), g.transpose(dy, [1, 0, 2, 3])], [
+    ci,
+    co,
+    full[0],
+    full[1],
+  ], { kernel_shape: [ho, wo], pads, dilations: strides, strides: [1, 1] });
+  if (full[0] !== kh || full[1] !== kw) dw = g.slice(dw, [0, 0], [kh, kw], [2, 3]);
+  return g.transpose(dw, [1, 0, 2, 3]);
+}
+
+/**
+ * dW[o, i, a, b] = Σ_n Σ_l dy[n, o, l] · patch_ab[n, i, l], where patch_ab is the padded input
+ * sliced from (a, b) with the strides: the patches stacked as `[N, Ci · kh · kw, L]`, one
+ * batched MatMul with `dy` `[N, Co, L]` (transposed operand fused by onnxruntime), summed over N.
+ */
+function im2colWeightGrad(
+  g: TrainGraph,
+  x: string,
+  dy: string,
+  [kh, kw]: number[],
+  pads: number[],
+  strides: number[],
+): string {
+  const [batch, ci, h, wd] = g.shape(x);
+  const [, co, ho, wo] = g.shape(dy);
+  const length = ho * wo;
+  let patches: string;
+  if (kh === 1 && kw === 1 && pads.every((p) => p === 0) && strides.every((s) => s === 1)) {
+    patches = g.reshape(x, [batch, ci, length]);
+  } else {
+    const padded = pads.some((p) => p !== 0)
+      ? g.op("Pad", [x, g.ints([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]])], [
+        batch,
+        ci,
+        h + pads[0] + pads[2],
+        wd + pads[1] + pads[3],
+      ])
+      : x;
+    const taps: string[] = [];
+    for (let a = 0; a < kh; a++) {
+      for (let b = 0; b < kw; b++) {
+        const tap = g.slice(
+          padded,
+          [a, b],
+          [a + strides[0] * (ho - 1) + 1, b + strides[1] * (wo - 1) + 1],
+          [2, 3],
+          strides,
+        );
+        taps.push(g.reshape(tap, [batch, ci, 1, length]));
+      }
+    }
+    const stacked = taps.length === 1 ? taps[0] : g.concat(taps, 2);
+    patches = g.reshape(stacked, [batch, ci * kh * kw, length]);
+  }
+  const perSample = g.matmul(g.reshape(dy, [batch, co, length]), swapLast(g, patches));
+  return g.reshape(g.reduceSum(perSample, [0], false), [co, ci, kh, kw]);
+}
+
 /**
  * Gradients of a 2-D `Conv` (group 1, dilation 1) in NCHW: the bias gradient sums `dy`; the
  * input gradient is a `ConvTranspose` of `dy` with the same kernel, strides and pads (an output
@@ -540,20 +631,9 @@ function convGrad(g: TrainGraph, n: IRNode, dy: string, wants: boolean[]): (stri
     });
   }
   if (wants[1]) {
-    const xt = g.transpose(x, [1, 0, 2, 3]);
-    const dyt = g.transpose(dy, [1, 0, 2, 3]);
-    const full = [
-      h + pads[0] + pads[2] - strides[0] * (ho - 1),
-      wd + pads[1] + pads[3] - strides[1] * (wo - 1),
-    ];
-    let dw = g.op("Conv", [xt, dyt], [ci, co, full[0], full[1]], {
-      kernel_shape: [ho, wo],
-      pads,
-      dilations: strides,
-      strides: [1, 1],
-    });
-    if (full[0] !== kh || full[1] !== kw) dw = g.slice(dw, [0, 0], [kh, kw], [2, 3]);
-    out[1] = g.transpose(dw, [1, 0, 2, 3]);
+    out[1] = convWeightMethod === "im2col"
+      ? im2colWeightGrad(g, x, dy, [kh, kw], pads, strides)
+      : convWeightGradByConv(g, x, dy, [kh, kw], pads, strides);
   }
   if (n.inputs.length > 2 && wants[2]) out[2] = g.reduceSum(dy, [0, 2, 3], false);
   return out;

@@ -40,26 +40,41 @@ export interface AdamWHyper {
   weightDecay: number;
 }
 
-/** One parameter to update: its value, gradient and whether weight decay applies. */
-export interface UpdatedParam {
-  /** The current value (a graph input). */
-  value: string;
-  /** Its gradient in the graph. */
-  grad: string;
-  /** Whether AdamW's weight decay applies. */
-  decay: boolean;
-  /** The name of the first-moment input (`<value>.m`) and of the outputs. */
-  name: string;
+/** The graph names of the flat optimizer state and outputs. */
+export interface FlatSlots {
+  /** First-moment input `m` (`[P]`). */
+  m: string;
+  /** Second-moment input `v` (`[P]`). */
+  v: string;
+  /** Outputs: `params:new`, `m:new`, `v:new`. */
+  out: { value: string; m: string; v: string };
 }
 
-/** The graph names of one parameter's optimizer state and outputs. */
-export interface ParamSlots {
-  /** First-moment input. */
-  m: string;
-  /** Second-moment input. */
-  v: string;
-  /** Output names: new value, first and second moments. */
-  out: { value: string; m: string; v: string };
+/**
+ * Declares the flat parameter input `params` (`[P]`, the weights one after the other, row-major)
+ * and returns it with one value per weight (a `Slice` reshaped to the weight's shape); take
+ * gradients with respect to those values and concatenate them with {@linkcode flatGradient}.
+ */
+export function flatParams(
+  g: TrainGraph,
+  weights: readonly { name: string; shape: readonly number[] }[],
+): { flat: string; values: string[]; size: number } {
+  const sizes = weights.map((w) => w.shape.reduce((a, b) => a * b, 1));
+  const size = sizes.reduce((a, b) => a + b, 0);
+  const flat = g.input("params", [size]);
+  let offset = 0;
+  const values = weights.map((w, i) => {
+    const part = g.slice(flat, [offset], [offset + sizes[i]], [0]);
+    offset += sizes[i];
+    return g.reshape(part, w.shape);
+  });
+  return { flat, values, size };
+}
+
+/** The gradients of {@linkcode flatParams}' values as one `[P]` vector. */
+export function flatGradient(g: TrainGraph, grads: readonly string[]): string {
+  const parts = grads.map((d) => g.reshape(d, [g.shape(d).reduce((a, b) => a * b, 1)]));
+  return parts.length === 1 ? parts[0] : g.concat(parts, 0);
 }
 
 /**
@@ -94,31 +109,43 @@ export function clipByGlobalNorm(
 }
 
 /**
- * Appends the AdamW update of `params`, reading the step scalars from the graph input `adamw`
- * (declared here); each parameter gets inputs `<name>.m`, `<name>.v` and outputs
- * `<name>:new`, `<name>.m:new`, `<name>.v:new`.
+ * Appends the AdamW update of the flat parameters `params` with the flat gradient `grad`,
+ * reading the step scalars from the graph input `adamw` (declared here, with the moment inputs
+ * `m` and `v`). `decay` marks (1) the entries weight decay applies to; default all. Outputs
+ * `params:new`, `m:new`, `v:new`.
  */
 export function appendAdamW(
   g: TrainGraph,
-  params: readonly UpdatedParam[],
+  params: string,
+  grad: string,
   hyper: AdamWHyper,
-): ParamSlots[] {
+  decay?: Float32Array,
+): FlatSlots {
   const scalars = g.input("adamw", [3]);
   const [decayFactor, stepSize, bc2Sqrt] = g.split(scalars, 0, [1, 1, 1]);
-  const b1 = g.scalar(hyper.beta1), c1 = g.scalar(1 - hyper.beta1);
-  const b2 = g.scalar(hyper.beta2), c2 = g.scalar(1 - hyper.beta2);
-  const eps = g.scalar(hyper.epsilon);
-  return params.map((p) => {
-    const shape = g.shape(p.value);
-    const m = g.input(`${p.name}.m`, shape), v = g.input(`${p.name}.v`, shape);
-    const out = { value: `${p.name}:new`, m: `${p.name}.m:new`, v: `${p.name}.v:new` };
-    const decayed = p.decay && hyper.weightDecay > 0 ? g.mul(p.value, decayFactor) : p.value;
-    const m1 = g.add(g.mul(m, b1), g.mul(p.grad, c1));
-    const v1 = g.add(g.mul(v, b2), g.mul(g.mul(p.grad, p.grad), c2));
-    const denom = g.add(g.div(g.unary("Sqrt", v1), bc2Sqrt), eps);
-    g.output(g.sub(decayed, g.mul(g.div(m1, denom), stepSize)), out.value);
-    g.output(m1, out.m);
-    g.output(v1, out.v);
-    return { m, v, out };
-  });
+  const shape = g.shape(params);
+  const m = g.input("m", shape), v = g.input("v", shape);
+  const out = { value: "params:new", m: "m:new", v: "v:new" };
+  let decayed = params;
+  if (hyper.weightDecay > 0 && (!decay || decay.some((d) => d !== 0))) {
+    // Exact: 1 + mask · (f − 1) is f where mask is 1 (f − 1 is exact for f in [0.5, 1]) and 1
+    // where it is 0, so undecayed entries are multiplied by exactly 1.
+    const factor = decay && decay.some((d) => d !== 1)
+      ? g.add(
+        g.scalar(1),
+        g.mul(g.constant(g.fresh("decay_mask"), shape, decay), g.sub(decayFactor, g.scalar(1))),
+      )
+      : decayFactor;
+    decayed = g.mul(params, factor);
+  }
+  const m1 = g.add(g.mul(m, g.scalar(hyper.beta1)), g.mul(grad, g.scalar(1 - hyper.beta1)));
+  const v1 = g.add(
+    g.mul(v, g.scalar(hyper.beta2)),
+    g.mul(g.mul(grad, grad), g.scalar(1 - hyper.beta2)),
+  );
+  const denom = g.add(g.div(g.unary("Sqrt", v1), bc2Sqrt), g.scalar(hyper.epsilon));
+  g.output(g.sub(decayed, g.mul(g.div(m1, denom), stepSize)), out.value);
+  g.output(m1, out.m);
+  g.output(v1, out.v);
+  return { m, v, out };
 }

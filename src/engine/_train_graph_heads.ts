@@ -21,7 +21,13 @@
  * @module
  */
 import { TrainGraph } from "./_autodiff.ts";
-import { type AdamWHyper, appendAdamW, clipByGlobalNorm } from "./_optim_graph.ts";
+import {
+  type AdamWHyper,
+  appendAdamW,
+  clipByGlobalNorm,
+  flatGradient,
+  flatParams,
+} from "./_optim_graph.ts";
 import { encodeTrainGraph } from "./_train_encode.ts";
 
 /** The epsilon of every head LayerNorm (PyTorch's default, as `src/heads/_layers.ts`). */
@@ -65,7 +71,7 @@ export interface HeadGraphOptions {
 export interface HeadTrainGraph {
   /** The serialised ONNX model. */
   model: Uint8Array;
-  /** Input names: `x` (`[B, ...inputShape]`), `y` (`[B, outputs]`), the params, then state. */
+  /** Input names: `x` (`[B, ...inputShape]`), `y` (`[B, outputs]`), `params` (flat), state. */
   inputs: string[];
   /** Output names: `loss`, then gradients and/or updated values and moments. */
   outputs: string[];
@@ -83,8 +89,8 @@ export function buildHeadTrainGraph(
   const features = spec.inputShape.reduce((a, b) => a * b, 1);
   const x = g.input("x", [batch, ...spec.inputShape]);
   const y = g.input("y", [batch, spec.outputs]);
-  const p = new Map<string, string>();
-  for (const param of spec.params) p.set(param.name, g.input(param.name, param.shape));
+  const flat = flatParams(g, spec.params);
+  const p = new Map<string, string>(spec.params.map((q, i) => [q.name, flat.values[i]]));
   const get = (name: string): string => {
     const v = p.get(name);
     if (!v) throw new RangeError(`The ${spec.kind} spec has no weight "${name}"`);
@@ -119,25 +125,24 @@ export function buildHeadTrainGraph(
   const outputs = [g.output(loss, "loss")];
   const names = spec.params.map((q) => q.name);
   const grads = g.backward(loss, names.map(get));
-  let gs = names.map((n) => grads.get(get(n))!);
+  const gs = names.map((n) => grads.get(get(n))!);
   if (options.gradients) names.forEach((n, i) => outputs.push(g.output(gs[i], `${n}:grad`)));
   if (options.adamw) {
+    let grad = flatGradient(g, gs);
     if (options.clipNorm !== undefined) {
-      const clipped = clipByGlobalNorm(g, gs, options.clipNorm);
-      gs = clipped.grads;
+      const clipped = clipByGlobalNorm(g, [grad], options.clipNorm);
+      grad = clipped.grads[0];
       outputs.push(g.output(clipped.norm, "grad_norm"));
     }
-    const slots = appendAdamW(
-      g,
-      spec.params.map((q, i) => ({
-        value: get(q.name),
-        grad: gs[i],
-        decay: q.decay,
-        name: q.name,
-      })),
-      options.adamw,
-    );
-    for (const s of slots) outputs.push(s.out.value, s.out.m, s.out.v);
+    const decay = new Float32Array(flat.size);
+    let offset = 0;
+    for (const q of spec.params) {
+      const n = q.shape.reduce((a, b) => a * b, 1);
+      if (q.decay) decay.fill(1, offset, offset + n);
+      offset += n;
+    }
+    const slots = appendAdamW(g, flat.flat, grad, options.adamw, decay);
+    outputs.push(slots.out.value, slots.out.m, slots.out.v);
   }
   return {
     model: encodeTrainGraph(g, outputs),

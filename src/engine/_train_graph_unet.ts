@@ -5,7 +5,7 @@
  * the backward pass derived by `_autodiff.ts`, and optionally clipping to a global norm and the
  * AdamW update. Internal to `src/engine/`.
  *
- * Weights are graph inputs in the TensorFlow.js layout the backbone holds (convolutions
+ * Weights are one flat graph input `params` (in plan order), sliced to the TensorFlow.js layout the backbone holds (convolutions
  * `[kh, kw, in, out]`, linears `[in, out]`), so gradients come out in that layout too; inside,
  * the graph is NCHW (signals `[N, C, 1, W]`). Inputs: `xt` and `noise` (`[N, H, W, C]`, or
  * `[N, W, C]`), `temb` (`[N, ch0]`, the sinusoidal embedding, no gradient), and one dropout
@@ -30,7 +30,13 @@
  */
 import type { LowerableBackbone } from "./onnx_graph.ts";
 import { TrainGraph } from "./_autodiff.ts";
-import { type AdamWHyper, appendAdamW, clipByGlobalNorm } from "./_optim_graph.ts";
+import {
+  type AdamWHyper,
+  appendAdamW,
+  clipByGlobalNorm,
+  flatGradient,
+  flatParams,
+} from "./_optim_graph.ts";
 import { encodeTrainGraph } from "./_train_encode.ts";
 
 /** Options of {@linkcode buildUNetTrainGraph}. */
@@ -81,8 +87,8 @@ export function buildUNetTrainGraph(
   const noiseIn = g.input("noise", dataShape);
   const tembIn = g.input("temb", [batch, cfg.channels[0]]);
   const names = [...unet.plan.weights.keys()];
-  const weight = new Map<string, string>();
-  for (const name of names) weight.set(name, g.input(name, unet.weights.get(name)!.shape));
+  const flat = flatParams(g, names.map((name) => ({ name, shape: unet.weights.get(name)!.shape })));
+  const weight = new Map<string, string>(names.map((name, i) => [name, flat.values[i]]));
   const get = (key: string): string => {
     const v = weight.get(key);
     if (!v) throw new RangeError(`Missing weight "${key}": the backbone is incomplete`);
@@ -225,18 +231,13 @@ export function buildUNetTrainGraph(
   const outputs = [g.output(loss, "loss")];
   const params = names.map(get);
   const grads = g.backward(loss, params);
-  let gs = params.map((p) => grads.get(p)!);
+  const gs = params.map((p) => grads.get(p)!);
   if (options.gradients) names.forEach((n, i) => outputs.push(g.output(gs[i], `${n}:grad`)));
   if (options.adamw) {
-    const clipped = clipByGlobalNorm(g, gs, options.clipNorm ?? 0);
-    gs = clipped.grads;
+    const clipped = clipByGlobalNorm(g, [flatGradient(g, gs)], options.clipNorm ?? 0);
     outputs.push(g.output(clipped.norm, "grad_norm"));
-    const slots = appendAdamW(
-      g,
-      names.map((name, i) => ({ value: params[i], grad: gs[i], decay: true, name })),
-      options.adamw,
-    );
-    for (const s of slots) outputs.push(s.out.value, s.out.m, s.out.v);
+    const slots = appendAdamW(g, flat.flat, clipped.grads[0], options.adamw);
+    outputs.push(slots.out.value, slots.out.m, slots.out.v);
   }
   return {
     model: encodeTrainGraph(g, outputs),

@@ -74,14 +74,50 @@ export interface UNetStepInput {
   dropout?: number | Float32Array[];
 }
 
-/** The optimizer state: step count and moments, in weight order. */
+/** The optimizer state: step count and moments by weight name. */
 export interface OnnxTrainerState {
   /** Steps taken. */
   iterations: number;
   /** First moments. */
-  m: Float32Array[];
+  m: ReadonlyMap<string, Float32Array>;
   /** Second moments. */
-  v: Float32Array[];
+  v: ReadonlyMap<string, Float32Array>;
+}
+
+/** Views of a flat vector, one per weight. */
+function split(
+  flat: Float32Array,
+  names: readonly string[],
+  sizes: readonly number[],
+): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  let offset = 0;
+  names.forEach((n, i) => {
+    out.set(n, flat.subarray(offset, offset + sizes[i]));
+    offset += sizes[i];
+  });
+  return out;
+}
+
+/** Per-weight values copied into one flat vector; throws naming a missing or mis-sized one. */
+function join(
+  parts: ReadonlyMap<string, ArrayLike<number>>,
+  names: readonly string[],
+  sizes: readonly number[],
+): Float32Array {
+  const out = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+  let offset = 0;
+  names.forEach((n, i) => {
+    const w = parts.get(n);
+    if (!w || w.length !== sizes[i]) {
+      throw new RangeError(
+        `Values for "${n}" are ${w ? `of size ${w.length}, expected ${sizes[i]}` : "missing"}`,
+      );
+    }
+    out.set(w, offset);
+    offset += sizes[i];
+  });
+  return out;
 }
 
 /** A UNet training step on onnxruntime, with the weights and AdamW state it updates. */
@@ -92,7 +128,7 @@ export interface OnnxUNetTrainer {
   readonly iterations: number;
   /** Runs one step at learning rate `lr`; resolves to the loss and the gradient norm. */
   step(input: UNetStepInput, lr: number): Promise<{ loss: number; gradNorm: number }>;
-  /** The current weights by name (the engine's arrays: copy before changing). */
+  /** The current weights by name (views of the engine's array: copy before changing). */
   weights(): Map<string, Float32Array>;
   /** Replaces the weights (copied). */
   setWeights(weights: ReadonlyMap<string, ArrayLike<number>>): void;
@@ -162,11 +198,18 @@ export async function createOnnxUNetTrainer(
   });
   graph.model = new Uint8Array(0);
   const names = graph.weights;
-  let weights: Float32Array[] = names.map((n) =>
-    Float32Array.from(unet.weights.get(n)!.dataSync())
-  );
-  let m: Float32Array[] = weights.map((w) => new Float32Array(w.length));
-  let v: Float32Array[] = weights.map((w) => new Float32Array(w.length));
+  const sizes = names.map((n) => unet.weights.get(n)!.size);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let params: Float32Array = new Float32Array(total);
+  {
+    let offset = 0;
+    names.forEach((n, i) => {
+      params.set(unet.weights.get(n)!.dataSync(), offset);
+      offset += sizes[i];
+    });
+  }
+  let m: Float32Array = new Float32Array(total);
+  let v: Float32Array = new Float32Array(total);
   let t = 0;
   const sample = graph.shapes.get("xt")!.reduce((a, b) => a * b, 1);
   const alphas = unet.schedule.alphasCumprod;
@@ -203,16 +246,14 @@ export async function createOnnxUNetTrainer(
       ? dropoutMasks(graph.dropout, rate, input.dropout ?? 0)
       : [];
     graph.dropout.forEach((d, k) => (feeds[d.name] = masks[k]));
-    names.forEach((n, i) => {
-      feeds[n] = weights[i];
-      feeds[`${n}.m`] = m[i];
-      feeds[`${n}.v`] = v[i];
-    });
+    feeds.params = params;
+    feeds.m = m;
+    feeds.v = v;
     const out = await session.run(feeds, graph.outputs);
     t++;
-    weights = names.map((n) => out[`${n}:new`]);
-    m = names.map((n) => out[`${n}.m:new`]);
-    v = names.map((n) => out[`${n}.v:new`]);
+    params = out["params:new"];
+    m = out["m:new"];
+    v = out["v:new"];
     return { loss: out.loss[0], gradNorm: out.grad_norm[0] };
   };
 
@@ -222,26 +263,21 @@ export async function createOnnxUNetTrainer(
       return t;
     },
     step,
-    weights: () => new Map(names.map((n, i) => [n, weights[i]])),
+    weights: () => split(params, names, sizes),
     setWeights(next) {
-      weights = names.map((n, i) => {
-        const w = next.get(n);
-        if (!w || w.length !== weights[i].length) {
-          throw new RangeError(`Weights for "${n}" are missing or have the wrong size`);
-        }
-        return Float32Array.from(w);
-      });
+      params = join(next, names, sizes);
     },
-    state: () => ({ iterations: t, m, v }),
+    state: () => ({ iterations: t, m: split(m, names, sizes), v: split(v, names, sizes) }),
     loadState(state) {
-      if (state.m.length !== names.length || state.v.length !== names.length) {
+      if (!Number.isInteger(state.iterations) || state.iterations < 0) {
         throw new RangeError(
-          `Optimizer state has ${state.m.length} moments for ${names.length} weights`,
+          `Optimizer step count must be an integer >= 0, got ${state.iterations}`,
         );
       }
+      const nextM = join(state.m, names, sizes);
+      v = join(state.v, names, sizes);
+      m = nextM;
       t = state.iterations;
-      m = state.m.map((a) => Float32Array.from(a));
-      v = state.v.map((a) => Float32Array.from(a));
     },
     dispose: () => session.release(),
   };
@@ -285,13 +321,10 @@ export function createOnnxHeadTrainer(
   const hyper = hyperOf(options);
   const names = spec.params.map((p) => p.name);
   const features = spec.inputShape.reduce((a, b) => a * b, 1);
-  let weights: Float32Array[] = names.map((n) => {
-    const w = initial.get(n);
-    if (!w) throw new RangeError(`Initial weights lack "${n}"`);
-    return Float32Array.from(w);
-  });
-  let m: Float32Array[] = weights.map((w) => new Float32Array(w.length));
-  let v: Float32Array[] = weights.map((w) => new Float32Array(w.length));
+  const sizes = spec.params.map((p) => p.shape.reduce((a, b) => a * b, 1));
+  let params: Float32Array = join(initial, names, sizes);
+  let m: Float32Array = new Float32Array(params.length);
+  let v: Float32Array = new Float32Array(params.length);
   let t = 0;
   const sessions = new Map<number, Promise<{ session: TrainSession; outputs: string[] }>>();
   const sessionFor = (batch: number) => {
@@ -321,20 +354,22 @@ export function createOnnxHeadTrainer(
         );
       }
       const { session, outputs } = await sessionFor(batch);
-      const feeds: Record<string, Float32Array> = { x, y, adamw: adamwScalars(t + 1, lr, hyper) };
-      names.forEach((n, i) => {
-        feeds[n] = weights[i];
-        feeds[`${n}.m`] = m[i];
-        feeds[`${n}.v`] = v[i];
-      });
+      const feeds: Record<string, Float32Array> = {
+        x,
+        y,
+        params,
+        m,
+        v,
+        adamw: adamwScalars(t + 1, lr, hyper),
+      };
       const out = await session.run(feeds, outputs);
       t++;
-      weights = names.map((n) => out[`${n}:new`]);
-      m = names.map((n) => out[`${n}.m:new`]);
-      v = names.map((n) => out[`${n}.v:new`]);
+      params = out["params:new"];
+      m = out["m:new"];
+      v = out["v:new"];
       return out.loss[0];
     },
-    weights: () => new Map(names.map((n, i) => [n, weights[i]])),
+    weights: () => split(params, names, sizes),
     dispose() {
       for (const s of sessions.values()) s.then((e) => e.session.release(), () => {});
       sessions.clear();
