@@ -613,7 +613,7 @@ function im2colWeightGrad(
 function convGrad(g: TrainGraph, n: IRNode, dy: string, wants: boolean[]): (string | null)[] {
   const [x, w] = n.inputs;
   const [batch, ci, h, wd] = g.shape(x);
-  const [co, , kh, kw] = g.shape(w);
+  const [, , kh, kw] = g.shape(w);
   const [, , ho, wo] = g.shape(dy);
   const pads = (n.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
   const strides = (n.attrs.strides as number[] | undefined) ?? [1, 1];
