@@ -61,6 +61,21 @@ export {
 } from "./src/engine/onnx_engine.ts";
 export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
 export {
+  createOnnxHeadTrainer,
+  createOnnxUNetTrainer,
+  fastDropoutMasks,
+  type HeadGraphSpec,
+  type HeadLike,
+  headTrainSpec,
+  type OnnxHeadTrainer,
+  type OnnxHeadTrainerOptions,
+  type OnnxTrainerState,
+  type OnnxUNetTrainer,
+  type OnnxUNetTrainerOptions,
+  tfjsDropoutMasks,
+  type UNetStepInput,
+} from "./src/engine/train_engine.ts";
+export {
   datasetChecksum,
   imageBatches,
   type ImageBatchOptions,

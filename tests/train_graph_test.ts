@@ -24,7 +24,7 @@ import { registerTileGradient } from "../src/nn/tile_grad.ts";
 import { asLowerable, timeEmbeddingInput } from "../src/engine/onnx_graph.ts";
 import { buildUNetTrainGraph } from "../src/engine/_train_graph_unet.ts";
 import { fixture } from "./_fixtures.ts";
-import { createOnnxUNetTrainer } from "../src/engine/train_engine.ts";
+import { createOnnxUNetTrainer, tfjsDropoutMasks } from "../src/engine/train_engine.ts";
 import { learningRateAt } from "../src/train/lr_schedule.ts";
 
 await tf.setBackend("cpu");
@@ -239,25 +239,6 @@ const TINY_1D: UNet1DConfig = {
   dropout: 0.1,
 };
 
-/**
- * The dropout multipliers `tf.dropout(h, rate, undefined, seed)` draws inside resnet `k` (seed
- * `dropoutSeed + k`), as `floor(u + keep) / keep`, transposed from NHWC to the graph's NCHW.
- */
-function tfjsDropoutMasks(
-  shapes: { shape: number[] }[],
-  rate: number,
-  dropoutSeed: number,
-): Float32Array[] {
-  return shapes.map(({ shape: [n, c, h, w] }, k) =>
-    tf.tidy(() => {
-      const keep = 1 - rate;
-      const u = tf.randomUniform([n, h, w, c], 0, 1, "float32", dropoutSeed + k);
-      const mask = tf.floor(tf.add(u, keep)).div(keep);
-      return Float32Array.from(mask.transpose([0, 3, 1, 2]).dataSync());
-    })
-  );
-}
-
 /** UNet gradients of the eps-prediction MSE in training mode: tfjs (cpu) against onnx. */
 async function assertUNetParity(unet: Backbone, batch: number): Promise<Record<string, number>> {
   registerTileGradient();
@@ -392,7 +373,7 @@ async function trainBoth(unet: Backbone, batch: number, steps: number) {
       x0: x0.dataSync() as Float32Array,
       noise: noise.dataSync() as Float32Array,
       t: ts,
-      dropout: dropoutSeed,
+      dropout: tfjsDropoutMasks(trainer.dropoutShapes, cfg.dropout, dropoutSeed),
     }, lr);
     onnx.push(r.loss);
     tf.dispose([x0, noise]);

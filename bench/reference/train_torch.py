@@ -11,6 +11,11 @@ names and forward code paths, for images (`UNet2DModel`: Conv2d, F.interpolate) 
 signals (the same blocks with Conv1d, as diffprobe's 1-D UNet mirrors the 2-D one). `--check`
 loads the tiny diffusers-made fixture and compares the noise prediction with diffusers' output.
 
+`--model attention-head` times a training step of a twin of diffprobe's AttentionHead at the
+CIFAR-10 example's setting (4x4 tokens of 128 channels, dim 128, 2 layers, 8 heads, batch 256,
+cross-entropy, AdamW). `--serve` keeps the models and times steps requested as JSON lines on
+stdin (`{"model": "wave", "batch": 32, "steps": 1}`), for bench/compare_train.ts.
+
 Usage (from the repository root, with the project's venv):
   .venv/bin/python bench/reference/train_torch.py --model wave --steps 8
   .venv/bin/python bench/reference/train_torch.py --model cifar-small --steps 4
@@ -301,69 +306,173 @@ def check(model_dir, parity_path):
         raise SystemExit(f"reference UNet differs from diffusers by {err}")
 
 
-def bench(name, cfg, batch, steps, warmup, threads, seed=0):
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    model = UNet(cfg).train()
-    params = [p for p in model.parameters()]
-    n_params = sum(p.numel() for p in params)
-    ema = [p.detach().clone() for p in params]
-    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
-    dims = 2 if cfg.get("_class_name", "UNet2DModel") == "UNet2DModel" else 1
-    size = cfg.get("sample_size", 32)
-    c = cfg.get("in_channels", 3)
-    shape = (64, c, size, size) if dims == 2 else (64, c, size)
-    data = torch.rand(shape) * 2 - 1
-    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
-    abar = torch.cumprod(1 - betas, 0).float()
-    times = []
-    for step in range(warmup + steps):
+class DiffusionStep:
+    """One diffusion training step of a UNet, built once and timed step by step."""
+
+    def __init__(self, cfg, batch, seed=0):
+        torch.manual_seed(seed)
+        self.model = UNet(cfg).train()
+        self.params = [p for p in self.model.parameters()]
+        self.n_params = sum(p.numel() for p in self.params)
+        self.ema = [p.detach().clone() for p in self.params]
+        self.opt = torch.optim.AdamW(self.params, lr=1e-4, weight_decay=0.0)
+        dims = 2 if cfg.get("_class_name", "UNet2DModel") == "UNet2DModel" else 1
+        size = cfg.get("sample_size", 32)
+        c = cfg.get("in_channels", 3)
+        shape = (64, c, size, size) if dims == 2 else (64, c, size)
+        self.data = torch.rand(shape) * 2 - 1
+        betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+        self.abar = torch.cumprod(1 - betas, 0).float()
+        self.batch = batch
+        self.step_count = 0
+
+    def __call__(self):
         start = time.perf_counter()
-        idx = torch.randint(0, data.shape[0], (batch,))
-        x0 = data[idx]
+        idx = torch.randint(0, self.data.shape[0], (self.batch,))
+        x0 = self.data[idx]
         noise = torch.randn_like(x0)
-        t = torch.randint(0, 1000, (batch,))
-        a = abar[t].view(-1, *([1] * (x0.dim() - 1)))
+        t = torch.randint(0, 1000, (self.batch,))
+        a = self.abar[t].view(-1, *([1] * (x0.dim() - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = F.mse_loss(model(xt, t), noise)
-        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(self.model(xt, t), noise)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        step = self.step_count
+        self.step_count += 1
         decay = min(0.9999, (1 + step) / (10 + step))
         with torch.no_grad():
-            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
+            torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1 - decay)
         loss.item()
-        if step >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
+        return (time.perf_counter() - start) * 1000
+
+
+class AttentionHead(nn.Module):
+    """Twin of diffprobe's AttentionHead: LN + linear token embedding, learned positions and class
+    token, pre-LN transformer blocks (fused qkv, exact-GELU 4x MLP), final LN of the class token,
+    linear output."""
+
+    def __init__(self, tokens, channels, dim, heads, layers, outputs):
+        super().__init__()
+        self.heads = heads
+        self.embed_norm = nn.LayerNorm(channels)
+        self.embed = nn.Linear(channels, dim)
+        self.pos = nn.Parameter(torch.zeros(tokens, dim))
+        self.cls = nn.Parameter(torch.zeros(dim))
+        self.blocks = nn.ModuleList()
+        for _ in range(layers):
+            self.blocks.append(nn.ModuleDict({
+                "norm1": nn.LayerNorm(dim), "qkv": nn.Linear(dim, 3 * dim),
+                "proj": nn.Linear(dim, dim), "norm2": nn.LayerNorm(dim),
+                "fc1": nn.Linear(dim, 4 * dim), "fc2": nn.Linear(4 * dim, dim),
+            }))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, outputs)
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        h = self.embed(self.embed_norm(x)) + self.pos
+        h = torch.cat([self.cls.view(1, 1, -1).expand(b, 1, -1), h], 1)
+        for blk in self.blocks:
+            q, k, v = blk["qkv"](blk["norm1"](h)).view(b, n + 1, 3, self.heads, -1).permute(
+                2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v)
+            h = h + blk["proj"](a.transpose(1, 2).reshape(b, n + 1, -1))
+            h = h + blk["fc2"](F.gelu(blk["fc1"](blk["norm2"](h))))
+        return self.head(self.norm(h[:, 0]))
+
+
+class HeadStep:
+    """One AttentionHead training step (cross-entropy, AdamW) on random features."""
+
+    def __init__(self, batch=256, tokens=16, channels=128, dim=128, heads=8, layers=2, seed=0):
+        torch.manual_seed(seed)
+        self.model = AttentionHead(tokens, channels, dim, heads, layers, 10).train()
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=3e-4, weight_decay=0.05)
+        self.x = torch.randn(4 * batch, tokens, channels)
+        self.y = torch.randint(0, 10, (4 * batch,))
+        self.batch = batch
+        self.i = 0
+
+    def __call__(self):
+        start = time.perf_counter()
+        lo = (self.i % 4) * self.batch
+        self.i += 1
+        loss = F.cross_entropy(self.model(self.x[lo:lo + self.batch]), self.y[lo:lo + self.batch])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        loss.item()
+        return (time.perf_counter() - start) * 1000
+
+
+def make_step(name, batch):
+    if name == "wave":
+        return DiffusionStep(WAVE_1D, batch)
+    if name == "cifar-small":
+        cifar = CIFAR_SMALL
+        if os.path.exists(CIFAR_SMALL_PATH):
+            with open(CIFAR_SMALL_PATH) as f:
+                cifar = json.load(f)
+        return DiffusionStep(cifar, batch)
+    if name == "attention-head":
+        return HeadStep(batch)
+    raise SystemExit(f"unknown model {name}")
+
+
+def bench(name, step, steps, warmup, threads):
+    times = [step() for _ in range(warmup + steps)][warmup:]
     print(json.dumps({
-        "model": name, "params": n_params, "batch": batch, "threads": threads,
+        "model": name, "params": step.n_params, "batch": step.batch, "threads": threads,
         "torch": torch.__version__, "ms": [round(x, 1) for x in times],
         "median_ms": round(statistics.median(times), 1),
     }), flush=True)
 
 
+def serve(threads):
+    """Times steps on request: reads {"model", "batch", "steps"} lines, answers {"ms": [...]}."""
+    steps = {}
+    print(json.dumps({"torch": torch.__version__, "threads": threads}), flush=True)
+    for line in iter(input_line, None):
+        cmd = json.loads(line)
+        key = (cmd["model"], cmd["batch"])
+        if key not in steps:
+            steps[key] = make_step(cmd["model"], cmd["batch"])
+        ms = [steps[key]() for _ in range(cmd.get("steps", 1))]
+        print(json.dumps({"ms": ms, "params": steps[key].n_params}), flush=True)
+
+
+def input_line():
+    try:
+        return input()
+    except EOFError:
+        return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=["wave", "cifar-small", "both"], default="both")
+    p.add_argument("--model", choices=["wave", "cifar-small", "attention-head", "both"],
+                   default="both")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--check", nargs=2, metavar=("MODEL_DIR", "PARITY"))
+    p.add_argument("--serve", action="store_true", help="time steps requested on stdin")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.serve:
+        serve(args.threads)
+        return
     if args.check:
         check(*args.check)
         return
-    cifar = CIFAR_SMALL
-    if os.path.exists(CIFAR_SMALL_PATH):
-        with open(CIFAR_SMALL_PATH) as f:
-            cifar = json.load(f)
-    if args.model in ("wave", "both"):
-        bench("wave-1d", WAVE_1D, args.batch, args.steps, args.warmup, args.threads)
-    if args.model in ("cifar-small", "both"):
-        bench("ddpm-cifar10-small", cifar, args.batch, args.steps, args.warmup, args.threads)
-
+    names = {"wave": "wave-1d", "cifar-small": "ddpm-cifar10-small", "attention-head": "attention-head"}
+    for model in (["wave", "cifar-small"] if args.model == "both" else [args.model]):
+        batch = 256 if model == "attention-head" and args.batch == 32 else args.batch
+        bench(names[model], make_step(model, batch), args.steps, args.warmup, args.threads)
 
 if __name__ == "__main__":
     main()

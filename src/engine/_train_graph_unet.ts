@@ -49,6 +49,12 @@ export interface UNetGraphOptions {
   clipNorm?: number;
   /** Dropout rate (default: the config's); 0 builds no mask inputs. */
   dropout?: number;
+  /**
+   * With AdamW: also update an exponential moving average of the weights, `ema ← ema · d +
+   * p · (1 − d)` with the new weights p, from the inputs `ema` (`[P]`) and `ema_decay`
+   * (`[d, 1 − d]`, each rounded to float32 as TensorFlow.js rounds scalars); output `ema:new`.
+   */
+  ema?: boolean;
 }
 
 /** An encoded UNet training graph. */
@@ -238,6 +244,11 @@ export function buildUNetTrainGraph(
     outputs.push(g.output(clipped.norm, "grad_norm"));
     const slots = appendAdamW(g, flat.flat, clipped.grads[0], options.adamw);
     outputs.push(slots.out.value, slots.out.m, slots.out.v);
+    if (options.ema) {
+      const ema = g.input("ema", [flat.size]);
+      const [d, rest] = g.split(g.input("ema_decay", [2]), 0, [1, 1]);
+      outputs.push(g.output(g.add(g.mul(ema, d), g.mul("params:new", rest)), "ema:new"));
+    }
   }
   return {
     model: encodeTrainGraph(g, outputs),

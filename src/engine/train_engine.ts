@@ -8,9 +8,11 @@
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { createOnnxUNetTrainer } from "./train_engine.ts";
- * import { onnxRuntimeAvailable } from "./onnx_engine.ts";
+ * import assert from "node:assert/strict";
+ * import {
+ *   createBackbone, createOnnxHeadTrainer, createOnnxUNetTrainer, headTrainSpec, LinearHead,
+ *   onnxRuntimeAvailable,
+ * } from "@diffprobe/core";
  *
  * const unet = createBackbone({ _class_name: "DiffprobeUNet1DModel", in_channels: 1,
  *   out_channels: 1, sample_size: 16, block_out_channels: [8, 8], layers_per_block: 1,
@@ -20,8 +22,21 @@
  *   const trainer = await createOnnxUNetTrainer(unet, { batch: 2, threads: 1 });
  *   const x0 = new Float32Array(32).fill(0.5), noise = new Float32Array(32).fill(0.1);
  *   const { loss } = await trainer.step({ x0, noise, t: [10, 500] }, 1e-3);
- *   console.log(Number.isFinite(loss), trainer.iterations); // true 1
+ *   assert.ok(Number.isFinite(loss));
+ *   assert.equal(trainer.iterations, 1);
  *   trainer.dispose();
+ *
+ *   // A head: 20 AdamW steps on a separable toy problem lower the loss.
+ *   const head = new LinearHead({ inputShape: [2], outputs: 2 });
+ *   const initial = new Map([...head.weights].map(([n, v]) => [n, v.dataSync()]));
+ *   const headTrainer = createOnnxHeadTrainer(headTrainSpec(head), initial, { threads: 1 });
+ *   const x = new Float32Array([1, 0, 0, 1]), y = new Float32Array([1, 0, 0, 1]);
+ *   const first = await headTrainer.step(x, y, 0.1);
+ *   let last = first;
+ *   for (let i = 0; i < 20; i++) last = await headTrainer.step(x, y, 0.1);
+ *   assert.ok(last < first);
+ *   headTrainer.dispose();
+ *   head.dispose();
  * }
  * unet.dispose();
  * ```
@@ -35,6 +50,7 @@ import { type AdamWHyper, adamwScalars } from "./_optim_graph.ts";
 import { buildUNetTrainGraph } from "./_train_graph_unet.ts";
 import { buildHeadTrainGraph, type HeadGraphSpec } from "./_train_graph_heads.ts";
 import { TrainSession } from "./_train_session.ts";
+import { Random } from "../base/random.ts";
 
 export type { HeadGraphSpec } from "./_train_graph_heads.ts";
 
@@ -56,6 +72,8 @@ export interface OnnxUNetTrainerOptions {
   dropout?: number;
   /** Intra-op threads (default `navigator.hardwareConcurrency`). */
   threads?: number;
+  /** Keep an exponential moving average of the weights (each step then needs `emaDecay`). */
+  ema?: boolean;
 }
 
 /** One step's data: clean samples, their noise and timesteps. */
@@ -67,11 +85,13 @@ export interface UNetStepInput {
   /** One timestep per sample. */
   t: ArrayLike<number>;
   /**
-   * Dropout: the seed `UNet.forward` takes in training mode (resnet k draws with seed + k, as
-   * `tf.dropout` does), or the multipliers themselves (one `[N, C, H, W]` array per resnet).
-   * Default seed 0.
+   * Dropout: a seed for {@linkcode fastDropoutMasks} (default 0), or the multipliers themselves
+   * (one `[N, C, H, W]` array per resnet, e.g. {@linkcode tfjsDropoutMasks} to reproduce the
+   * TensorFlow.js engine's draws).
    */
   dropout?: number | Float32Array[];
+  /** With `ema`: this step's decay d of `ema ← ema · d + weights · (1 − d)`. */
+  emaDecay?: number;
 }
 
 /** The optimizer state: step count and moments by weight name. */
@@ -126,10 +146,16 @@ export interface OnnxUNetTrainer {
   readonly names: readonly string[];
   /** Steps taken. */
   readonly iterations: number;
+  /** The dropout mask inputs in resnet order (`[N, C, H, W]`); empty without dropout. */
+  readonly dropoutShapes: readonly { name: string; shape: number[] }[];
   /** Runs one step at learning rate `lr`; resolves to the loss and the gradient norm. */
   step(input: UNetStepInput, lr: number): Promise<{ loss: number; gradNorm: number }>;
   /** The current weights by name (views of the engine's array: copy before changing). */
   weights(): Map<string, Float32Array>;
+  /** The moving average by name (with `ema`; views, as `weights`). */
+  emaWeights(): Map<string, Float32Array>;
+  /** Replaces the moving average (copied). */
+  setEmaWeights(weights: ReadonlyMap<string, ArrayLike<number>>): void;
   /** Replaces the weights (copied). */
   setWeights(weights: ReadonlyMap<string, ArrayLike<number>>): void;
   /** The optimizer state (the engine's arrays). */
@@ -141,10 +167,59 @@ export interface OnnxUNetTrainer {
 }
 
 /**
- * The dropout multipliers `tf.dropout(h, rate, undefined, seed + k)` draws in resnet `k` of
- * `UNet.forward` (`floor(u + keep) / keep`), as the NCHW arrays the training graph takes.
+ * Dropout multipliers for one step, fast: resnet `k` draws from `Random.counter(seed, 5, k)`,
+ * each 32-bit output giving two 16-bit uniforms; an entry is kept (multiplier 1 / (1 − rate))
+ * when its uniform is below round((1 − rate) · 65536), else 0. Deterministic in `seed`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fastDropoutMasks } from "@diffprobe/core";
+ *
+ * const [mask] = fastDropoutMasks([{ shape: [1, 4, 1, 250] }], 0.5, 7);
+ * const kept = mask.filter((m) => m === 2).length;
+ * assert.equal(mask.length, 1000);
+ * assert.ok(kept > 400 && kept < 600);
+ * assert.deepEqual(fastDropoutMasks([{ shape: [1, 4, 1, 250] }], 0.5, 7)[0], mask);
+ * ```
  */
-export function dropoutMasks(
+export function fastDropoutMasks(
+  shapes: readonly { shape: readonly number[] }[],
+  rate: number,
+  seed: number,
+): Float32Array[] {
+  const keep = 1 - rate;
+  const threshold = Math.round(keep * 65536);
+  const scale = Math.fround(1 / keep);
+  return shapes.map(({ shape }, k) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n);
+    const random = Random.counter(seed, 5, k);
+    for (let i = 0; i < n; i += 2) {
+      const bits = random.uint32();
+      if ((bits & 0xffff) < threshold) out[i] = scale;
+      if (i + 1 < n && bits >>> 16 < threshold) out[i + 1] = scale;
+    }
+    return out;
+  });
+}
+
+/**
+ * The dropout multipliers `tf.dropout(h, rate, undefined, seed + k)` draws in resnet `k` of
+ * `UNet.forward` (`floor(u + keep) / keep`), as the NCHW arrays the training graph takes: the
+ * TensorFlow.js engine's masks, for comparing the engines (slower than
+ * {@linkcode fastDropoutMasks}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tfjsDropoutMasks } from "@diffprobe/core";
+ *
+ * const [mask] = tfjsDropoutMasks([{ shape: [2, 3, 1, 5] }], 0.1, 42);
+ * assert.ok(mask.every((m) => m === 0 || Math.abs(m - 1 / 0.9) < 1e-6));
+ * ```
+ */
+export function tfjsDropoutMasks(
   shapes: readonly { shape: readonly number[] }[],
   rate: number,
   seed: number,
@@ -175,7 +250,28 @@ function hyperOf(o: {
 
 /**
  * Builds the training graph of `backbone` for `options.batch` samples and opens its session;
- * the weights are copied from the backbone (which is left as it is).
+ * the weights are copied from the backbone (which is left as it is). Rejects when
+ * onnxruntime-node cannot be loaded.
+ *
+ * @example Runs one step (see the module example: onnxruntime allows one runtime per test
+ * process, so only that example opens a session)
+ * ```ts ignore
+ * import assert from "node:assert/strict";
+ * import { createBackbone, createOnnxUNetTrainer, onnxRuntimeAvailable } from "@diffprobe/core";
+ *
+ * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [8, 8],
+ *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"],
+ *   norm_num_groups: 4, sample_size: 8 });
+ * if (await onnxRuntimeAvailable()) {
+ *   const trainer = await createOnnxUNetTrainer(unet, { batch: 1, threads: 1, ema: true });
+ *   const x0 = new Float32Array(8 * 8 * 3), noise = new Float32Array(8 * 8 * 3).fill(1);
+ *   const before = trainer.weights().get("conv_out.bias")!.slice();
+ *   await trainer.step({ x0, noise, t: [999], emaDecay: 0.5 }, 1e-2);
+ *   assert.notDeepEqual(trainer.weights().get("conv_out.bias"), before);
+ *   trainer.dispose();
+ * }
+ * unet.dispose();
+ * ```
  */
 export async function createOnnxUNetTrainer(
   backbone: Backbone,
@@ -192,6 +288,7 @@ export async function createOnnxUNetTrainer(
     adamw: hyper,
     clipNorm: options.gradClip ?? 1,
     dropout: rate,
+    ema: options.ema,
   });
   const session = await TrainSession.create(graph.model, graph.shapes, {
     threads: options.threads,
@@ -210,6 +307,7 @@ export async function createOnnxUNetTrainer(
   }
   let m: Float32Array = new Float32Array(total);
   let v: Float32Array = new Float32Array(total);
+  let ema: Float32Array = options.ema ? params.slice() : new Float32Array(0);
   let t = 0;
   const sample = graph.shapes.get("xt")!.reduce((a, b) => a * b, 1);
   const alphas = unet.schedule.alphasCumprod;
@@ -243,17 +341,26 @@ export async function createOnnxUNetTrainer(
     const masks = Array.isArray(input.dropout)
       ? input.dropout
       : graph.dropout.length > 0
-      ? dropoutMasks(graph.dropout, rate, input.dropout ?? 0)
+      ? fastDropoutMasks(graph.dropout, rate, input.dropout ?? 0)
       : [];
     graph.dropout.forEach((d, k) => (feeds[d.name] = masks[k]));
     feeds.params = params;
     feeds.m = m;
     feeds.v = v;
+    if (options.ema) {
+      const d = input.emaDecay;
+      if (d === undefined || !(d >= 0 && d <= 1)) {
+        throw new RangeError(`EMA decay must be a number in [0, 1], got ${d}`);
+      }
+      feeds.ema = ema;
+      feeds.ema_decay = new Float32Array([d, 1 - d]);
+    }
     const out = await session.run(feeds, graph.outputs);
     t++;
     params = out["params:new"];
     m = out["m:new"];
     v = out["v:new"];
+    if (options.ema) ema = out["ema:new"];
     return { loss: out.loss[0], gradNorm: out.grad_norm[0] };
   };
 
@@ -263,9 +370,15 @@ export async function createOnnxUNetTrainer(
       return t;
     },
     step,
+    dropoutShapes: graph.dropout,
     weights: () => split(params, names, sizes),
     setWeights(next) {
       params = join(next, names, sizes);
+    },
+    emaWeights: () => split(ema, names, sizes),
+    setEmaWeights(next) {
+      if (!options.ema) throw new Error("This trainer keeps no moving average (option ema)");
+      ema = join(next, names, sizes);
     },
     state: () => ({ iterations: t, m: split(m, names, sizes), v: split(v, names, sizes) }),
     loadState(state) {
@@ -280,6 +393,68 @@ export async function createOnnxUNetTrainer(
       t = state.iterations;
     },
     dispose: () => session.release(),
+  };
+}
+
+/** What {@linkcode headTrainSpec} reads from a head (any `Head` of `@diffprobe/core`). */
+export interface HeadLike {
+  /** `"LinearHead"`, `"MLPHead"` or `"AttentionHead"`. */
+  readonly className: string;
+  /** One sample's feature shape. */
+  readonly inputShape: readonly number[];
+  /** Classes or regressed values. */
+  readonly outputs: number;
+  /** The task. */
+  readonly task: "classification" | "regression";
+  /** The resolved options (hidden, activation, dim, heads, layers). */
+  readonly options: object;
+  /** The trainable weights in order. */
+  readonly weights: ReadonlyMap<string, { readonly shape: readonly number[] }>;
+}
+
+/**
+ * The training-graph description of a head: its class, options and weights, with AdamW's
+ * weight decay on the weight matrices (rank 2) except the positional embedding, as the heads
+ * declare them. Throws a `RangeError` for a head class without a training graph.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AttentionHead, headTrainSpec } from "@diffprobe/core";
+ *
+ * const head = new AttentionHead({ inputShape: [2, 2, 4], outputs: 3, dim: 8, heads: 2, layers: 1 });
+ * const spec = headTrainSpec(head);
+ * assert.equal(spec.kind, "AttentionHead");
+ * assert.equal(spec.params.find((p) => p.name === "pos_embed")!.decay, false);
+ * assert.equal(spec.params.find((p) => p.name === "head.weight")!.decay, true);
+ * head.dispose();
+ * ```
+ */
+export function headTrainSpec(head: HeadLike): HeadGraphSpec {
+  const kinds = ["LinearHead", "MLPHead", "AttentionHead"];
+  if (!kinds.includes(head.className)) {
+    throw new RangeError(
+      `Head class must be one of ${
+        kinds.join(", ")
+      } to train on onnxruntime, got ${head.className}`,
+    );
+  }
+  const o = head.options as Partial<HeadGraphSpec>;
+  return {
+    kind: head.className as HeadGraphSpec["kind"],
+    inputShape: [...head.inputShape],
+    outputs: head.outputs,
+    task: head.task,
+    params: [...head.weights].map(([name, w]) => ({
+      name,
+      shape: [...w.shape],
+      decay: w.shape.length === 2 && name !== "pos_embed",
+    })),
+    hidden: o.hidden,
+    activation: o.activation,
+    dim: o.dim,
+    heads: o.heads,
+    layers: o.layers,
   };
 }
 
@@ -312,7 +487,24 @@ export interface OnnxHeadTrainer {
   dispose(): void;
 }
 
-/** Creates a head trainer starting from `initial` weights (copied). */
+/**
+ * Creates a head trainer for `spec` (see {@linkcode headTrainSpec}) starting from `initial`
+ * weights (copied); sessions open on the first step of each batch size.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createOnnxHeadTrainer, headTrainSpec, LinearHead } from "@diffprobe/core";
+ *
+ * const head = new LinearHead({ inputShape: [2], outputs: 2 });
+ * const initial = new Map([...head.weights].map(([n, v]) => [n, v.dataSync()]));
+ * const trainer = createOnnxHeadTrainer(headTrainSpec(head), initial, { threads: 1 });
+ * assert.equal(trainer.iterations, 0); // a session opens on the first step
+ * assert.deepEqual(trainer.weights().get("linear.bias"), head.weights.get("linear.bias")!.dataSync());
+ * trainer.dispose();
+ * head.dispose();
+ * ```
+ */
 export function createOnnxHeadTrainer(
   spec: HeadGraphSpec,
   initial: ReadonlyMap<string, ArrayLike<number>>,
