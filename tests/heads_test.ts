@@ -19,7 +19,7 @@ import {
   MLPHead,
   warmupCosine,
 } from "../src/heads/mod.ts";
-import { Rng } from "../src/heads/_random.ts";
+import { Random } from "../src/base/random.ts";
 import { serializeSafetensors } from "../src/io/safetensors.ts";
 
 function assertClose(actual: number, expected: number, tolerance: number, what = "value"): void {
@@ -42,7 +42,7 @@ function predictArray(head: Head<HeadTask>, x: tf.Tensor): Float32Array {
 }
 
 /** `n` samples in `[n, d]`, standard normal, from a seeded generator. */
-function normalMatrix(rng: Rng, n: number, d: number): Float32Array {
+function normalMatrix(rng: Random, n: number, d: number): Float32Array {
   return Float32Array.from({ length: n * d }, () => rng.normal());
 }
 
@@ -119,7 +119,7 @@ Deno.test("warmupCosine: linear warm-up then half a cosine to zero", () => {
 });
 
 Deno.test("fit follows the schedule: each epoch reports the rate of its last step", async () => {
-  const x = tf.tensor2d(normalMatrix(new Rng(5), 40, 3), [40, 3]);
+  const x = tf.tensor2d(normalMatrix(Random.seeded(5), 40, 3), [40, 3]);
   const y = Array.from({ length: 40 }, (_, i) => i % 2);
   const head = new LinearHead({ inputShape: [3], outputs: 2 });
   const seen: number[] = [];
@@ -148,7 +148,7 @@ Deno.test("fit follows the schedule: each epoch reports the rate of its last ste
 // Learning problems with known answers
 
 /** Three classes by the argmax of x · W*, keeping points with a clear margin. */
-function separable(rng: Rng, wTrue: Float32Array, n: number): { x: tf.Tensor2D; y: number[] } {
+function separable(rng: Random, wTrue: Float32Array, n: number): { x: tf.Tensor2D; y: number[] } {
   const d = 8, k = 3;
   const rows: number[] = [];
   const y: number[] = [];
@@ -167,7 +167,7 @@ function separable(rng: Rng, wTrue: Float32Array, n: number): { x: tf.Tensor2D; 
 }
 
 Deno.test("LinearHead separates linearly separable classes", async () => {
-  const rng = new Rng(11);
+  const rng = Random.seeded(11);
   const wTrue = normalMatrix(rng, 8, 3);
   const train = separable(rng, wTrue, 300);
   const test = separable(rng, wTrue, 200);
@@ -182,7 +182,7 @@ Deno.test("LinearHead separates linearly separable classes", async () => {
 });
 
 Deno.test("LinearHead recovers the weights of a linear regression", async () => {
-  const rng = new Rng(12);
+  const rng = Random.seeded(12);
   const n = 256, d = 5;
   const wTrue = [1.5, -2, 0.5, 0, 3, -1, 0.25, 2, -0.75, 1]; // [5, 2]
   const bTrue = [0.5, -1];
@@ -217,7 +217,7 @@ Deno.test("LinearHead recovers the weights of a linear regression", async () => 
 });
 
 Deno.test("MLPHead solves XOR, which a LinearHead cannot", async () => {
-  const rng = new Rng(13);
+  const rng = Random.seeded(13);
   const corners = [[0, 0], [0, 1], [1, 0], [1, 1]];
   const labels = [0, 1, 1, 0];
   const rows: number[] = [];
@@ -245,7 +245,7 @@ Deno.test("MLPHead solves XOR, which a LinearHead cannot", async () => {
  * same chance of holding the bump, so position-free summaries carry no class information.
  */
 function bumpMaps(n: number, seed: number): { x: tf.Tensor4D; y: number[] } {
-  const rng = new Rng(seed);
+  const rng = Random.seeded(seed);
   const data = new Float32Array(n * 64);
   const y: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -290,7 +290,7 @@ Deno.test("AttentionHead learns which quadrant of a 4×4 map holds a bump", asyn
 // Determinism, memory, persistence
 
 function smallClassification(seed: number): { x: tf.Tensor2D; y: number[] } {
-  const rng = new Rng(seed);
+  const rng = Random.seeded(seed);
   const xs = normalMatrix(rng, 64, 6);
   const y = Array.from({ length: 64 }, (_, i) => (xs[i * 6] + xs[i * 6 + 1] > 0 ? 1 : 0));
   return { x: tf.tensor2d(xs, [64, 6]), y };
@@ -298,7 +298,7 @@ function smallClassification(seed: number): { x: tf.Tensor2D; y: number[] } {
 
 Deno.test("the same seed gives bit-identical weights and predictions", async () => {
   const { x, y } = smallClassification(31);
-  const maps = tf.tensor4d(normalMatrix(new Rng(32), 32 * 8, 3), [32, 2, 4, 3]);
+  const maps = tf.tensor4d(normalMatrix(Random.seeded(32), 32 * 8, 3), [32, 2, 4, 3]);
   const mapLabels = Array.from({ length: 32 }, (_, i) => i % 3);
   const run = async (seed: number) => {
     const mlp = new MLPHead({ inputShape: [6], outputs: 2, hidden: [8, 8], seed });
@@ -437,7 +437,7 @@ Deno.test("save then load gives identical predictions, options and statistics", 
 // Validation, early stopping, standardisation
 
 Deno.test("patience stops training and restores the weights of the best epoch", async () => {
-  const rng = new Rng(61);
+  const rng = Random.seeded(61);
   // Random labels: the head can only memorise, so the validation loss soon rises.
   const x = tf.tensor2d(normalMatrix(rng, 64, 10), [64, 10]);
   const y = Array.from({ length: 64 }, () => rng.int(2));
@@ -654,7 +654,7 @@ Deno.test("LinearHead.fitRidge equals the hand-computed ridge solution", async (
 Deno.test("LinearHead.fitRidge picks the penalty on validation data, for several outputs", async () => {
   const before = tf.memory().numTensors;
   // Two outputs, exactly linear in 3 features: the smallest penalty fits best.
-  const rng = new Rng(3);
+  const rng = Random.seeded(3);
   const make = (n: number) => {
     const x = new Float32Array(n * 3), y = new Float32Array(n * 2);
     for (let i = 0; i < n; i++) {

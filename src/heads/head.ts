@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { parseSafetensors, serializeSafetensors, toFloat32 } from "../io/safetensors.ts";
 import type { TensorToWrite } from "../io/safetensors.ts";
 import { AdamW } from "./adamw.ts";
-import { Rng } from "./_random.ts";
+import { Random } from "../base/random.ts";
 import { warmupCosine } from "./schedule.ts";
 
 /** What a head predicts: class logits or real values. */
@@ -458,7 +458,7 @@ export abstract class Head<T extends HeadTask = HeadTask> {
     try {
       const targets = this.#prepareTargets(y, n, owned);
       let validation: { x: tf.Tensor; targets: PreparedTargets; rows: Int32Array } | undefined;
-      const rng = new Rng(seed, 1);
+      const rng = Random.seeded(seed, 1);
       const order = rng.shuffle(Int32Array.from({ length: n }, (_, i) => i));
       const nVal = split > 0 ? Math.max(1, Math.floor(n * split)) : 0;
       if (n - nVal < 1) {
