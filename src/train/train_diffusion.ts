@@ -42,8 +42,8 @@ import { type Backbone, UNet } from "../models/unet.ts";
 import { registerTileGradient } from "../nn/tile_grad.ts";
 import { registerWasmKernels } from "../backend/wasm_kernels.ts";
 import { linePlotSvg } from "../report/line_plot.ts";
-import { AdamWOptimizer } from "./optimizer.ts";
-import { learningRateAt } from "./lr_schedule.ts";
+import { AdamW } from "../optim/adamw.ts";
+import { learningRateAt } from "../optim/lr_schedule.ts";
 import { Random } from "../base/random.ts";
 import {
   loadCheckpoint,
@@ -376,7 +376,7 @@ export async function trainDiffusion(
     return e;
   });
   const ema = new UNet(unet.resolved, unet.plan, emaWeights);
-  const optimizer = new AdamWOptimizer(variables, {
+  const optimizer = new AdamW(variables, {
     beta1: options.beta1,
     beta2: options.beta2,
     epsilon: options.epsilon,
