@@ -13,16 +13,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseNdbcStdmet, readNdbcStdmet } from "../src/data/ndbc.ts";
 import { parseCsvSeries, readCsvSeries } from "../src/data/csv_series.ts";
-import {
-  chronologicalSplit,
-  interpolateGaps,
-  makeWindows,
-  MinMaxScaler,
-  resampleHourly,
-  type TimeSeries,
-  windowsToArrays,
-  windowsToTensors,
-} from "../src/data/timeseries.ts";
+import type { TimeSeries } from "../src/data/timeseries.ts";
+import { resampleHourly } from "../src/data/resample.ts";
+import { interpolateGaps } from "../src/data/interpolate.ts";
+import { makeWindows } from "../src/data/windows.ts";
+import { chronologicalSplit } from "../src/data/split.ts";
+import { MinMaxScaler } from "../src/data/min_max_scaler.ts";
+import { windowsToArrays, windowsToTensors } from "../src/data/window_arrays.ts";
 import { deriveWaveCsv } from "../examples/waves/make_data.ts";
 
 // ---------------------------------------------------------------------------------------------

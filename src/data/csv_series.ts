@@ -26,7 +26,8 @@
 import { basename } from "node:path";
 import { clip, listDataFiles, readText } from "./_files.ts";
 import { parse } from "csv-parse/sync";
-import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
+import { sortedSeries } from "./_series.ts";
+import type { ReadIssue, ReadResult } from "./timeseries.ts";
 
 /**
  * How the time column is written:
@@ -189,7 +190,12 @@ export function parseCsvSeries(
     times.push(t);
     for (let k = 0; k < names.length; k++) values[k].push(row[k]);
   }
-  return { series: sortedSeries(times, names, values), issues, rows: times.length, files: [file] };
+  return {
+    series: sortedSeries(times, columnsOf(names, values)),
+    issues,
+    rows: times.length,
+    files: [file],
+  };
 }
 
 /**
@@ -242,7 +248,7 @@ export async function readCsvSeries(
     });
   }
   return {
-    series: sortedSeries(times, names, values),
+    series: sortedSeries(times, columnsOf(names, values)),
     issues: parts.flatMap((p) => p.issues),
     rows: times.length,
     files: parts.map((p) => p.files[0]),
@@ -297,21 +303,8 @@ function daysInMonth(year: number, month: number): number {
   return month === 2 && leap ? 29 : DAYS[month - 1];
 }
 
-function sortedSeries(times: number[], names: string[], values: number[][]): TimeSeries {
-  const n = times.length;
-  let sorted = true;
-  for (let r = 1; r < n && sorted; r++) if (times[r] < times[r - 1]) sorted = false;
-  const order = sorted
-    ? undefined
-    : Array.from({ length: n }, (_, r) => r).sort((a, b) => times[a] - times[b] || a - b);
-  const outTimes = new Float64Array(n);
-  for (let r = 0; r < n; r++) outTimes[r] = times[order ? order[r] : r];
-  const columns: Record<string, Float32Array> = {};
-  names.forEach((name, k) => {
-    const col = new Float32Array(n);
-    const src = values[k];
-    for (let r = 0; r < n; r++) col[r] = src[order ? order[r] : r];
-    columns[name] = col;
-  });
-  return { times: outTimes, columns };
+function columnsOf(names: readonly string[], values: number[][]): Record<string, number[]> {
+  const columns: Record<string, number[]> = {};
+  names.forEach((name, k) => columns[name] = values[k]);
+  return columns;
 }

@@ -39,7 +39,8 @@
 
 import { basename } from "node:path";
 import { clip, listDataFiles, readText } from "./_files.ts";
-import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
+import { sortedSeries } from "./_series.ts";
+import type { ReadIssue, ReadResult } from "./timeseries.ts";
 
 /**
  * Options of {@linkcode parseNdbcStdmet} and {@linkcode readNdbcStdmet}.
@@ -202,7 +203,7 @@ export function parseNdbcStdmet(
   }
   const columns: Record<string, number[]> = {};
   keep.forEach((k, j) => columns[k.name] = values[j]);
-  return { ...buildSeries(times, columns), issues, rows: times.length, files: [file] };
+  return { series: sortedSeries(times, columns), issues, rows: times.length, files: [file] };
 }
 
 /**
@@ -255,7 +256,7 @@ export async function readNdbcStdmet(
     at += p.rows;
   }
   return {
-    ...buildSeries(times, columns),
+    series: sortedSeries(times, columns),
     issues: parts.flatMap((p) => p.issues),
     rows: total,
     files: parts.map((p) => p.files[0]),
@@ -344,28 +345,4 @@ function parseTime(f: string[], timeFields: number): number | string {
     return `impossible date ${ys}-${ms}-${ds} ${hs}:${timeFields === 5 ? mins : "00"}`;
   }
   return Date.UTC(year, month - 1, day, hour, minute);
-}
-
-/** Sorts rows by time (stably) and packs them into typed arrays. */
-function buildSeries(
-  times: number[],
-  columns: Record<string, number[]>,
-): { series: TimeSeries } {
-  const n = times.length;
-  let sorted = true;
-  for (let r = 1; r < n && sorted; r++) if (times[r] < times[r - 1]) sorted = false;
-  let order: number[] | undefined;
-  if (!sorted) {
-    order = Array.from({ length: n }, (_, r) => r);
-    order.sort((a, b) => times[a] - times[b] || a - b);
-  }
-  const outTimes = new Float64Array(n);
-  for (let r = 0; r < n; r++) outTimes[r] = times[order ? order[r] : r];
-  const out: Record<string, Float32Array> = {};
-  for (const [name, col] of Object.entries(columns)) {
-    const arr = new Float32Array(n);
-    for (let r = 0; r < n; r++) arr[r] = col[order ? order[r] : r];
-    out[name] = arr;
-  }
-  return { series: { times: outTimes, columns: out } };
 }
