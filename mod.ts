@@ -71,7 +71,10 @@ export {
   CIFAR10_CLASSES,
   type Cifar10Split,
   readCifar10Binary,
+  type ReadCifar10BinaryOptions,
 } from "./src/data/cifar10_binary.ts";
+export { readCifar10, type ReadCifar10Options } from "./src/data/cifar10.ts";
+export { balancedSubset } from "./src/data/balanced_subset.ts";
 export { readImageFolder, type ReadImageFolderOptions } from "./src/data/image_folder.ts";
 export type { ReadIssue, ReadResult, TimeSeries } from "./src/data/timeseries.ts";
 export { resampleHourly, type ResampleOptions } from "./src/data/resample.ts";

@@ -58,6 +58,12 @@ export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
  */
 export type Cifar10Split = "train" | "test";
 
+/** Options of {@linkcode readCifar10Binary}. */
+export interface ReadCifar10BinaryOptions {
+  /** Called after each batch file with the number of images read so far and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const IMAGE_BYTES = 3 * PLANE;
@@ -81,6 +87,7 @@ const RECORD_BYTES = 1 + IMAGE_BYTES;
  *
  * @param dir The folder holding the `.bin` files, or its parent.
  * @param split `"train"` or `"test"`.
+ * @param options A progress callback.
  * @returns The images with their labels; `files` is not set.
  * @throws {Deno.errors.NotFound} If a batch file is missing.
  * @throws {RangeError} If a file's size is not a whole number of records, or a
@@ -91,6 +98,7 @@ const RECORD_BYTES = 1 + IMAGE_BYTES;
 export async function readCifar10Binary(
   dir: string,
   split: Cifar10Split,
+  options: ReadCifar10BinaryOptions = {},
 ): Promise<ImageDataset> {
   let names: string[];
   if (split === "train") names = [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`);
@@ -131,6 +139,7 @@ export async function readCifar10Binary(
         pixels[dst + 2] = bytes[src + 2 * PLANE + p];
       }
     }
+    options.onProgress?.(image, records);
   }
 
   return {
