@@ -899,7 +899,7 @@ const hasShared = (() => {
 if (!hasShared) console.log(`Skipping the NDBC 46035 tests: ${SHARED_NDBC} not found`);
 
 Deno.test({
-  name: "readNdbcStdmet reads all 32 files of station 46035 with DATA.md's totals",
+  name: "readNdbcStdmet reads all 32 files of station 46035 with the documented totals",
   ignore: !hasShared,
   fn: async () => {
     const t0 = performance.now();
@@ -919,7 +919,7 @@ Deno.test({
     const h = resampleHourly(r.series);
     const wvht = h.columns.WVHT;
     const valid = validCount(wvht);
-    // DATA.md: "About 219k valid hourly wave heights, median 2.26 m, max 15.4 m".
+    // The data provenance notes: about 219k valid hourly wave heights, median 2.26 m, max 15.4 m.
     assert.equal(valid, 218_943);
     assert.ok(Math.abs(valid - 219_000) < 1_000);
     assert.ok(Math.abs(median(wvht) - 2.26) < 0.005);

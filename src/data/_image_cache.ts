@@ -9,6 +9,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { writeFileAtomic } from "../base/atomic_write.ts";
 import { basename, join, resolve } from "node:path";
 import { parseSafetensors, serializeSafetensors, toInt32 } from "../io/safetensors.ts";
 import { datasetChecksum, type ImageDataset } from "./image_dataset.ts";
@@ -132,7 +133,8 @@ async function decodeCache(
 }
 
 /**
- * Stores `ds` at `location`, atomically (a temporary file renamed into place).
+ * Stores `ds` at `location`, atomically (`writeFileAtomic`: a temporary file renamed into place,
+ * removed on failure).
  * A failure is reported with `console.warn`: the dataset is still usable.
  */
 export async function writeImageCache(
@@ -140,7 +142,6 @@ export async function writeImageCache(
   ds: ImageDataset,
   files: readonly string[],
 ): Promise<void> {
-  const temp = `${location.path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
     const bytes = serializeSafetensors({
       pixels: { dtype: "U8", shape: [ds.size, ds.height, ds.width, 3], data: ds.pixels },
@@ -154,10 +155,8 @@ export async function writeImageCache(
       files: JSON.stringify(files),
     });
     await Deno.mkdir(join(location.path, ".."), { recursive: true });
-    await Deno.writeFile(temp, bytes);
-    await Deno.rename(temp, location.path);
+    await writeFileAtomic(location.path, bytes);
   } catch (error) {
-    await Deno.remove(temp).catch(() => {});
     warn(location.path, `could not be written (${messageOf(error)})`);
   }
 }

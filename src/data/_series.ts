@@ -18,10 +18,7 @@ export function emptySeries(names: string[]): TimeSeries {
   return { times: new Float64Array(0), columns };
 }
 
-export function floorHour(t: number, what?: string): number {
-  if (!Number.isFinite(t)) {
-    throw new RangeError(`Cannot resample: option ${what ?? "time"} is ${t}, not a finite time`);
-  }
+export function floorHour(t: number): number {
   return Math.floor(t / HOUR_MS) * HOUR_MS;
 }
 
@@ -52,13 +49,6 @@ export function checkRegular(times: Float64Array, what = "Cannot make windows"):
       );
     }
   }
-}
-
-export function positiveInt(v: number, name: string): number {
-  if (!Number.isInteger(v) || v < 1) {
-    throw new RangeError(`Option ${name} must be a positive integer, got ${v}`);
-  }
-  return v;
 }
 
 export function iso(t: number): string {

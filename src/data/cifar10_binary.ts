@@ -7,19 +7,14 @@
  * then green, then blue). {@linkcode readCifar10Binary} interleaves the planes
  * into the NHWC layout of {@linkcode ImageDataset}.
  *
- * @example
- * ```ts ignore
- * import { readCifar10Binary } from "./cifar10_binary.ts";
- *
- * // After `tar xzf cifar-10-binary.tar.gz` in ./data:
- * const train = await readCifar10Binary("./data", "train");
- * console.log(train.size, train.classes[train.labels[0]]); // 50000 "frog"
- * ```
+ * After `tar xzf cifar-10-binary.tar.gz` in `./data`, `readCifar10Binary("./data", "train")`
+ * gives the 50,000 training images.
  *
  * @module
  */
 
 import { join } from "node:path";
+import { oneOf } from "../base/validate.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
@@ -27,9 +22,11 @@ import type { ImageDataset } from "./image_dataset.ts";
  *
  * @example
  * ```ts
- * import { CIFAR10_CLASSES } from "./cifar10_binary.ts";
+ * import assert from "node:assert/strict";
+ * import { CIFAR10_CLASSES } from "@diffprobe/core";
  *
- * console.log(CIFAR10_CLASSES[3]); // "cat"
+ * assert.equal(CIFAR10_CLASSES.length, 10);
+ * assert.equal(CIFAR10_CLASSES[3], "cat");
  * ```
  */
 export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
@@ -48,13 +45,6 @@ export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
 /**
  * Which part of CIFAR-10 to read: `"train"` (`data_batch_1.bin` …
  * `data_batch_5.bin`, 50,000 images) or `"test"` (`test_batch.bin`, 10,000).
- *
- * @example
- * ```ts
- * import type { Cifar10Split } from "./cifar10_binary.ts";
- *
- * const split: Cifar10Split = "test";
- * ```
  */
 export type Cifar10Split = "train" | "test";
 
@@ -78,11 +68,21 @@ const RECORD_BYTES = 1 + IMAGE_BYTES;
  * {@linkcode CIFAR10_CLASSES}.
  *
  * @example
- * ```ts ignore
- * import { readCifar10Binary } from "./cifar10_binary.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCifar10Binary } from "@diffprobe/core";
  *
- * const test = await readCifar10Binary("./data/cifar-10-batches-bin", "test");
- * console.log(test.size, test.height, test.width); // 10000 32 32
+ * const dir = await Deno.makeTempDir();
+ * const record = new Uint8Array(3073);
+ * record[0] = 6; // label: frog
+ * record[1] = 255; // red plane, pixel (0, 0)
+ * record[1 + 1024 + 1] = 128; // green plane, pixel (0, 1)
+ * await Deno.writeFile(`${dir}/test_batch.bin`, record);
+ * const test = await readCifar10Binary(dir, "test");
+ * assert.deepEqual([test.size, test.height, test.width], [1, 32, 32]);
+ * assert.equal(test.classes[test.labels[0]], "frog");
+ * assert.deepEqual(Array.from(test.pixels.subarray(0, 6)), [255, 0, 0, 0, 128, 0]); // NHWC
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param dir The folder holding the `.bin` files, or its parent.
@@ -100,10 +100,10 @@ export async function readCifar10Binary(
   split: Cifar10Split,
   options: ReadCifar10BinaryOptions = {},
 ): Promise<ImageDataset> {
-  let names: string[];
-  if (split === "train") names = [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`);
-  else if (split === "test") names = ["test_batch.bin"];
-  else throw new TypeError(`CIFAR-10 split must be "train" or "test", got ${String(split)}`);
+  oneOf(split, "CIFAR-10 split", ["train", "test"]);
+  const names = split === "train"
+    ? [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`)
+    : ["test_batch.bin"];
 
   const folder = await findBatchFolder(dir, names[0]);
   const files = names.map((name) => join(folder, name));

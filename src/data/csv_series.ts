@@ -10,14 +10,17 @@
  *
  * @example
  * ```ts
- * import { parseCsvSeries } from "./csv_series.ts";
+ * import assert from "node:assert/strict";
+ * import { parseCsvSeries } from "@diffprobe/core";
  *
  * const text = "time,WVHT,DPD,note\n" +
  *   "2017-01-01T00:00Z,2.5,10,calm\n" +
  *   "2017-01-01T01:00Z,,11,\n";
  * const { series, issues } = parseCsvSeries(text, "buoy.csv", { columns: ["WVHT", "DPD"] });
- * console.log(series.times[1] === Date.UTC(2017, 0, 1, 1), series.columns.WVHT[1]); // true NaN
- * console.log(Object.keys(series.columns), issues.length); // ["WVHT", "DPD"] 0
+ * assert.equal(series.times[1], Date.UTC(2017, 0, 1, 1));
+ * assert.deepEqual(Array.from(series.columns.WVHT), [2.5, NaN]);
+ * assert.deepEqual(Object.keys(series.columns), ["WVHT", "DPD"]);
+ * assert.equal(issues.length, 0);
  * ```
  *
  * @module
@@ -37,25 +40,11 @@ import type { ReadIssue, ReadResult } from "./timeseries.ts";
  * - `"auto"` (default): a plain number is epoch seconds when its magnitude is below 10¹¹ and
  *   milliseconds otherwise (10¹¹ s is the year 5138, 10¹¹ ms is March 1973); anything else is
  *   ISO.
- *
- * @example
- * ```ts
- * import type { CsvTimeFormat } from "./csv_series.ts";
- *
- * const format: CsvTimeFormat = "epoch-s";
- * ```
  */
 export type CsvTimeFormat = "auto" | "iso" | "epoch-s" | "epoch-ms";
 
 /**
  * Options of {@linkcode parseCsvSeries} and {@linkcode readCsvSeries}.
- *
- * @example
- * ```ts
- * import type { CsvSeriesOptions } from "./csv_series.ts";
- *
- * const options: CsvSeriesOptions = { timeColumn: "date", columns: ["hs", "tp"], delimiter: ";" };
- * ```
  */
 export interface CsvSeriesOptions {
   /** Name of the time column; default: the first column of the header. */
@@ -92,12 +81,13 @@ const ISO = new RegExp(
  *
  * @example
  * ```ts
- * import { parseCsvSeries } from "./csv_series.ts";
+ * import assert from "node:assert/strict";
+ * import { parseCsvSeries } from "@diffprobe/core";
  *
  * const text = "t;hs\n1483228800;2.5\n1483232400;x\n";
  * const r = parseCsvSeries(text, "a.csv", { delimiter: ";", timeFormat: "epoch-s" });
- * console.log(r.rows, r.issues[0].line); // 1 3
- * console.log(r.issues[0].reason); // 'non-numeric value "x" in column hs'
+ * assert.equal(r.rows, 1);
+ * assert.deepEqual(r.issues, [{ file: "a.csv", line: 3, reason: 'non-numeric value "x" in column hs' }]);
  * ```
  *
  * @param text CSV text (a leading byte-order mark is ignored).
@@ -205,13 +195,17 @@ export function parseCsvSeries(
  * name each file by its base name.
  *
  * @example
- * ```ts ignore
- * import { readCsvSeries } from "./csv_series.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCsvSeries } from "@diffprobe/core";
  *
- * const { series } = await readCsvSeries("examples/waves/data/46035_hourly.csv.gz", {
- *   columns: ["WVHT", "DPD", "APD", "WSPD"],
- * });
- * console.log(series.times.length);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/b.csv`, "time,hs\n2017-01-02,2.0\n");
+ * await Deno.writeTextFile(`${dir}/a.csv`, "time,hs\n2017-01-01,1.0\n");
+ * const { series, files } = await readCsvSeries(dir);
+ * assert.deepEqual(files, ["a.csv", "b.csv"]);
+ * assert.deepEqual(Array.from(series.columns.hs), [1, 2]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param paths A directory, a file, or a list of files (paths or `file:` URLs).

@@ -11,22 +11,11 @@
  * {@linkcode ImageDataset}. With `cacheDir`, the decoded dataset is stored as a
  * safetensors file so later reads skip decoding.
  *
- * @example
- * ```ts ignore
- * import { readImageFolder } from "./image_folder.ts";
- *
- * const test = await readImageFolder("./cifar10-jpeg", {
- *   split: "test",
- *   cacheDir: "./.cache",
- *   onProgress: (done, total) => console.log(`${done}/${total}`),
- * });
- * console.log(test.size, test.classes); // 10000 ["airplane", ...]
- * ```
- *
  * @module
  */
 
 import { join } from "node:path";
+import { nonNegativeInteger } from "../base/validate.ts";
 import { chunkErrorToError, type ChunkResult, decodeChunk } from "./_decode_image.ts";
 import type { DecodeRequest, DecodeResponse } from "./_decode_worker.ts";
 import {
@@ -39,13 +28,6 @@ import type { ImageDataset } from "./image_dataset.ts";
 
 /**
  * Options of {@linkcode readImageFolder}.
- *
- * @example
- * ```ts
- * import type { ReadImageFolderOptions } from "./image_folder.ts";
- *
- * const options: ReadImageFolderOptions = { split: "train", classes: ["cat", "dog"] };
- * ```
  */
 export interface ReadImageFolderOptions {
   /** Sub-folder holding the class folders, e.g. `"train"`. Default: none, `dir` holds them. */
@@ -89,11 +71,25 @@ const CHUNK = 256;
  * levels. `files` holds each image's path (joined onto `dir`).
  *
  * @example
- * ```ts ignore
- * import { readImageFolder } from "./image_folder.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readImageFolder } from "@diffprobe/core";
+ * import { PNG } from "pngjs";
+ * import { Buffer } from "node:buffer";
  *
- * const ds = await readImageFolder("./flowers", { split: "val" });
- * console.log(ds.size, ds.height, ds.width, ds.classes);
+ * const dir = await Deno.makeTempDir();
+ * for (const [name, value] of [["cat", 10], ["dog", 20]] as const) {
+ *   const png = new PNG({ width: 2, height: 1 });
+ *   png.data = Buffer.from([value, value, value, 255, value, value, value, 255]);
+ *   await Deno.mkdir(`${dir}/val/${name}`, { recursive: true });
+ *   await Deno.writeFile(`${dir}/val/${name}/0.png`, PNG.sync.write(png));
+ * }
+ * const ds = await readImageFolder(dir, { split: "val" });
+ * assert.deepEqual([ds.size, ds.height, ds.width], [2, 1, 2]);
+ * assert.deepEqual(ds.classes, ["cat", "dog"]);
+ * assert.deepEqual(Array.from(ds.labels), [0, 1]);
+ * assert.equal(ds.pixels[6], 20); // the dog's first red value
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param dir The dataset folder.
@@ -191,9 +187,7 @@ async function decodeImages(
     (total >= 2048 && navigator.hardwareConcurrency >= 2
       ? Math.min(navigator.hardwareConcurrency, 8)
       : 0);
-  if (!Number.isInteger(workers) || workers < 0) {
-    throw new RangeError(`Workers must be a non-negative integer, got ${workers}`);
-  }
+  nonNegativeInteger(workers, "Workers");
   if (workers === 0) {
     for (let start = 0; start < total; start += CHUNK) {
       consume(start, decodeChunk(files.slice(start, start + CHUNK)));

@@ -4,18 +4,12 @@
  * @module
  */
 
+import { nonNegativeInteger } from "../base/validate.ts";
 import { checkColumnLengths, checkRegular } from "./_series.ts";
 import type { TimeSeries } from "./timeseries.ts";
 
 /**
  * Options of {@linkcode interpolateGaps}.
- *
- * @example
- * ```ts
- * import type { InterpolateOptions } from "@diffprobe/core";
- *
- * const options: InterpolateOptions = { maxGap: 2, columns: ["WVHT"] };
- * ```
  */
 export interface InterpolateOptions {
   /** Longest run of consecutive missing rows to fill (0 fills nothing). */
@@ -33,12 +27,13 @@ export interface InterpolateOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { interpolateGaps } from "@diffprobe/core";
  *
  * const times = Float64Array.from({ length: 7 }, (_, i) => i * 3_600_000);
  * const WVHT = new Float32Array([1, NaN, 3, NaN, NaN, NaN, 7]);
  * const filled = interpolateGaps({ times, columns: { WVHT } }, { maxGap: 2 });
- * console.log(Array.from(filled.columns.WVHT)); // [1, 2, 3, NaN, NaN, NaN, 7]
+ * assert.deepEqual(Array.from(filled.columns.WVHT), [1, 2, 3, NaN, NaN, NaN, 7]);
  * ```
  *
  * @param series A series on a regular grid (e.g. from {@linkcode resampleHourly}).
@@ -48,10 +43,7 @@ export interface InterpolateOptions {
  *   is not regular.
  */
 export function interpolateGaps(series: TimeSeries, options: InterpolateOptions): TimeSeries {
-  const { maxGap } = options;
-  if (!Number.isInteger(maxGap) || maxGap < 0) {
-    throw new RangeError(`Option maxGap must be a non-negative integer, got ${maxGap}`);
-  }
+  const maxGap = nonNegativeInteger(options.maxGap, "Option maxGap");
   checkColumnLengths(series);
   checkRegular(series.times, "Cannot interpolate gaps");
   const names = options.columns ? [...options.columns] : Object.keys(series.columns);

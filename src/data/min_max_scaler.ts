@@ -14,10 +14,12 @@ import type { Windows } from "./windows.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MinMaxScaler } from "@diffprobe/core";
  *
  * const scaler = new MinMaxScaler({ WVHT: 0.5 }, { WVHT: 10.5 });
- * console.log(scaler.transform(3, "WVHT"), scaler.inverse(0.25, "WVHT")); // 0.25 3
+ * assert.equal(scaler.transform(3, "WVHT"), 0.25);
+ * assert.equal(scaler.inverse(0.25, "WVHT"), 3);
  * ```
  */
 export class MinMaxScaler {
@@ -58,6 +60,7 @@ export class MinMaxScaler {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { makeWindows, MinMaxScaler } from "@diffprobe/core";
    *
    * const times = Float64Array.from({ length: 6 }, (_, i) => i * 3_600_000);
@@ -68,7 +71,8 @@ export class MinMaxScaler {
    *   horizon: 1,
    *   stride: 3,
    * }); // windows at rows 0–2 and 3–5
-   * console.log(MinMaxScaler.fit(w).min.WVHT, MinMaxScaler.fit(w).max.WVHT); // 1 9
+   * const scaler = MinMaxScaler.fit(w);
+   * assert.deepEqual([scaler.min.WVHT, scaler.max.WVHT], [1, 9]);
    * ```
    *
    * @param windows The training split.
@@ -117,10 +121,11 @@ export class MinMaxScaler {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { MinMaxScaler } from "@diffprobe/core";
    *
    * const s = new MinMaxScaler({ WVHT: 0 }, { WVHT: 10 });
-   * console.log(s.transform(new Float32Array([0, 5]), "WVHT")); // Float32Array [0, 0.5]
+   * assert.deepEqual(s.transform(new Float32Array([0, 5]), "WVHT"), new Float32Array([0, 0.5]));
    * ```
    *
    * @param values A number, a `Float32Array` (a new array is returned) or a tensor.
@@ -139,10 +144,11 @@ export class MinMaxScaler {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { MinMaxScaler } from "@diffprobe/core";
    *
    * const s = new MinMaxScaler({ WVHT: 0 }, { WVHT: 10 });
-   * console.log(s.inverse(0.26, "WVHT")); // 2.6
+   * assert.equal(s.inverse(0.25, "WVHT"), 2.5);
    * ```
    *
    * @param values A number, a `Float32Array` (a new array is returned) or a tensor.
@@ -161,10 +167,13 @@ export class MinMaxScaler {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { MinMaxScaler } from "@diffprobe/core";
    *
    * const s = new MinMaxScaler({ WVHT: 0 }, { WVHT: 10 });
-   * console.log(JSON.stringify(s)); // {"min":{"WVHT":0},"max":{"WVHT":10}}
+   * assert.equal(JSON.stringify(s), '{"min":{"WVHT":0},"max":{"WVHT":10}}');
+   * const again = new MinMaxScaler(s.toJSON().min, s.toJSON().max);
+   * assert.equal(again.transform(5, "WVHT"), 0.5);
    * ```
    *
    * @returns The per-channel minima and maxima.

@@ -21,7 +21,8 @@
  *
  * @example
  * ```ts
- * import { parseNdbcStdmet } from "./ndbc.ts";
+ * import assert from "node:assert/strict";
+ * import { parseNdbcStdmet } from "@diffprobe/core";
  *
  * const text = [
  *   "#YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES  ATMP  WTMP  DEWP  VIS  TIDE",
@@ -29,9 +30,11 @@
  *   "2017 01 01 00 50 230 14.5 18.1  7.39 13.79  9.74 125  985.7   2.7   3.9 999.0 99.0 99.00",
  * ].join("\n");
  * const { series, issues } = parseNdbcStdmet(text, "46035h2017.txt");
- * console.log(new Date(series.times[0]).toISOString()); // 2017-01-01T00:50:00.000Z
+ * assert.equal(series.times[0], Date.UTC(2017, 0, 1, 0, 50));
  * const { WVHT, DEWP } = series.columns;
- * console.log(WVHT[0].toFixed(2), DEWP[0], issues.length); // "7.39" NaN 0
+ * assert.equal(WVHT[0], Math.fround(7.39));
+ * assert.ok(Number.isNaN(DEWP[0])); // 999.0 is DEWP's missing-value sentinel
+ * assert.equal(issues.length, 0);
  * ```
  *
  * @module
@@ -44,13 +47,6 @@ import type { ReadIssue, ReadResult } from "./timeseries.ts";
 
 /**
  * Options of {@linkcode parseNdbcStdmet} and {@linkcode readNdbcStdmet}.
- *
- * @example
- * ```ts
- * import type { NdbcOptions } from "./ndbc.ts";
- *
- * const options: NdbcOptions = { columns: ["WVHT", "DPD", "APD", "WSPD"], strict: true };
- * ```
  */
 export interface NdbcOptions {
   /**
@@ -70,9 +66,10 @@ export interface NdbcOptions {
  *
  * @example
  * ```ts
- * import { NDBC_SENTINELS } from "./ndbc.ts";
+ * import assert from "node:assert/strict";
+ * import { NDBC_SENTINELS } from "@diffprobe/core";
  *
- * console.log(NDBC_SENTINELS.WVHT, NDBC_SENTINELS.PRES); // 99 9999
+ * assert.deepEqual([NDBC_SENTINELS.WVHT, NDBC_SENTINELS.PRES], [99, 9999]);
  * ```
  */
 export const NDBC_SENTINELS: Readonly<Record<string, number>> = Object.freeze({
@@ -109,15 +106,18 @@ const INT = /^\d+$/;
  *
  * @example
  * ```ts
- * import { parseNdbcStdmet } from "./ndbc.ts";
+ * import assert from "node:assert/strict";
+ * import { parseNdbcStdmet } from "@diffprobe/core";
  *
  * const text = "YY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS\n" +
  *   "85 09 13 20 169 09.9 12.1 03.40 11.10 07.80 999 0983.2  09.3 999.0 999.0 99.0\n" +
  *   "85 09 13 21 179 08.2 10.1 03.30 12.50 07.70 999 0982.9\n";
  * const r = parseNdbcStdmet(text, "46035h1985.txt", { columns: ["WVHT", "PRES"] });
- * console.log(r.series.times[0] === Date.UTC(1985, 8, 13, 20)); // true
- * console.log(r.series.columns.PRES[0].toFixed(1)); // "983.2"
- * console.log(r.issues[0].line, r.issues[0].reason); // 3 "expected 16 fields, found 12"
+ * assert.equal(r.series.times[0], Date.UTC(1985, 8, 13, 20));
+ * assert.equal(r.series.columns.PRES[0], Math.fround(983.2));
+ * assert.deepEqual(r.issues, [
+ *   { file: "46035h1985.txt", line: 3, reason: "expected 16 fields, found 12" },
+ * ]);
  * ```
  *
  * @param text The file's contents (LF or CRLF line ends).
@@ -213,13 +213,21 @@ export function parseNdbcStdmet(
  * `.gz` are decompressed. Issues name each file by its base name.
  *
  * @example
- * ```ts ignore
- * import { readNdbcStdmet } from "./ndbc.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readNdbcStdmet } from "@diffprobe/core";
  *
- * const { series, issues, files } = await readNdbcStdmet("../shared/data/ndbc-46035", {
- *   columns: ["WVHT", "DPD", "APD", "WSPD"],
- * });
- * console.log(files.length, series.times.length, issues.length); // 32 246771 0
+ * const dir = await Deno.makeTempDir();
+ * const header = "#YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES  ATMP  WTMP  DEWP  VIS  TIDE\n";
+ * const row = (day: string, wvht: string) =>
+ *   `2017 01 ${day} 00 50 230 14.5 18.1 ${wvht} 13.79 9.74 125 985.7 2.7 3.9 999.0 99.0 99.00\n`;
+ * await Deno.writeTextFile(`${dir}/46035h2017.txt`, header + row("02", "1.50") + row("01", "99.00"));
+ * const { series, issues, files } = await readNdbcStdmet(dir, { columns: ["WVHT"] });
+ * assert.deepEqual(files, ["46035h2017.txt"]);
+ * assert.deepEqual(Array.from(series.times), [Date.UTC(2017, 0, 1, 0, 50), Date.UTC(2017, 0, 2, 0, 50)]);
+ * assert.deepEqual(Array.from(series.columns.WVHT), [NaN, 1.5]); // sorted by time; 99.00 is missing
+ * assert.equal(issues.length, 0);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param paths A directory, a file, or a list of files (paths or `file:` URLs).

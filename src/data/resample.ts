@@ -4,21 +4,12 @@
  * @module
  */
 
+import { finiteNumber } from "../base/validate.ts";
 import { checkColumnLengths, emptySeries, floorHour, HOUR_MS, iso, MAX_GRID } from "./_series.ts";
 import type { TimeSeries } from "./timeseries.ts";
 
 /**
  * Options of {@linkcode resampleHourly}.
- *
- * @example
- * ```ts
- * import type { ResampleOptions } from "@diffprobe/core";
- *
- * const year2000: ResampleOptions = {
- *   start: Date.UTC(2000, 0, 1),
- *   end: Date.UTC(2000, 11, 31, 23),
- * };
- * ```
  */
 export interface ResampleOptions {
   /** First hour of the grid (ms UTC, floored to the hour); default: the first reading's hour. */
@@ -40,6 +31,7 @@ export interface ResampleOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resampleHourly } from "@diffprobe/core";
  *
  * const t0 = Date.UTC(2010, 0, 1);
@@ -47,7 +39,8 @@ export interface ResampleOptions {
  *   times: new Float64Array([t0 + 50 * 60_000, t0 + 55 * 60_000, t0 + 3 * 3_600_000]),
  *   columns: { WVHT: new Float32Array([1, 2, 4]) },
  * });
- * console.log(hourly.times.length, Array.from(hourly.columns.WVHT)); // 4 [1.5, NaN, NaN, 4]
+ * assert.deepEqual(Array.from(hourly.times), [0, 1, 2, 3].map((h) => t0 + h * 3_600_000));
+ * assert.deepEqual(Array.from(hourly.columns.WVHT), [1.5, NaN, NaN, 4]);
  * ```
  *
  * @param series Readings in any order.
@@ -72,8 +65,12 @@ export function resampleHourly(series: TimeSeries, options: ResampleOptions = {}
   if (times.length === 0 && (options.start === undefined || options.end === undefined)) {
     return emptySeries(names);
   }
-  const start = options.start !== undefined ? floorHour(options.start, "start") : floorHour(lo);
-  const end = options.end !== undefined ? floorHour(options.end, "end") : floorHour(hi);
+  const start = options.start !== undefined
+    ? floorHour(finiteNumber(options.start, "Option start"))
+    : floorHour(lo);
+  const end = options.end !== undefined
+    ? floorHour(finiteNumber(options.end, "Option end"))
+    : floorHour(hi);
   if (end < start) return emptySeries(names);
   const n = (end - start) / HOUR_MS + 1;
   if (n > MAX_GRID) {

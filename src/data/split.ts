@@ -11,15 +11,6 @@ import { selectWindows, type Windows } from "./windows.ts";
  * A time boundary for {@linkcode chronologicalSplit}: milliseconds since the epoch, a `Date`, or
  * an ISO 8601 string read as UTC when it has no offset (`"2009"` is 2009-01-01T00:00Z,
  * `"2014-07-01"` and `"2014-07-01T12:00"` are UTC too).
- *
- * @example
- * ```ts
- * import type { TimeBoundary } from "@diffprobe/core";
- *
- * const a: TimeBoundary = "2009";
- * const b: TimeBoundary = Date.UTC(2009, 0, 1);
- * const c: TimeBoundary = new Date("2009-01-01T00:00:00Z");
- * ```
  */
 export type TimeBoundary = number | Date | string;
 
@@ -27,19 +18,6 @@ export type TimeBoundary = number | Date | string;
  * Boundaries of {@linkcode chronologicalSplit}. Ends are exclusive, starts inclusive:
  * train is `[trainStart, trainEnd)`, validation `[trainEnd, valEnd)`, test
  * `[testStart, testEnd)`.
- *
- * @example
- * ```ts
- * import type { SplitOptions } from "@diffprobe/core";
- *
- * // Train up to 2008, validate 2009–2011, test 2014–2017.
- * const split: SplitOptions = {
- *   trainEnd: "2009",
- *   valEnd: "2012",
- *   testStart: "2014",
- *   testEnd: "2018",
- * };
- * ```
  */
 export interface SplitOptions {
   /** Start of the training period; default: the beginning of time. */
@@ -56,15 +34,6 @@ export interface SplitOptions {
 
 /**
  * The result of {@linkcode chronologicalSplit}.
- *
- * @example
- * ```ts
- * import type { Split } from "@diffprobe/core";
- *
- * function describe(split: Split): string {
- *   return `${split.train.size}/${split.val.size}/${split.test.size}`;
- * }
- * ```
  */
 export interface Split {
   /** Windows entirely within the training period. */
@@ -87,6 +56,7 @@ export interface Split {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chronologicalSplit, makeWindows } from "@diffprobe/core";
  *
  * const H = 3_600_000;
@@ -99,7 +69,7 @@ export interface Split {
  * }); // 8 windows, covering rows 0–2, 1–3, …, 7–9
  * const bounds = { trainEnd: 5 * H, valEnd: 8 * H, testStart: 8 * H, testEnd: 10 * H };
  * const s = chronologicalSplit(w, bounds);
- * console.log(s.train.size, s.val.size, s.test.size, s.straddling); // 3 1 0 4
+ * assert.deepEqual([s.train.size, s.val.size, s.test.size, s.straddling], [3, 1, 0, 4]);
  * ```
  *
  * @param windows Windows from {@linkcode makeWindows}.

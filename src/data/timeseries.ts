@@ -9,6 +9,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import {
  *   chronologicalSplit,
  *   makeWindows,
@@ -34,7 +35,9 @@
  * });
  * const scaler = MinMaxScaler.fit(train);
  * const { x, y } = windowsToTensors(test, { scaler });
- * console.log(x.shape, y.shape); // [N, 48, 1] [N]
+ * assert.deepEqual(x.shape, [test.size, 48, 1]);
+ * assert.deepEqual(y.shape, [test.size]);
+ * assert.ok(test.size > 0 && train.size > 0);
  * x.dispose();
  * y.dispose();
  * ```
@@ -48,17 +51,7 @@
  * length of `times`.
  *
  * Readers return `times` in non-decreasing order (duplicates possible, as in raw NDBC files);
- * {@linkcode resampleHourly} returns a strictly regular grid.
- *
- * @example
- * ```ts
- * import type { TimeSeries } from "@diffprobe/core";
- *
- * const series: TimeSeries = {
- *   times: new Float64Array([Date.UTC(2017, 0, 1, 0), Date.UTC(2017, 0, 1, 1)]),
- *   columns: { WVHT: new Float32Array([2.5, NaN]) },
- * };
- * ```
+ * `resampleHourly` returns a strictly regular grid.
  */
 export interface TimeSeries {
   /** Observation times in milliseconds since 1970-01-01T00:00Z. */
@@ -70,14 +63,6 @@ export interface TimeSeries {
 /**
  * A malformed line found by a reader (`parseNdbcStdmet`, `parseCsvSeries`): the file (as named
  * to the reader), the 1-based line number and why it was not read.
- *
- * @example
- * ```ts
- * import type { ReadIssue } from "@diffprobe/core";
- *
- * const issue: ReadIssue = { file: "46035h2000.txt", line: 17, reason: "expected 17 fields" };
- * console.log(`${issue.file}:${issue.line}: ${issue.reason}`);
- * ```
  */
 export interface ReadIssue {
   /** The file name or label the text came from. */
@@ -91,15 +76,6 @@ export interface ReadIssue {
 /**
  * What the series readers return: the readings sorted by time, every malformed line, the number
  * of rows read and the files read.
- *
- * @example
- * ```ts
- * import type { ReadResult } from "@diffprobe/core";
- *
- * function summary(r: ReadResult): string {
- *   return `${r.rows} rows from ${r.files.length} files, ${r.issues.length} malformed lines`;
- * }
- * ```
  */
 export interface ReadResult {
   /** The readings, sorted by time (stable; duplicate timestamps in the input are kept). */

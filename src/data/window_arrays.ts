@@ -11,13 +11,6 @@ import { selectWindows, type Windows } from "./windows.ts";
 
 /**
  * Options of {@linkcode windowsToArrays} and {@linkcode windowsToTensors}.
- *
- * @example
- * ```ts
- * import type { WindowArrayOptions } from "@diffprobe/core";
- *
- * const firstHundred: WindowArrayOptions = { indices: Array.from({ length: 100 }, (_, i) => i) };
- * ```
  */
 export interface WindowArrayOptions {
   /** Scale every channel with this scaler (fitted on the training split). */
@@ -28,15 +21,6 @@ export interface WindowArrayOptions {
 
 /**
  * Window inputs and targets as flat arrays.
- *
- * @example
- * ```ts
- * import type { WindowArrays } from "@diffprobe/core";
- *
- * function firstTarget(a: WindowArrays): number {
- *   return a.targets[0];
- * }
- * ```
  */
 export interface WindowArrays {
   /** Inputs, row-major `[N, L, C]`. */
@@ -53,6 +37,7 @@ export interface WindowArrays {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeWindows, windowsToArrays } from "@diffprobe/core";
  *
  * const times = Float64Array.from({ length: 5 }, (_, i) => i * 3_600_000);
@@ -63,8 +48,9 @@ export interface WindowArrays {
  *   horizon: 2,
  * });
  * const a = windowsToArrays(w);
- * console.log(a.shape, Array.from(a.inputs)); // [2, 2, 1] [1, 2, 2, 3]
- * console.log(Array.from(a.targets)); // [4, 5]
+ * assert.deepEqual(a.shape, [2, 2, 1]);
+ * assert.deepEqual(Array.from(a.inputs), [1, 2, 2, 3]);
+ * assert.deepEqual(Array.from(a.targets), [4, 5]);
  * ```
  *
  * @param windows Windows from {@linkcode makeWindows} or a split.
@@ -105,6 +91,7 @@ export function windowsToArrays(windows: Windows, options: WindowArrayOptions = 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeWindows, windowsToTensors } from "@diffprobe/core";
  *
  * const times = Float64Array.from({ length: 5 }, (_, i) => i * 3_600_000);
@@ -115,7 +102,8 @@ export function windowsToArrays(windows: Windows, options: WindowArrayOptions = 
  *   horizon: 2,
  * });
  * const { x, y } = windowsToTensors(w);
- * console.log(x.shape, y.shape); // [2, 2, 1] [2]
+ * assert.deepEqual(x.shape, [2, 2, 1]);
+ * assert.deepEqual(Array.from(y.dataSync()), [4, 5]);
  * x.dispose();
  * y.dispose();
  * ```

@@ -5,23 +5,12 @@
  * @module
  */
 
-import { checkColumnLengths, checkRegular, positiveInt } from "./_series.ts";
+import { integerInRange, positiveInteger } from "../base/validate.ts";
+import { checkColumnLengths, checkRegular } from "./_series.ts";
 import type { TimeSeries } from "./timeseries.ts";
 
 /**
  * Options of {@linkcode makeWindows}.
- *
- * @example
- * ```ts
- * import type { WindowOptions } from "@diffprobe/core";
- *
- * const options: WindowOptions = {
- *   input: ["WVHT", "DPD", "APD", "WSPD"],
- *   target: "WVHT",
- *   length: 128,
- *   horizon: 6,
- * };
- * ```
  */
 export interface WindowOptions {
   /** Input channels, in the order of the last tensor axis, e.g. `["WVHT", "DPD"]`. */
@@ -41,18 +30,6 @@ export interface WindowOptions {
  * Window `k` has inputs at rows `starts[k] … starts[k] + length - 1` (channels `input`) and its
  * target at row `starts[k] + length - 1 + horizon` (channel `target`), observed at
  * `targetTimes[k]`. Materialise with {@linkcode windowsToArrays} or {@linkcode windowsToTensors}.
- *
- * @example
- * ```ts
- * import { makeWindows, type Windows } from "@diffprobe/core";
- *
- * const times = Float64Array.from({ length: 10 }, (_, i) => i * 3_600_000);
- * const w: Windows = makeWindows(
- *   { times, columns: { WVHT: new Float32Array(10).fill(1) } },
- *   { input: ["WVHT"], target: "WVHT", length: 4, horizon: 2 },
- * );
- * console.log(w.size, w.starts[0], w.targetTimes[0] / 3_600_000); // 5 0 5
- * ```
  */
 export interface Windows {
   /** The regular series the windows index into (shared, not copied). */
@@ -86,6 +63,7 @@ export interface Windows {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeWindows } from "@diffprobe/core";
  *
  * const times = Float64Array.from({ length: 8 }, (_, i) => i * 3_600_000);
@@ -96,7 +74,7 @@ export interface Windows {
  *   length: 2,
  *   horizon: 1,
  * });
- * console.log(Array.from(w.starts)); // [0, 4, 5]
+ * assert.deepEqual(Array.from(w.starts), [0, 4, 5]); // no window holds row 3
  * ```
  *
  * @param series A series on a regular grid (constant positive step).
@@ -106,9 +84,9 @@ export interface Windows {
  *   not regular.
  */
 export function makeWindows(series: TimeSeries, options: WindowOptions): Windows {
-  const length = positiveInt(options.length ?? 128, "length");
-  const horizon = positiveInt(options.horizon ?? 6, "horizon");
-  const stride = positiveInt(options.stride ?? 1, "stride");
+  const length = positiveInteger(options.length ?? 128, "Option length");
+  const horizon = positiveInteger(options.horizon ?? 6, "Option horizon");
+  const stride = positiveInteger(options.stride ?? 1, "Option stride");
   const input = [...options.input];
   const target = options.target;
   if (input.length === 0) throw new RangeError("Cannot make windows: `input` lists no channel");
@@ -171,6 +149,7 @@ export function makeWindows(series: TimeSeries, options: WindowOptions): Windows
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeWindows, selectWindows } from "@diffprobe/core";
  *
  * const times = Float64Array.from({ length: 10 }, (_, i) => i * 3_600_000);
@@ -180,7 +159,9 @@ export function makeWindows(series: TimeSeries, options: WindowOptions): Windows
  *   length: 4,
  *   horizon: 1,
  * });
- * console.log(selectWindows(all, [0, 2]).size); // 2
+ * const some = selectWindows(all, [0, 2]);
+ * assert.equal(some.size, 2);
+ * assert.deepEqual(Array.from(some.starts), [0, 2]);
  * ```
  *
  * @param windows Windows from {@linkcode makeWindows}.
@@ -192,12 +173,7 @@ export function selectWindows(windows: Windows, indices: ArrayLike<number>): Win
   const starts = new Int32Array(indices.length);
   const targetTimes = new Float64Array(indices.length);
   for (let k = 0; k < indices.length; k++) {
-    const i = indices[k];
-    if (!Number.isInteger(i) || i < 0 || i >= windows.size) {
-      throw new RangeError(
-        `Cannot select window ${i}: there are ${windows.size} windows (indices[${k}])`,
-      );
-    }
+    const i = integerInRange(indices[k], `Window index indices[${k}]`, 0, windows.size - 1);
     starts[k] = windows.starts[i];
     targetTimes[k] = windows.targetTimes[i];
   }
