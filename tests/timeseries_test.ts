@@ -363,11 +363,11 @@ Deno.test("parseNdbcStdmet reports malformed lines with file and line, keeping t
   ]);
   assertF32(r.series.columns.WVHT, [2, 7.39]);
 
-  // A 2-digit year is 19YY, so 00-02-29 is 1900-02-29: not a leap day.
+  // A 2-digit year is 19YY, so 85-02-29 is 1985-02-29: not a leap day.
   const old = "YY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS\n" +
-    "00 02 29 00 169 09.9 12.1 03.40 11.10 07.80 999 0983.2  09.3 999.0 999.0 99.0\n";
-  assert.deepEqual(parseNdbcStdmet(old, "h1900.txt").issues, [
-    { file: "h1900.txt", line: 2, reason: "impossible date 00-02-29 00:00" },
+    "85 02 29 00 169 09.9 12.1 03.40 11.10 07.80 999 0983.2  09.3 999.0 999.0 99.0\n";
+  assert.deepEqual(parseNdbcStdmet(old, "h1985.txt").issues, [
+    { file: "h1985.txt", line: 2, reason: "impossible date 85-02-29 00:00" },
   ]);
 });
 

@@ -71,11 +71,20 @@ export function sortedSeries(
     : Array.from({ length: n }, (_, r) => r).sort((a, b) => times[a] - times[b] || a - b);
   const outTimes = new Float64Array(n);
   for (let r = 0; r < n; r++) outTimes[r] = times[order ? order[r] : r];
-  const out: Record<string, Float32Array> = {};
-  for (const [name, src] of Object.entries(columns)) {
-    const col = new Float32Array(n);
-    for (let r = 0; r < n; r++) col[r] = src[order ? order[r] : r];
-    out[name] = col;
-  }
+  const out = ownRecord(
+    Object.entries(columns).map(([name, src]) => {
+      const col = new Float32Array(n);
+      for (let r = 0; r < n; r++) col[r] = src[order ? order[r] : r];
+      return [name, col];
+    }),
+  );
   return { times: outTimes, columns: out };
+}
+
+/**
+ * A record with `entries` as own properties, also for keys such as `__proto__` (which a plain
+ * assignment would treat as the prototype): column names come from files.
+ */
+export function ownRecord<T>(entries: Iterable<readonly [string, T]>): Record<string, T> {
+  return Object.fromEntries(entries) as Record<string, T>;
 }

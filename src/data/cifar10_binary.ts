@@ -15,6 +15,7 @@
 
 import { join } from "node:path";
 import { oneOf } from "../base/validate.ts";
+import { readRegularFile, requireRegularFile, statFile } from "./_files.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
@@ -54,6 +55,8 @@ export interface ReadCifar10BinaryOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** Records per batch file: the official batches hold 10,000 images each. */
+const MAX_RECORDS = 10_000;
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const IMAGE_BYTES = 3 * PLANE;
@@ -90,10 +93,12 @@ const RECORD_BYTES = 1 + IMAGE_BYTES;
  * @param options A progress callback.
  * @returns The images with their labels; `files` is not set.
  * @throws {Deno.errors.NotFound} If a batch file is missing.
- * @throws {RangeError} If a file's size is not a whole number of records, or a
- *   label is above 9; the message names the file, record and byte offset.
- * @throws {TypeError} If `split` is not `"train"` or `"test"`, or
- *   `batches.meta.txt` does not hold ten class names.
+ * @throws {RangeError} If a file's size is not a whole number of records or
+ *   over 10,000 records (checked before reading), or a label is above 9; the
+ *   message names the file, record and byte offset.
+ * @throws {TypeError} If `split` is not `"train"` or `"test"`, a batch file
+ *   is not a regular file (a FIFO, a device), or `batches.meta.txt` does not
+ *   hold ten class names.
  */
 export async function readCifar10Binary(
   dir: string,
@@ -111,23 +116,28 @@ export async function readCifar10Binary(
   // Check every size before allocating the full dataset.
   let records = 0;
   for (const file of files) {
-    const { size } = await statOrNotFound(file);
-    checkFileSize(file, size);
-    records += size / RECORD_BYTES;
+    const info = await statFile(file, "CIFAR-10 batch file");
+    requireRegularFile(info, file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
+    checkFileSize(file, info.size);
+    records += info.size / RECORD_BYTES;
   }
 
   const pixels = new Uint8Array(records * IMAGE_BYTES);
   const labels = new Int32Array(records);
   let image = 0;
   for (const file of files) {
-    const bytes = await Deno.readFile(file);
+    const bytes = await readRegularFile(file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
     checkFileSize(file, bytes.length); // it may have changed since the stat
+    if (image + bytes.length / RECORD_BYTES > records) {
+      throw new RangeError(`CIFAR-10 batch file "${file}" grew while it was being read`);
+    }
     for (let r = 0; r < bytes.length / RECORD_BYTES; r++, image++) {
       const offset = r * RECORD_BYTES;
       const label = bytes[offset];
       if (label > 9) {
         throw new RangeError(
-          `Invalid CIFAR-10 label ${label} in record ${r} (byte offset ${offset}) of "${file}": expected 0 to 9`,
+          `Invalid CIFAR-10 label ${label} in record ${r} (byte offset ${offset}) of "${file}": ` +
+            `expected 0 to 9`,
         );
       }
       labels[image] = label;
@@ -181,7 +191,7 @@ async function readClassNames(folder: string): Promise<string[]> {
   const file = join(folder, "batches.meta.txt");
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = new TextDecoder().decode(await readRegularFile(file, "CIFAR-10 class file", 65536));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [...CIFAR10_CLASSES];
     throw error;
@@ -193,17 +203,6 @@ async function readClassNames(folder: string): Promise<string[]> {
     );
   }
   return names;
-}
-
-async function statOrNotFound(file: string): Promise<Deno.FileInfo> {
-  try {
-    return await Deno.stat(file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`CIFAR-10 batch file "${file}" not found`, { cause: error });
-    }
-    throw error;
-  }
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join, sep as SEP } from "node:path";
 import { nonNegativeInteger } from "../base/validate.ts";
 import { chunkErrorToError, type ChunkResult, decodeChunk } from "./_decode_image.ts";
 import type { DecodeRequest, DecodeResponse } from "./_decode_worker.ts";
@@ -24,6 +24,7 @@ import {
   readImageCache,
   writeImageCache,
 } from "./_image_cache.ts";
+import { kindOf } from "./_files.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
@@ -55,6 +56,8 @@ export interface ReadImageFolderOptions {
 
 /** File extensions read as images (compared lower-case). */
 const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
+/** Largest decoded dataset: 2^32 bytes (4 GiB) of RGB pixels. */
+const MAX_DATASET_BYTES = 2 ** 32;
 /** Files per unit of work (and per progress report). */
 const CHUNK = 256;
 
@@ -107,6 +110,8 @@ export async function readImageFolder(
 ): Promise<ImageDataset> {
   const root = options.split === undefined ? dir : join(dir, options.split);
   await requireDirectory(root, options.split === undefined ? "Image folder" : "Split folder");
+  const base = await Deno.realPath(dir);
+  await requireInside(root, base, "Split folder");
   const classes = options.classes ? checkClasses(options.classes) : await listClasses(root);
 
   const relative: string[] = [];
@@ -114,7 +119,8 @@ export async function readImageFolder(
   for (let label = 0; label < classes.length; label++) {
     const classDir = join(root, classes[label]);
     await requireDirectory(classDir, "Class folder");
-    const names = await listImages(classDir);
+    await requireInside(classDir, base, "Class folder");
+    const names = await listImages(classDir, base);
     if (names.length === 0) {
       throw new TypeError(`Class folder "${classDir}" contains no .jpg, .jpeg or .png files`);
     }
@@ -165,6 +171,12 @@ async function decodeImages(
       if (pixels === undefined) {
         height = h;
         width = w;
+        if (total * h * w * 3 > MAX_DATASET_BYTES) {
+          throw new RangeError(
+            `Image folder must decode to at most ${MAX_DATASET_BYTES} bytes, got ${total} images ` +
+              `of ${w}×${h} pixels (as "${files[0]}") = ${total * h * w * 3} bytes`,
+          );
+        }
         pixels = new Uint8Array(total * h * w * 3);
       } else if (h !== height || w !== width) {
         throw new RangeError(
@@ -289,14 +301,47 @@ function checkClasses(classes: readonly string[]): string[] {
   return [...classes];
 }
 
-async function listImages(classDir: string): Promise<string[]> {
+/**
+ * The image file names of a class folder, sorted. A symbolic link must resolve inside the dataset
+ * folder `base`; a special file (FIFO, device, socket) with an image name is refused.
+ */
+async function listImages(classDir: string, base: string): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(classDir)) {
     if (entry.isDirectory || entry.name.startsWith(".")) continue;
     const lower = entry.name.toLowerCase();
-    if (IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext))) names.push(entry.name);
+    if (!IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext))) continue;
+    const path = join(classDir, entry.name);
+    if (entry.isSymlink) await requireInside(path, base, "Image file");
+    else if (!entry.isFile) {
+      throw new TypeError(
+        `Image file "${path}" must be a regular file, got a ${kindOf(await Deno.lstat(path))}`,
+      );
+    }
+    names.push(entry.name);
   }
   return names.sort(byCodeUnit);
+}
+
+/**
+ * Throws a `TypeError` when `path` resolves (through symbolic links) outside the dataset folder
+ * `base` (a real path), so that a link cannot pull in files from elsewhere.
+ */
+async function requireInside(path: string, base: string, what: string): Promise<void> {
+  const real = await Deno.realPath(path).catch((error) => {
+    throw error instanceof Error && !error.message.includes(path)
+      ? new (error.constructor as ErrorConstructor)(
+        `${what} "${path}" cannot be resolved: ${error.message}`,
+        { cause: error },
+      )
+      : error;
+  });
+  if (real !== base && !real.startsWith(base.endsWith(SEP) ? base : base + SEP)) {
+    throw new TypeError(
+      `${what} "${path}" must stay inside the image folder "${base}", got a symbolic link to ` +
+        `"${real}"`,
+    );
+  }
 }
 
 async function requireDirectory(path: string, what: string): Promise<void> {
