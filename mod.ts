@@ -34,7 +34,6 @@ export type { BlockInfo } from "./src/models/unet_plan.ts";
 export type { UNet1DConfig, UNet2DConfig } from "./src/models/config.ts";
 export { DDPM_CIFAR10_32_CONFIG } from "./src/models/presets.ts";
 export {
-  checkTimestep,
   type NoiseSchedule,
   noiseSchedule,
   type ScheduleOptions,
@@ -145,6 +144,7 @@ export { type ProgressBar, progressBar, type ProgressBarOptions } from "./src/re
 export {
   parseSafetensors,
   readSafetensorsFile,
+  type ReadSafetensorsOptions,
   type SafetensorsDtype,
   type SafetensorsEntry,
   type SafetensorsFile,
