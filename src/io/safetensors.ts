@@ -585,31 +585,34 @@ export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL
 /** Checks an entry passed to a decoder and returns its element count. */
 function checkEntry(entry: SafetensorsEntry, caller: string): number {
   if (!isPlainObject(entry)) {
-    throw new TypeError(`${caller} expects a SafetensorsEntry, got ${describeValue(entry)}`);
+    throw new TypeError(
+      `${caller} entry must be { dtype, shape, bytes }, got ${describeValue(entry)}`,
+    );
   }
   const { dtype, shape, bytes } = entry;
   if (!isDtype(dtype)) {
-    throw new TypeError(`${caller}: unknown dtype ${show(dtype)} (known: ${DTYPE_LIST})`);
+    throw new TypeError(`${caller} entry.dtype must be one of ${DTYPE_LIST}, got ${show(dtype)}`);
   }
   if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(`${caller}: entry.bytes must be a Uint8Array, got ${describeValue(bytes)}`);
+    throw new TypeError(`${caller} entry.bytes must be a Uint8Array, got ${describeValue(bytes)}`);
   }
   if (!Array.isArray(shape)) {
-    throw new TypeError(`${caller}: entry.shape must be an array, got ${describeValue(shape)}`);
+    throw new TypeError(`${caller} entry.shape must be an array, got ${describeValue(shape)}`);
   }
   for (const d of shape) {
     if (!isDimension(d)) {
       throw new RangeError(
-        `${caller}: shape ${showShape(shape)} has a dimension that is not a non-negative integer`,
+        `${caller} entry.shape must hold non-negative integers, got ${showShape(shape)}`,
       );
     }
   }
   const count = elementCount(shape, bytes.length);
   if (count * DTYPE_SIZES[dtype] !== bytes.length) {
     throw new RangeError(
-      `${caller}: shape ${
-        showShape(shape)
-      } with dtype ${dtype} does not match the ${bytes.length} bytes of the entry`,
+      `${caller} entry.bytes must hold shape ${showShape(shape)} × ${dtype} ` +
+        `(${
+          Number.isFinite(count) ? count * DTYPE_SIZES[dtype] : "too many"
+        } bytes), got ${bytes.length} bytes`,
     );
   }
   return count;
@@ -773,13 +776,16 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
   const out = new Int32Array(count);
   const view = viewOf(bytes);
   const outOfRange = (value: bigint | number, index: number) =>
-    new RangeError(`toInt32: the ${dtype} value ${value} at index ${index} does not fit in int32`);
+    new RangeError(`toInt32 values must fit in int32, got the ${dtype} ${value} at index ${index}`);
   switch (dtype) {
     case "F64":
     case "F32":
     case "F16":
     case "BF16":
-      throw new TypeError(`toInt32 cannot decode the floating-point dtype ${dtype}; use toFloat32`);
+      throw new TypeError(
+        `toInt32 entry.dtype must be an integer or BOOL dtype (toFloat32 decodes floats), got ` +
+          `"${dtype}"`,
+      );
     case "I64":
     case "U64":
       for (let i = 0; i < count; i++) {
@@ -833,7 +839,9 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
  */
 export function float32ToFloat16Bits(x: Float32Array): Uint16Array {
   if (!(x instanceof Float32Array)) {
-    throw new TypeError(`float32ToFloat16Bits expects a Float32Array, got ${describeValue(x)}`);
+    throw new TypeError(
+      `float32ToFloat16Bits input must be a Float32Array, got ${describeValue(x)}`,
+    );
   }
   const input = new Uint32Array(x.buffer, x.byteOffset, x.length);
   const out = new Uint16Array(x.length);
@@ -929,44 +937,42 @@ interface PreparedTensor {
 function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
   if (typeof name !== "string") {
     throw new TypeError(
-      `serializeSafetensors: tensor names must be strings, got ${describeValue(name)}`,
+      `Tensor names must be strings, got ${describeValue(name)}`,
     );
   }
-  const label = `serializeSafetensors: tensor ${quote(name)}`;
+  const label = `Tensor ${quote(name)}`;
   if (name === "__metadata__") {
-    throw new TypeError(`${label}: the name is reserved for metadata`);
+    throw new TypeError(`Tensor names must not be "__metadata__" (reserved), got "__metadata__"`);
   }
   if (!name.isWellFormed()) {
-    throw new TypeError(`${label}: the name is not well-formed Unicode (lone surrogate)`);
+    throw new TypeError(`Tensor names must be well-formed Unicode, got ${quote(name)}`);
   }
   if (!isPlainObject(tensor)) {
     throw new TypeError(`${label} must be { dtype, shape, data }, got ${describeValue(tensor)}`);
   }
   const { dtype, shape, data } = tensor;
   if (!isDtype(dtype)) {
-    throw new TypeError(`${label} has the unknown dtype ${show(dtype)} (known: ${DTYPE_LIST})`);
+    throw new TypeError(`${label} dtype must be one of ${DTYPE_LIST}, got ${show(dtype)}`);
   }
   if (!Array.isArray(shape)) {
-    throw new TypeError(`${label}: the shape must be an array, got ${describeValue(shape)}`);
+    throw new TypeError(`${label} shape must be an array, got ${describeValue(shape)}`);
   }
   for (const d of shape) {
     if (typeof d !== "number") {
-      throw new TypeError(`${label}: the shape ${showShape(shape)} contains a non-number`);
+      throw new TypeError(`${label} shape must hold numbers, got ${showShape(shape)}`);
     }
     if (!isDimension(d)) {
       throw new RangeError(
-        `${label}: the shape ${
-          showShape(shape)
-        } has a dimension that is not a non-negative integer`,
+        `${label} shape must hold non-negative integers, got ${showShape(shape)}`,
       );
     }
   }
   if (!ArrayBuffer.isView(data)) {
-    throw new TypeError(`${label}: data must be a typed array, got ${describeValue(data)}`);
+    throw new TypeError(`${label} data must be a typed array, got ${describeValue(data)}`);
   }
   if (!matchesDtype(data, dtype)) {
     throw new TypeError(
-      `${label} has dtype ${dtype}, so data must be a ${EXPECTED_VIEW[dtype]} ` +
+      `${label} data must be a ${EXPECTED_VIEW[dtype]} for dtype ${dtype} ` +
         `(or a Uint8Array of raw little-endian bytes), got a ${data.constructor.name}`,
     );
   }
@@ -974,15 +980,15 @@ function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
   const needed = count * DTYPE_SIZES[dtype];
   if (needed !== data.byteLength) {
     throw new RangeError(
-      `${label}: shape ${showShape(shape)} with dtype ${dtype} needs ` +
-        `${Number.isFinite(needed) ? needed : "too many"} bytes, but data has ${data.byteLength}`,
+      `${label} data must hold shape ${showShape(shape)} × ${dtype} ` +
+        `(${Number.isFinite(needed) ? needed : "too many"} bytes), got ${data.byteLength} bytes`,
     );
   }
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (dtype === "BOOL") {
     for (let i = 0; i < bytes.length; i++) {
       if (bytes[i] > 1) {
-        throw new RangeError(`${label}: BOOL data must be 0 or 1, found ${bytes[i]} at index ${i}`);
+        throw new RangeError(`${label} BOOL data must be 0 or 1, got ${bytes[i]} at index ${i}`);
       }
     }
   }
@@ -1024,7 +1030,7 @@ export function serializeSafetensors(
 ): Uint8Array {
   if (typeof tensors !== "object" || tensors === null || Array.isArray(tensors)) {
     throw new TypeError(
-      `serializeSafetensors expects a Map or a record of tensors, got ${describeValue(tensors)}`,
+      `Tensors must be a Map or a record of tensors, got ${describeValue(tensors)}`,
     );
   }
   const pairs: Iterable<[string, TensorToWrite]> = tensors instanceof Map
@@ -1037,22 +1043,18 @@ export function serializeSafetensors(
   if (metadata !== undefined) {
     if (!isPlainObject(metadata)) {
       throw new TypeError(
-        `serializeSafetensors: metadata must be a record of strings, got ${
-          describeValue(metadata)
-        }`,
+        `Metadata must be a record of strings, got ${describeValue(metadata)}`,
       );
     }
     for (const [key, value] of Object.entries(metadata)) {
       if (typeof value !== "string") {
         throw new TypeError(
-          `serializeSafetensors: metadata value ${quote(key)} must be a string, got ${
-            describeValue(value)
-          }`,
+          `Metadata value ${quote(key)} must be a string, got ${describeValue(value)}`,
         );
       }
       if (!key.isWellFormed() || !value.isWellFormed()) {
         throw new TypeError(
-          `serializeSafetensors: metadata entry ${quote(key)} is not well-formed Unicode`,
+          `Metadata entries must be well-formed Unicode, got the key ${quote(key)}`,
         );
       }
     }
@@ -1071,7 +1073,7 @@ export function serializeSafetensors(
   const headerLength = Math.ceil(json.length / 8) * 8;
   if (headerLength > MAX_HEADER_BYTES) {
     throw new RangeError(
-      `serializeSafetensors: the header would be ${headerLength} bytes, above the ${MAX_HEADER_BYTES}-byte limit`,
+      `The safetensors header must be at most ${MAX_HEADER_BYTES} bytes, got ${headerLength}`,
     );
   }
   const out = new Uint8Array(8 + headerLength + offset);
