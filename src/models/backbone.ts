@@ -277,9 +277,20 @@ async function readWeights(
           `Weight "${name}" in "${file}" has shape [${entry.shape}], the config expects [${expected}]`,
         );
       }
-      const raw = tf.tensor(finiteWeights(entry, name, file), entry.shape, "float32");
-      weights.set(key, toTfLayout(key, raw));
-      raw.dispose();
+      const values = finiteWeights(entry, name, file);
+      let raw: tf.Tensor | undefined;
+      try {
+        raw = tf.tensor(values, entry.shape, "float32");
+        weights.set(key, toTfLayout(key, raw));
+      } catch (error) { // the backend is out of memory
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new RangeError(
+          `Cannot allocate weight "${name}" of "${file}" (${weights.size} loaded): ${reason}`,
+          { cause: error },
+        );
+      } finally {
+        raw?.dispose();
+      }
     }
     const missing = [...plan.weights.keys()].filter((k) => !weights.has(k));
     if (missing.length > 0) {
