@@ -18,6 +18,7 @@ import {
   toInt32,
 } from "../src/io/safetensors.ts";
 import type { SafetensorsDtype, TensorToWrite } from "../src/io/safetensors.ts";
+import { fixture } from "./_fixtures.ts";
 
 function envNumber(name: string, fallback: number): number {
   try {
@@ -109,17 +110,10 @@ function makeBases(): { name: string; bytes: Uint8Array }[] {
   }
   bases.push({ name: "many", bytes: serializeSafetensors(many, { format: "np" }) });
 
-  const tiny = new URL(
-    "../../shared/fixtures/tiny-unet2d/diffusion_pytorch_model.safetensors",
-    import.meta.url,
-  );
-  try {
-    bases.push({ name: "tiny-unet2d", bytes: Deno.readFileSync(tiny) });
-  } catch {
-    console.log(
-      "safetensors_fuzz_test: the tiny-unet2d fixture is absent; fuzzing generated files only",
-    );
-  }
+  bases.push({
+    name: "tiny-unet2d",
+    bytes: Deno.readFileSync(fixture("tiny-unet2d/diffusion_pytorch_model.safetensors")),
+  });
   return bases;
 }
 
