@@ -159,6 +159,8 @@ Deno.test("hostile config: a model too large for memory is refused before any al
     "the config",
     "parameters",
     "above the limit of 2048 MiB",
+    "block_out_channels ([8192,8192,8192,8192,8192,8192,8192,8192])",
+    "layers_per_block (64)",
     "maxParameterBytes",
   ]);
   assert.ok(performance.now() - started < 2000);
@@ -179,6 +181,11 @@ Deno.test("hostile config: loadBackbone estimates the memory from config.json be
     await assert.rejects(loadBackbone(folder, { maxParameterBytes: 1e6 }), (e) => {
       check(e, RangeError, [`"${path}"`, "702499 parameters", "maxParameterBytes"]);
       return true;
+    });
+    // A schedule override is checked before any weight is read, too.
+    await assert.rejects(loadBackbone(folder, { schedule: { timesteps: 2e9 } }), {
+      name: "RangeError",
+      message: "Timesteps must be an integer in [1, 100000], got 2000000000",
     });
   });
 });

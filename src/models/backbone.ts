@@ -38,10 +38,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "../base/atomic_write.ts";
 import { nonNegativeInteger, show } from "../base/validate.ts";
-import { resolveConfig, type UNet1DConfig, type UNet2DConfig } from "./config.ts";
+import {
+  resolveConfig,
+  type ResolvedConfig,
+  type UNet1DConfig,
+  type UNet2DConfig,
+} from "./config.ts";
 import { type UNetPlan, unetPlan } from "./unet_plan.ts";
 import { type Backbone, toTfLayout, toTorchLayout, UNet } from "./unet.ts";
-import type { ScheduleOptions } from "./schedule.ts";
+import { noiseSchedule, type ScheduleOptions } from "./schedule.ts";
 import { readRegularFile } from "../io/bounded_read.ts";
 import { readCheckpointTensors } from "../io/checkpoint_files.ts";
 import { serializeSafetensors, toFloat32 } from "../io/safetensors.ts";
@@ -68,7 +73,12 @@ export interface CreateBackboneOptions {
  * Checks the parameter memory `plan` implies against the limit, before anything is allocated;
  * returns the parameter count.
  */
-function checkParameterMemory(plan: UNetPlan, maxBytes: number | undefined, where: string): number {
+function checkParameterMemory(
+  resolved: ResolvedConfig,
+  plan: UNetPlan,
+  maxBytes: number | undefined,
+  where: string,
+): number {
   const limit = maxBytes === undefined
     ? DEFAULT_MAX_PARAMETER_BYTES
     : nonNegativeInteger(maxBytes, "maxParameterBytes");
@@ -78,8 +88,8 @@ function checkParameterMemory(plan: UNetPlan, maxBytes: number | undefined, wher
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
     throw new RangeError(
       `The model of ${where} has ${count} parameters (${mib(4 * count)} as float32), above the ` +
-        `limit of ${mib(limit)}; check block_out_channels and layers_per_block, or raise ` +
-        `maxParameterBytes`,
+        `limit of ${mib(limit)}; check block_out_channels (${show(resolved.channels)}) and ` +
+        `layers_per_block (${resolved.layersPerBlock}), or raise maxParameterBytes`,
     );
   }
   return count;
@@ -125,7 +135,7 @@ export function createBackbone(
 ): Backbone {
   const resolved = resolveConfig(config);
   const plan = unetPlan(resolved);
-  checkParameterMemory(plan, options.maxParameterBytes, "the config");
+  checkParameterMemory(resolved, plan, options.maxParameterBytes, "the config");
   const weights = new Map<string, tf.Tensor>();
   const seed = options.seed ?? 0;
   try {
@@ -351,9 +361,11 @@ export async function loadBackbone(
       betaStart: options.schedule.betaStart ?? 1e-4,
       betaEnd: options.schedule.betaEnd ?? 0.02,
     };
+    noiseSchedule(resolved.schedule); // checks the override before any weight is read
   }
   const plan = unetPlan(resolved);
   const parameters = checkParameterMemory(
+    resolved,
     plan,
     options.maxParameterBytes,
     JSON.stringify(configPath),
