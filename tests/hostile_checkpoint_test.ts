@@ -261,13 +261,15 @@ Deno.test("hostile checkpoint: a shard linked outside the folder is refused befo
     "path-escape",
   );
   assert.ok(!error.message.includes("secret.txt"), "the link's target is not shown");
-  // Followed on request: the target is then read as a (bad) safetensors file, still unquoted.
-  await rejects(
+  // Followed on request: the target is then read as a (bad) safetensors file, still unquoted:
+  // not even its first 8 bytes as the header length they would be.
+  const followed = await rejects(
     () => names(folder, { allowExternalLinks: true }),
     SafetensorsError,
-    [link],
+    [link, "not a safetensors file"],
     "header-too-large",
   );
+  assert.doesNotMatch(followed.message, /\d{11,}/);
 });
 
 Deno.test("hostile checkpoint: a shard in a sub-folder linked outside is refused", async () => {

@@ -291,9 +291,11 @@ function checkHeaderLength(prefix: Uint8Array, size: number, fail: Fail): number
   }
   const rawLength = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (rawLength > BigInt(MAX_HEADER_BYTES)) {
+    // The value is not shown: past the limit it is more likely the text of some other file.
     throw fail(
       "header-too-large",
-      `the header length ${rawLength} is larger than the limit of ${MAX_HEADER_BYTES} bytes`,
+      `the header length (the first 8 bytes) is larger than the limit of ${MAX_HEADER_BYTES} ` +
+        `bytes; this is not a safetensors file`,
     );
   }
   const headerLength = Number(rawLength);
