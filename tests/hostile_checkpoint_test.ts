@@ -183,9 +183,9 @@ Deno.test({
 });
 
 /** An 8 GiB sparse file whose valid header declares one F32 tensor of 2^31 elements. */
-async function sparseGiant(path: string): Promise<number> {
+async function sparseGiant(path: string, name = "huge"): Promise<number> {
   const header = new TextEncoder().encode(
-    JSON.stringify({ huge: { dtype: "F32", shape: [2 ** 31], data_offsets: [0, 2 ** 33] } }),
+    JSON.stringify({ [name]: { dtype: "F32", shape: [2 ** 31], data_offsets: [0, 2 ** 33] } }),
   );
   const prefix = new Uint8Array(8 + header.length);
   new DataView(prefix.buffer).setBigUint64(0, BigInt(header.length), true);
@@ -230,19 +230,28 @@ Deno.test("hostile checkpoint: an 8 GiB sparse file is judged by its header, its
   });
 });
 
-Deno.test("hostile checkpoint: loadBackbone bounds each weight file by the config's parameter count", async () => {
+Deno.test("hostile checkpoint: loadBackbone checks a weights file's header against the config before its data", async () => {
   await withTempDir(async (dir) => {
     const folder = join(dir, "m");
     await Deno.mkdir(folder);
     await Deno.copyFile(join(TINY, "config.json"), join(folder, "config.json"));
     const path = join(folder, "diffusion_pytorch_model.safetensors");
-    await sparseGiant(path);
     const before = tf.memory().numTensors;
-    // tiny-unet2d has 702,499 parameters: at most 8 bytes each may be read.
+    // An 8 GiB sparse file declaring a tensor the config does not have.
+    await sparseGiant(path, "huge");
+    await rejects(() => loadBackbone(folder), RangeError, [path, '"huge"', "no such parameter"]);
+    // … or one it has, with a giant shape: refused from the header, naming both shapes.
+    await sparseGiant(path, "conv_in.bias");
     await rejects(
       () => loadBackbone(folder),
+      RangeError,
+      [path, '"conv_in.bias"', "[2147483648]", "expects [32]"],
+    );
+    // Data beyond what the config can need (8 bytes × 702,499 parameters) is not read either.
+    await rejects(
+      () => readCheckpointTensors(folder, undefined, { maxDataBytes: 8 * 702_499 }).next(),
       SafetensorsError,
-      [path, "5619992 bytes"],
+      [path, "8589934592 bytes", "5619992 bytes"],
       "data-too-large",
     );
     assert.equal(tf.memory().numTensors, before);

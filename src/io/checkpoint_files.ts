@@ -215,6 +215,14 @@ export interface ReadCheckpointOptions {
    */
   maxDataBytes?: number;
   /**
+   * Called with each file's path and its tensors' dtypes and shapes before the file's data is
+   * read; throw from it to refuse the file.
+   */
+  checkHeader?: (
+    file: string,
+    tensors: ReadonlyMap<string, Omit<SafetensorsEntry, "bytes">>,
+  ) => void;
+  /**
    * Follow symbolic links that lead outside the folder (a Hugging Face cache snapshot links its
    * files to `../../blobs/`). Default false: such links fail with code `"path-escape"`.
    */
@@ -236,7 +244,8 @@ export interface ReadCheckpointOptions {
  *
  * @param folder The model folder.
  * @param base The file name stem, `"diffusion_pytorch_model"` by default.
- * @param options Limits, and whether links may lead outside the folder.
+ * @param options Limits, a check of each file's header before its data is read, and whether
+ * links may lead outside the folder.
  * @returns An async generator of `{ file, name, entry }`, `file` being the path of the
  * safetensors file the tensor came from.
  * @throws {SafetensorsError} `"read-failed"` when a file cannot be read (or when neither
@@ -300,7 +309,10 @@ export async function* readCheckpointTensors(
 
   const singlePath = join(folder, `${base}.safetensors`);
   if (await resolveInside(root, singlePath)) {
-    const { tensors } = await readSafetensorsFile(singlePath, { maxDataBytes });
+    const { tensors } = await readSafetensorsFile(singlePath, {
+      maxDataBytes,
+      checkHeader: options.checkHeader && ((t) => options.checkHeader!(singlePath, t)),
+    });
     for (const [name, entry] of tensors) yield { file: singlePath, name, entry };
     return;
   }
@@ -339,7 +351,10 @@ export async function* readCheckpointTensors(
   for (const key of keys) {
     const shard = shards.get(key)!;
     const shardPath = join(folder, shard.name);
-    const { tensors } = await readSafetensorsFile(shardPath, { maxDataBytes });
+    const { tensors } = await readSafetensorsFile(shardPath, {
+      maxDataBytes,
+      checkHeader: options.checkHeader && ((t) => options.checkHeader!(shardPath, t)),
+    });
     checkShard(tensors, shard, key, shards, shardOf, indexPath, shardPath);
     for (const [name, entry] of tensors) yield { file: shardPath, name, entry };
   }

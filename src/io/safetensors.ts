@@ -1105,6 +1105,11 @@ export interface ReadSafetensorsOptions {
    * code `"data-too-large"` before its data is read. Default: no limit beyond the file's size.
    */
   maxDataBytes?: number;
+  /**
+   * Called with every tensor's dtype and shape once the header is validated, before the data
+   * is read; throw from it to refuse the file (for example a shape a model does not expect).
+   */
+  checkHeader?: (tensors: ReadonlyMap<string, Omit<SafetensorsEntry, "bytes">>) => void;
 }
 
 /**
@@ -1113,11 +1118,11 @@ export interface ReadSafetensorsOptions {
  * The path is stat'ed first: a directory, FIFO, device or socket is refused (code
  * `"not-regular-file"`) without being opened. Then only the 8-byte header length and the
  * header are read and checked, every declared size against the file's size (and against
- * `maxDataBytes`), before the data buffer is read, so a truncated, sparse or mislabelled file
+ * `maxDataBytes` and `checkHeader`), before the data buffer is read, so a truncated, sparse or mislabelled file
  * fails in proportion to its header, not its length. Error messages never quote the file's bytes.
  *
  * @param path The file's path.
- * @param options A bound on the data read.
+ * @param options A bound on the data read, and a check of the header before the data is read.
  * @returns The validated file; entries' bytes are views into one buffer holding the data.
  * @throws {SafetensorsError} With code `"read-failed"` when the file cannot be read (missing,
  * permission, a loop of symbolic links), `"not-regular-file"`, `"data-too-large"`, or the code
@@ -1164,6 +1169,9 @@ export async function readSafetensorsFile(
     const header = await readAt(file, 8, headerLength, readFail(fail));
     const dataStart = 8 + headerLength;
     const layout = parseHeader(header, size - dataStart, fail);
+    options.checkHeader?.(
+      new Map(layout.entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape.slice() }])),
+    );
     if (size - dataStart > maxDataBytes) {
       throw fail(
         "data-too-large",

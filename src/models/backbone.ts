@@ -255,7 +255,41 @@ function finiteWeights(entry: SafetensorsEntry, name: string, file: string): Flo
   return values;
 }
 
-/** Reads every weight of the folder into tfjs tensors (tfjs layout), checked against the plan. */
+/**
+ * Checks a weight's name and shape against the plan, and that no other file declared it;
+ * returns its current key name.
+ */
+function expectWeight(
+  plan: UNetPlan,
+  declared: Set<string>,
+  className: string,
+  file: string,
+  name: string,
+  shape: readonly number[],
+): string {
+  const key = currentKeyName(name);
+  const expected = plan.weights.get(key);
+  if (!expected) {
+    throw new RangeError(
+      `Unexpected weight "${name}" in "${file}": this ${className} config has no such parameter`,
+    );
+  }
+  if (declared.has(key)) {
+    throw new RangeError(`Weight "${key}" appears twice (second time as "${name}" in "${file}")`);
+  }
+  if (expected.length !== shape.length || expected.some((d, i) => d !== shape[i])) {
+    throw new RangeError(
+      `Weight "${name}" in "${file}" has shape [${shape}], the config expects [${expected}]`,
+    );
+  }
+  declared.add(key);
+  return key;
+}
+
+/**
+ * Reads every weight of the folder into tfjs tensors (tfjs layout). Each file's header is
+ * checked against the plan before its data is read, and its data is bounded by the plan.
+ */
 async function readWeights(
   folder: string,
   plan: UNetPlan,
@@ -264,29 +298,19 @@ async function readWeights(
   options: LoadBackboneOptions,
 ): Promise<Map<string, tf.Tensor>> {
   const weights = new Map<string, tf.Tensor>();
+  const declared = new Set<string>();
   const tensors = readCheckpointTensors(folder, options.weightsName, {
     maxDataBytes: 8 * parameters, // every weight once, in the widest dtype (F64/I64)
     allowExternalLinks: options.allowExternalLinks ?? false,
+    checkHeader: (file, header) => {
+      for (const [name, { shape }] of header) {
+        expectWeight(plan, declared, className, file, name, shape);
+      }
+    },
   });
   try {
     for await (const { file, name, entry } of tensors) {
       const key = currentKeyName(name);
-      const expected = plan.weights.get(key);
-      if (!expected) {
-        throw new RangeError(
-          `Unexpected weight "${name}" in "${file}": this ${className} config has no such parameter`,
-        );
-      }
-      if (weights.has(key)) {
-        throw new RangeError(
-          `Weight "${key}" appears twice (second time as "${name}" in "${file}")`,
-        );
-      }
-      if (expected.length !== entry.shape.length || expected.some((d, i) => d !== entry.shape[i])) {
-        throw new RangeError(
-          `Weight "${name}" in "${file}" has shape [${entry.shape}], the config expects [${expected}]`,
-        );
-      }
       const values = finiteWeights(entry, name, file);
       let raw: tf.Tensor | undefined;
       try {
