@@ -16,7 +16,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { CUDA_PROVIDER_PACKAGE } from "./cuda_provider.ts";
+ * import { CUDA_PROVIDER_PACKAGE } from "@diffprobe/core";
  *
  * assert.equal(CUDA_PROVIDER_PACKAGE.onnxruntime, "1.29.0");
  * assert.deepEqual(Object.keys(CUDA_PROVIDER_PACKAGE.files), [
@@ -106,7 +106,7 @@ export interface OnnxRuntimeFolder {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { onnxRuntimeFolder } from "./cuda_provider.ts";
+ * import { onnxRuntimeFolder } from "@diffprobe/core";
  *
  * const { folder, version } = await onnxRuntimeFolder();
  * assert.match(folder, /onnxruntime-node.*bin\/napi-v6\//);
@@ -234,7 +234,7 @@ async function openSource(
  * @example A tampered tarball is refused
  * ```ts
  * import assert from "node:assert/strict";
- * import { installCudaProvider } from "./cuda_provider.ts";
+ * import { installCudaProvider } from "@diffprobe/core";
  *
  * const dir = await Deno.makeTempDir();
  * // An archive of one empty block pair: the provider files are not in it.

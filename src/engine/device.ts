@@ -17,7 +17,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { cudaStatus } from "./device.ts";
+ * import { cudaStatus } from "@diffprobe/core";
  *
  * const status = await cudaStatus();
  * // Either everything is there, or each missing piece is named.
@@ -65,7 +65,7 @@ export class CudaUnavailableError extends Error {
    * @example
    * ```ts
    * import assert from "node:assert/strict";
-   * import { CudaUnavailableError } from "./device.ts";
+   * import { CudaUnavailableError } from "@diffprobe/core";
    *
    * const e = new CudaUnavailableError(["libcudnn.so.9 not found"]);
    * assert.equal(e.message, "CUDA not available: libcudnn.so.9 not found");
@@ -292,7 +292,7 @@ let cached: Promise<CudaStatus> | undefined;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { cudaStatus } from "./device.ts";
+ * import { cudaStatus } from "@diffprobe/core";
  *
  * const status = await cudaStatus();
  * assert.ok(status.searchPath[0].startsWith("LD_LIBRARY_PATH="));
@@ -410,7 +410,10 @@ let processTf32: boolean | undefined;
  */
 export function fixTf32(
   tf32: boolean,
-  read: () => string | undefined = () => Deno.env.get("NVIDIA_TF32_OVERRIDE"),
+  read: () => string | undefined = () =>
+    granted({ name: "env", variable: "NVIDIA_TF32_OVERRIDE" })
+      ? Deno.env.get("NVIDIA_TF32_OVERRIDE")
+      : undefined,
 ): void {
   if (processTf32 === tf32) return;
   if (processTf32 !== undefined) {
@@ -456,8 +459,8 @@ export async function createDeviceSession<S>(
   if (choice.device === "cpu") {
     return { session: await create(["cpu"]), device: "cpu", reason: choice.reason };
   }
+  fixTf32(tf32); // outside the try: a permission or consistency error is not a CUDA failure
   try {
-    fixTf32(tf32);
     return { session: await create(["cuda"]), device: "cuda", reason: choice.reason };
   } catch (e) {
     const message = `the CUDA provider failed to start: ${dlError(e)}`;
