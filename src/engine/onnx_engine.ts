@@ -71,6 +71,12 @@ export interface OnnxExtractorOptions {
   upsample?: UpsampleLowering;
   /** Also return the noise prediction under the key `"eps"` (runs the whole network). */
   eps?: boolean;
+  /**
+   * Write onnxruntime's per-node profile (JSON; the file name starts with this prefix, the file
+   * is written by {@linkcode OnnxExtractor.endProfiling}): it names the execution provider that
+   * ran each node. Off by default.
+   */
+  profile?: string;
 }
 
 /** Runs a backbone up to its deepest tapped block with onnxruntime. */
@@ -96,6 +102,8 @@ export interface OnnxExtractor {
     shape: readonly number[],
     t: number | ArrayLike<number>,
   ): Promise<Map<string, tf.Tensor>>;
+  /** Ends profiling (with the `profile` option): onnxruntime writes the profile files. */
+  endProfiling(): void;
   /** Releases this extractor's sessions (shared sessions are released by their last user). */
   dispose(): void;
 }
@@ -185,6 +193,7 @@ async function createSession(
     enableCpuMemArena: true,
     enableMemPattern: true,
     logSeverityLevel: 3 as const,
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
   };
   const { session, device, reason } = await createDeviceSession(
     (providers) =>
@@ -258,6 +267,7 @@ export async function createOnnxExtractor(
       tf32: choice.device === "cuda" && (options.tf32 ?? false),
       level: options.graphOptimizationLevel ?? "all",
       up: options.upsample ?? null,
+      profile: options.profile ?? null,
     });
     let entry = table.get(key);
     if (!entry) {
@@ -359,6 +369,9 @@ export async function createOnnxExtractor(
       return provider;
     },
     run,
+    endProfiling() {
+      for (const key of acquired) table.get(key)?.session?.endProfiling();
+    },
     dispose() {
       if (disposed) return;
       disposed = true;
