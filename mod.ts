@@ -55,6 +55,19 @@ export {
   OnnxRuntimeUnavailableError,
 } from "./src/engine/onnx_engine.ts";
 export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
+export type { Device, ResolvedDevice } from "./src/base/device.ts";
+export {
+  CUDA_PROVIDER_PACKAGE,
+  type CudaProviderInstall,
+  installCudaProvider,
+  type InstallCudaProviderOptions,
+  type InstalledFile,
+  type OnnxRuntimeFolder,
+  onnxRuntimeFolder,
+  type PinnedFile,
+  type ProviderPins,
+} from "./src/engine/cuda_provider.ts";
+export { type CudaStatus, cudaStatus, CudaUnavailableError } from "./src/engine/device.ts";
 export {
   datasetChecksum,
   imageBatches,
