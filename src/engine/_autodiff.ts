@@ -24,8 +24,8 @@
  * @module
  */
 
-/** An attribute value: int, ints, string or `{ float }`. */
-export type Attr = number | string | number[] | { float: number };
+import type { Attr } from "./_graph_builder.ts";
+export type { Attr };
 
 /** One recorded ONNX node. */
 export interface IRNode {
