@@ -177,8 +177,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "AdamW graph: three steps bit-identical to the tfjs AdamW (PyTorch order), decay mask",
+  name: "AdamW graph: three steps bit-identical to the tfjs AdamW (PyTorch order), decay mask",
   ignore: !ORT,
   async fn() {
     const hyper = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.05 };
@@ -404,6 +403,78 @@ Deno.test({
     const { tfjs, onnx } = await trainBoth(unet, 2, 5);
     const worst = Math.max(...tfjs.map((l, i) => Math.abs(onnx[i] - l) / Math.abs(l)));
     assert.ok(worst <= 1e-3, `worst relative loss difference ${worst}: ${tfjs} vs ${onnx}`);
+    unet.dispose();
+  },
+});
+
+Deno.test({
+  name: "onnx engine: resuming from saved weights, EMA and AdamW state is bit-exact",
+  ignore: !ORT,
+  async fn() {
+    const unet = createBackbone(TINY_1D);
+    const batch = 2, per = 32;
+    const stepInput = (k: number) => {
+      const x0 = new Float32Array(batch * per), noise = new Float32Array(batch * per);
+      for (let i = 0; i < x0.length; i++) {
+        x0[i] = Math.sin(0.37 * i + k);
+        noise[i] = Math.cos(1.3 * i * (k + 1));
+      }
+      return { x0, noise, t: [(k * 71) % 1000, (k * 313 + 5) % 1000], dropout: k, emaDecay: 0.9 };
+    };
+    const lr = (k: number) => learningRateAt(k, { peak: 1e-3, warmupSteps: 2, totalSteps: 6 });
+    const options = { batch, threads: 1, ema: true, weightDecay: 0.01 };
+    const straight = await createOnnxUNetTrainer(unet, options);
+    for (let k = 0; k < 6; k++) await straight.step(stepInput(k), lr(k));
+
+    const first = await createOnnxUNetTrainer(unet, options);
+    for (let k = 0; k < 3; k++) await first.step(stepInput(k), lr(k));
+    // What a checkpoint holds: copies of the weights, the EMA and the optimizer state.
+    const copy = (m: ReadonlyMap<string, Float32Array>) =>
+      new Map([...m].map(([n, a]) => [n, a.slice()]));
+    const saved = {
+      weights: copy(first.weights()),
+      ema: copy(first.emaWeights()),
+      state: { ...first.state(), m: copy(first.state().m), v: copy(first.state().v) },
+    };
+    first.dispose(); // the crash
+    const resumed = await createOnnxUNetTrainer(unet, options);
+    resumed.setWeights(saved.weights);
+    resumed.setEmaWeights(saved.ema);
+    resumed.loadState(saved.state);
+    for (let k = 3; k < 6; k++) await resumed.step(stepInput(k), lr(k));
+
+    assert.equal(resumed.iterations, 6);
+    for (const [name, w] of straight.weights()) {
+      assert.deepEqual(resumed.weights().get(name), w, name);
+      assert.deepEqual(resumed.emaWeights().get(name), straight.emaWeights().get(name), name);
+      assert.deepEqual(resumed.state().m.get(name), straight.state().m.get(name), name);
+    }
+    straight.dispose();
+    resumed.dispose();
+    unet.dispose();
+  },
+});
+
+Deno.test({
+  name: "onnx engine: no tfjs tensors and no resident-memory growth from step 200 to 800",
+  ignore: !ORT,
+  async fn() {
+    const unet = createBackbone(TINY_1D);
+    const trainer = await createOnnxUNetTrainer(unet, { batch: 4, threads: 1, ema: true });
+    const x0 = new Float32Array(4 * 32).map((_, i) => Math.sin(i));
+    const noise = new Float32Array(4 * 32).map((_, i) => Math.cos(3 * i));
+    const tensors = tf.memory().numTensors;
+    let rss200 = 0;
+    for (let k = 1; k <= 800; k++) {
+      await trainer.step({ x0, noise, t: [1, 200, 500, 999], dropout: k, emaDecay: 0.99 }, 1e-4);
+      if (k === 200) rss200 = Deno.memoryUsage().rss;
+    }
+    // Garbage-collected typed arrays come and go (tens of MiB); leaking one copy of the weights
+    // (or a step's dropout masks) per step would add well over 32 MiB in 600 steps.
+    const growth = (Deno.memoryUsage().rss - rss200) / 2 ** 20;
+    assert.equal(tf.memory().numTensors, tensors);
+    assert.ok(growth < 32, `RSS grew by ${growth.toFixed(1)} MiB between steps 200 and 800`);
+    trainer.dispose();
     unet.dispose();
   },
 });

@@ -75,7 +75,7 @@ export interface HeadTrainGraph {
   inputs: string[];
   /** Output names: `loss`, then gradients and/or updated values and moments. */
   outputs: string[];
-  /** The static shape of every input. */
+  /** The static shape of every input and output. */
   shapes: Map<string, number[]>;
 }
 
@@ -148,7 +148,7 @@ export function buildHeadTrainGraph(
     model: encodeTrainGraph(g, outputs),
     inputs: [...g.inputs],
     outputs,
-    shapes: new Map(g.inputs.map((name) => [name, g.shape(name)])),
+    shapes: new Map([...g.inputs, ...outputs].map((name) => [name, g.shape(name)])),
   };
 }
 

@@ -65,7 +65,7 @@ export interface UNetTrainGraph {
   inputs: string[];
   /** Output names: `loss`, `grad_norm` (with AdamW), gradients and/or updated state. */
   outputs: string[];
-  /** The static shape of every input. */
+  /** The static shape of every input and output. */
   shapes: Map<string, number[]>;
   /** The weight names in graph order. */
   weights: string[];
@@ -254,7 +254,7 @@ export function buildUNetTrainGraph(
     model: encodeTrainGraph(g, outputs),
     inputs: [...g.inputs],
     outputs,
-    shapes: new Map(g.inputs.map((name) => [name, g.shape(name)])),
+    shapes: new Map([...g.inputs, ...outputs].map((name) => [name, g.shape(name)])),
     weights: names,
     dropout,
   };

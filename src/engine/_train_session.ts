@@ -36,7 +36,7 @@ export interface TrainSessionOptions {
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
-/** A session with static input shapes. */
+/** A session with static input and output shapes. */
 export class TrainSession {
   #ort: Ort;
   #session: Session;
@@ -49,7 +49,7 @@ export class TrainSession {
     this.#shapes = shapes;
   }
 
-  /** Creates a session for `model` whose inputs have the given shapes. */
+  /** Creates a session for `model` whose inputs and outputs have the given shapes. */
   static async create(
     model: Uint8Array,
     shapes: Map<string, number[]>,
@@ -69,10 +69,15 @@ export class TrainSession {
     return new TrainSession(ort, session, shapes);
   }
 
-  /** Runs one step: every input by name; resolves to the requested outputs. */
+  /**
+   * Runs one step: every input by name; resolves to the requested outputs. Outputs found in
+   * `into` are written by onnxruntime straight into those arrays (no allocation, no copy); the
+   * others are returned fresh.
+   */
   async run(
     feeds: Record<string, Float32Array>,
     outputs: readonly string[],
+    into: Record<string, Float32Array> = {},
   ): Promise<Record<string, Float32Array>> {
     if (this.#released) throw new Error("This training session was released");
     const ortFeeds: Record<string, InstanceType<Ort["Tensor"]>> = {};
@@ -81,11 +86,16 @@ export class TrainSession {
       if (!shape) throw new RangeError(`The training graph has no input "${name}"`);
       ortFeeds[name] = new this.#ort.Tensor("float32", data, shape);
     }
-    const results = await this.#session.run(ortFeeds, outputs as string[]);
-    const out: Record<string, Float32Array> = {};
+    const fetches: Record<string, InstanceType<Ort["Tensor"]> | null> = {};
     for (const name of outputs) {
-      out[name] = results[name].data as Float32Array;
+      const buffer = into[name];
+      fetches[name] = buffer
+        ? new this.#ort.Tensor("float32", buffer, this.#shapes.get(name)!)
+        : null;
     }
+    const results = await this.#session.run(ortFeeds, fetches);
+    const out: Record<string, Float32Array> = {};
+    for (const name of outputs) out[name] = into[name] ?? results[name].data as Float32Array;
     return out;
   }
 

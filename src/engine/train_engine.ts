@@ -308,6 +308,13 @@ export async function createOnnxUNetTrainer(
   let m: Float32Array = new Float32Array(total);
   let v: Float32Array = new Float32Array(total);
   let ema: Float32Array = options.ema ? params.slice() : new Float32Array(0);
+  // The step writes the new state into the spare set of arrays, then the two sets swap.
+  const spare: Record<"params" | "m" | "v" | "ema", Float32Array> = {
+    params: new Float32Array(total),
+    m: new Float32Array(total),
+    v: new Float32Array(total),
+    ema: new Float32Array(options.ema ? total : 0),
+  };
   let t = 0;
   const sample = graph.shapes.get("xt")!.reduce((a, b) => a * b, 1);
   const alphas = unet.schedule.alphasCumprod;
@@ -355,12 +362,18 @@ export async function createOnnxUNetTrainer(
       feeds.ema = ema;
       feeds.ema_decay = new Float32Array([d, 1 - d]);
     }
-    const out = await session.run(feeds, graph.outputs);
+    const into: Record<string, Float32Array> = {
+      "params:new": spare.params,
+      "m:new": spare.m,
+      "v:new": spare.v,
+    };
+    if (options.ema) into["ema:new"] = spare.ema;
+    const out = await session.run(feeds, graph.outputs, into);
     t++;
-    params = out["params:new"];
-    m = out["m:new"];
-    v = out["v:new"];
-    if (options.ema) ema = out["ema:new"];
+    [params, spare.params] = [spare.params, params];
+    [m, spare.m] = [spare.m, m];
+    [v, spare.v] = [spare.v, v];
+    if (options.ema) [ema, spare.ema] = [spare.ema, ema];
     return { loss: out.loss[0], gradNorm: out.grad_norm[0] };
   };
 
@@ -517,6 +530,11 @@ export function createOnnxHeadTrainer(
   let params: Float32Array = join(initial, names, sizes);
   let m: Float32Array = new Float32Array(params.length);
   let v: Float32Array = new Float32Array(params.length);
+  const spare: Record<"params" | "m" | "v", Float32Array> = {
+    params: new Float32Array(params.length),
+    m: new Float32Array(params.length),
+    v: new Float32Array(params.length),
+  };
   let t = 0;
   const sessions = new Map<number, Promise<{ session: TrainSession; outputs: string[] }>>();
   const sessionFor = (batch: number) => {
@@ -554,11 +572,15 @@ export function createOnnxHeadTrainer(
         v,
         adamw: adamwScalars(t + 1, lr, hyper),
       };
-      const out = await session.run(feeds, outputs);
+      const out = await session.run(feeds, outputs, {
+        "params:new": spare.params,
+        "m:new": spare.m,
+        "v:new": spare.v,
+      });
       t++;
-      params = out["params:new"];
-      m = out["m:new"];
-      v = out["v:new"];
+      [params, spare.params] = [spare.params, params];
+      [m, spare.m] = [spare.m, m];
+      [v, spare.v] = [spare.v, v];
       return out.loss[0];
     },
     weights: () => split(params, names, sizes),
