@@ -515,16 +515,19 @@ const RULES: Record<string, GradRule> = {
   },
 };
 
-/** How kernel gradients are computed (see {@linkcode setConvWeightGradMethod}). */
-let convWeightMethod: "im2col" | "conv" = "im2col";
+let convWeightMethod: ConvWeightGradMethod = "taps";
+
+/** How kernel gradients are lowered (see {@linkcode setConvWeightGradMethod}). */
+export type ConvWeightGradMethod = "taps" | "im2col" | "conv";
 
 /**
- * Chooses how the gradient of a convolution kernel is lowered: `"im2col"` (default) gathers the
- * kh · kw strided input patches and multiplies them with `dy` per sample (one batched MatMul,
- * then a sum over the batch); `"conv"` convolves the batch-transposed input with the
+ * Chooses how the gradient of a convolution kernel is lowered: `"taps"` (default) slices the
+ * padded input once per kernel tap (with the strides) and multiplies each slice with `dy` per
+ * sample (a batched MatMul, summed over the batch); `"im2col"` stacks those slices into one patch
+ * tensor and does one batched MatMul; `"conv"` convolves the batch-transposed input with the
  * batch-transposed `dy`. Returns the previous method. For benchmarks and tests.
  */
-export function setConvWeightGradMethod(method: "im2col" | "conv"): "im2col" | "conv" {
+export function setConvWeightGradMethod(method: ConvWeightGradMethod): ConvWeightGradMethod {
   const previous = convWeightMethod;
   convWeightMethod = method;
   return previous;
@@ -584,6 +587,7 @@ function im2colWeightGrad(
       ])
       : x;
     const taps: string[] = [];
+    const dy3 = g.reshape(dy, [batch, co, length]);
     for (let a = 0; a < kh; a++) {
       for (let b = 0; b < kw; b++) {
         const tap = g.slice(
@@ -593,8 +597,15 @@ function im2colWeightGrad(
           [2, 3],
           strides,
         );
-        taps.push(g.reshape(tap, [batch, ci, 1, length]));
+        if (convWeightMethod === "taps") {
+          // One batched product per tap, summed over the batch: no stacked patch tensor.
+          const perTap = g.matmul(dy3, swapLast(g, g.reshape(tap, [batch, ci, length])));
+          taps.push(g.reshape(g.reduceSum(perTap, [0], false), [co, ci, 1]));
+        } else taps.push(g.reshape(tap, [batch, ci, 1, length]));
       }
+    }
+    if (convWeightMethod === "taps") {
+      return g.reshape(taps.length === 1 ? taps[0] : g.concat(taps, 2), [co, ci, kh, kw]);
     }
     const stacked = taps.length === 1 ? taps[0] : g.concat(taps, 2);
     patches = g.reshape(stacked, [batch, ci * kh * kw, length]);
@@ -631,7 +642,7 @@ function convGrad(g: TrainGraph, n: IRNode, dy: string, wants: boolean[]): (stri
     });
   }
   if (wants[1]) {
-    out[1] = convWeightMethod === "im2col"
+    out[1] = convWeightMethod !== "conv"
       ? im2colWeightGrad(g, x, dy, [kh, kw], pads, strides)
       : convWeightGradByConv(g, x, dy, [kh, kw], pads, strides);
   }
