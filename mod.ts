@@ -33,12 +33,7 @@ export type { Backbone, BlockRef, ForwardOptions, ForwardResult } from "./src/mo
 export type { BlockInfo } from "./src/models/unet_plan.ts";
 export type { UNet1DConfig, UNet2DConfig } from "./src/models/config.ts";
 export { DDPM_CIFAR10_32_CONFIG } from "./src/models/presets.ts";
-export {
-  checkTimestep,
-  type NoiseSchedule,
-  noiseSchedule,
-  type ScheduleOptions,
-} from "./src/models/schedule.ts";
+export { type NoiseSchedule, noiseSchedule, type ScheduleOptions } from "./src/models/schedule.ts";
 export { sampleNoise } from "./src/models/noise.ts";
 export { freeze, type FrozenBackbone } from "./src/probe/freeze.ts";
 export { type Pooling, type Tap, tapBlock, type TapOptions } from "./src/probe/tap.ts";
@@ -148,6 +143,7 @@ export { type ProgressBar, progressBar, type ProgressBarOptions } from "./src/re
 export {
   parseSafetensors,
   readSafetensorsFile,
+  type ReadSafetensorsOptions,
   type SafetensorsDtype,
   type SafetensorsEntry,
   type SafetensorsFile,

@@ -34,6 +34,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Backbone, BlockRef } from "../models/unet.ts";
 import type { BlockInfo } from "../models/unet_plan.ts";
 import { checkTimestep } from "../models/schedule.ts";
+import type { BlockArray, Extractor } from "./extractor.ts";
 import {
   asLowerable,
   buildOnnxGraph,
@@ -66,8 +67,11 @@ export interface OnnxExtractorOptions {
   eps?: boolean;
 }
 
-/** Runs a backbone up to its deepest tapped block with onnxruntime. */
-export interface OnnxExtractor {
+/**
+ * Runs a backbone up to its deepest tapped block with onnxruntime: `extract` on JS arrays (the
+ * {@linkcode Extractor} interface, no TensorFlow.js tensors involved), `run` on tensors.
+ */
+export interface OnnxExtractor extends Extractor {
   /** The tapped blocks, in execution order. */
   readonly blocks: readonly BlockInfo[];
   /**
@@ -285,11 +289,11 @@ export async function createOnnxExtractor(
     });
   };
 
-  const run = async (
+  const extract = async (
     xt: Float32Array | tf.Tensor,
     shape: readonly number[],
     t: number | ArrayLike<number>,
-  ): Promise<Map<string, tf.Tensor>> => {
+  ): Promise<Map<string, BlockArray>> => {
     if (disposed) throw new TypeError("This ONNX extractor was disposed");
     const rank = oneD ? 3 : 4;
     const layout = oneD ? "[N, W, C]" : "[N, H, W, C]";
@@ -325,10 +329,22 @@ export async function createOnnxExtractor(
     const pending = queue.then(() => session.run(feeds));
     queue = pending.catch(() => {});
     const results = await pending;
-    const out = new Map<string, tf.Tensor>();
+    const out = new Map<string, BlockArray>();
     for (const o of graph.outputs) {
-      out.set(o.name, tf.tensor(results[o.name].data as Float32Array, [n, ...o.shape]));
-      results[o.name].dispose?.();
+      out.set(o.name, { data: results[o.name].data as Float32Array, shape: [n, ...o.shape] });
+      results[o.name].dispose?.(); // the data array stays ours
+    }
+    return out;
+  };
+
+  const run = async (
+    xt: Float32Array | tf.Tensor,
+    shape: readonly number[],
+    t: number | ArrayLike<number>,
+  ): Promise<Map<string, tf.Tensor>> => {
+    const out = new Map<string, tf.Tensor>();
+    for (const [name, block] of await extract(xt, shape, t)) {
+      out.set(name, tf.tensor(block.data, block.shape));
     }
     return out;
   };
@@ -338,6 +354,7 @@ export async function createOnnxExtractor(
     get executionProvider() {
       return provider;
     },
+    extract,
     run,
     dispose() {
       if (disposed) return;
