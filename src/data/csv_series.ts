@@ -95,8 +95,10 @@ const ISO = new RegExp(
  * @param file A name for messages and issues; default `"<text>"`.
  * @param options Column selection, time format, delimiter, missing markers, strictness.
  * @returns The series (sorted by time), the malformed rows, the row count.
- * @throws {RangeError} If the text has no header, a requested column is absent, or (`strict`) a
- *   row is malformed.
+ * @throws {RangeError} If the text has no header, a column name appears twice in the header, a
+ *   requested column is absent, or (`strict`) a row is malformed (values beyond the float32
+ *   range included).
+ * @throws {TypeError} If `delimiter` is not a usable delimiter.
  */
 export function parseCsvSeries(
   text: string,
@@ -164,7 +166,12 @@ export function parseCsvSeries(
  * @param paths A directory, a file, or a list of files (paths or `file:` URLs).
  * @param options As for {@linkcode parseCsvSeries}.
  * @returns The merged series, all malformed rows, the row count and the files read.
- * @throws {RangeError} As {@linkcode parseCsvSeries}, or if a directory holds no CSV file.
+ * @throws {RangeError} As {@linkcode parseCsvSeries}, or if a directory holds no CSV file, or a
+ *   file (or its decompressed content) exceeds 256 MiB.
+ * @throws {TypeError} If a path is not a regular file (a FIFO, a device: checked before reading)
+ *   or a `.gz` file is corrupt or truncated; the message names the file.
+ * @throws {Deno.errors.NotFound} If a file does not exist.
+ * @throws {Deno.errors.FilesystemLoop} If a path is a symbolic link loop.
  */
 export async function readCsvSeries(
   paths: string | URL | readonly (string | URL)[],

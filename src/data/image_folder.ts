@@ -73,6 +73,11 @@ const CHUNK = 256;
  * PIL) interpolates, so pixels can differ from PIL's by a few
  * levels. `files` holds each image's path (joined onto `dir`).
  *
+ * Hostile folders are refused before anything is decoded: each image's size is read from its PNG
+ * or JPEG header and must be at most 2^25 (33,554,432) pixels, each file at most 256 MiB and the
+ * whole decoded dataset at most 4 GiB; symbolic links (split, class folders, images) must resolve
+ * inside `dir`; FIFOs, devices and sockets named like images are errors.
+ *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -99,10 +104,12 @@ const CHUNK = 256;
  * @param options Split, class order, progress callback, cache folder, workers.
  * @returns The decoded images with labels, class names and file paths.
  * @throws {Deno.errors.NotFound} If the folder, split or a given class is missing.
- * @throws {TypeError} If there are no classes or images, or an image cannot be
- *   decoded (the message names the file).
+ * @throws {TypeError} If there are no classes or images, an image cannot be
+ *   decoded, an entry is a special file, or a link leads outside `dir` (the
+ *   message names the file).
  * @throws {RangeError} If an image's size differs from the first image's (the
- *   message names both files and sizes).
+ *   message names both files and sizes), or an image or the dataset exceeds
+ *   the limits above.
  */
 export async function readImageFolder(
   dir: string,

@@ -1,19 +1,24 @@
 /**
- * Readers for NOAA National Data Buoy Center (NDBC) historical standard meteorological files
- * (`<station>hYYYY.txt`, e.g. `46035h2017.txt`, or the `.txt.gz` NDBC serves), in every header
- * variant the archive uses:
+ * Readers for NOAA National Data Buoy Center (NDBC) standard meteorological files: the historical
+ * archive (`<station>hYYYY.txt`, e.g. `46035h2017.txt`, or the `.txt.gz` NDBC serves) in every
+ * header variant it uses, and the realtime files (`<station>.txt`, the last 45 days):
  *
  * | years      | header starts        | notes                                              |
  * | ---------- | -------------------- | -------------------------------------------------- |
- * | until 1998 | `YY MM DD hh`        | 2-digit years (read as 19YY), `WD` and `BAR`       |
+ * | until 1998 | `YY MM DD hh`        | 2-digit years (70–99 read as 19YY), `WD` and `BAR` |
  * | 1999       | `YYYY MM DD hh`      | 4-digit years                                      |
  * | 2000–2004  | `YYYY MM DD hh`      | `TIDE` added (rows before mid-2000 may lack it)    |
  * | 2005–2006  | `YYYY MM DD hh mm`   | minute column                                      |
  * | from 2007  | `#YY  MM DD hh mm`   | `WDIR` and `PRES`, plus a `#yr mo dy hr mn` units line |
+ * | realtime   | `#YY  MM DD hh mm`   | newest first, `PTDY` added, `MM` for missing values |
  *
+ * Two-digit years below 70 are refused (a line issue): NDBC wrote two-digit years only before
+ * 1999 and its records start in 1970, so `05` cannot be read as 2005 or 1905 safely.
  * Column names are normalised to the modern ones (`WD` → `WDIR`, `BAR` → `PRES`). Missing-value
  * sentinels become `NaN`: 99 (in any spelling: `99`, `99.0`, `99.00`) for WVHT, DPD, APD, WSPD,
- * GST, VIS and TIDE; 999 for WDIR, MWD, ATMP, WTMP and DEWP; 9999 for PRES. Times are UTC.
+ * GST, VIS and TIDE; 999 for WDIR, MWD, ATMP, WTMP and DEWP; 9999 for PRES; and `MM` in any
+ * column (realtime files), each cell on its own, so a row keeps its other values. Values beyond
+ * the float32 range are malformed, never `Infinity`. Times are UTC.
  *
  * Malformed lines (wrong field count, non-numeric values, impossible dates) are never dropped
  * silently: they are returned as {@linkcode ReadIssue}s with file and line number, or, with
@@ -205,7 +210,12 @@ export function parseNdbcStdmet(
  * @param options `strict` and `columns`.
  * @returns The merged series, all malformed lines, the row count and the files read.
  * @throws {RangeError} If no file is given, a directory holds no NDBC file, a header is not an
- *   NDBC header, or (`strict`) a line is malformed.
+ *   NDBC header, a file (or its decompressed content) exceeds 256 MiB, or (`strict`) a line is
+ *   malformed.
+ * @throws {TypeError} If a path is not a regular file (a FIFO, a device: checked before reading)
+ *   or a `.gz` file is corrupt or truncated; the message names the file.
+ * @throws {Deno.errors.NotFound} If a file does not exist.
+ * @throws {Deno.errors.FilesystemLoop} If a path is a symbolic link loop.
  */
 export async function readNdbcStdmet(
   paths: string | URL | readonly (string | URL)[],
