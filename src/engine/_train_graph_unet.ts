@@ -55,6 +55,12 @@ export interface UNetGraphOptions {
    * (`[d, 1 − d]`, each rounded to float32 as TensorFlow.js rounds scalars); output `ema:new`.
    */
   ema?: boolean;
+  /**
+   * Instead of AdamW: accumulate this micro-batch's gradient, `grad_acc:new = grad_acc + g · w`
+   * (inputs `grad_acc` `[P]` and `weight` `[1]`, the micro-batch's share of the batch), for
+   * {@linkcode buildUpdateGraph} to apply once per batch.
+   */
+  accumulate?: boolean;
 }
 
 /** An encoded UNet training graph. */
@@ -239,16 +245,12 @@ export function buildUNetTrainGraph(
   const grads = g.backward(loss, params);
   const gs = params.map((p) => grads.get(p)!);
   if (options.gradients) names.forEach((n, i) => outputs.push(g.output(gs[i], `${n}:grad`)));
-  if (options.adamw) {
-    const clipped = clipByGlobalNorm(g, [flatGradient(g, gs)], options.clipNorm ?? 0);
-    outputs.push(g.output(clipped.norm, "grad_norm"));
-    const slots = appendAdamW(g, flat.flat, clipped.grads[0], options.adamw);
-    outputs.push(slots.out.value, slots.out.m, slots.out.v);
-    if (options.ema) {
-      const ema = g.input("ema", [flat.size]);
-      const [d, rest] = g.split(g.input("ema_decay", [2]), 0, [1, 1]);
-      outputs.push(g.output(g.add(g.mul(ema, d), g.mul("params:new", rest)), "ema:new"));
-    }
+  if (options.accumulate) {
+    const acc = g.input("grad_acc", [flat.size]);
+    const weighted = g.mul(flatGradient(g, gs), g.input("weight", [1]));
+    outputs.push(g.output(g.add(acc, weighted), "grad_acc:new"));
+  } else if (options.adamw) {
+    appendUpdate(g, flat.flat, flatGradient(g, gs), options, outputs);
   }
   return {
     model: encodeTrainGraph(g, outputs),
@@ -257,5 +259,44 @@ export function buildUNetTrainGraph(
     shapes: new Map([...g.inputs, ...outputs].map((name) => [name, g.shape(name)])),
     weights: names,
     dropout,
+  };
+}
+
+/** Clipping, AdamW and the optional EMA after the gradient `grad` of the flat `params`. */
+function appendUpdate(
+  g: TrainGraph,
+  params: string,
+  grad: string,
+  options: UNetGraphOptions,
+  outputs: string[],
+): void {
+  const clipped = clipByGlobalNorm(g, [grad], options.clipNorm ?? 0);
+  outputs.push(g.output(clipped.norm, "grad_norm"));
+  const slots = appendAdamW(g, params, clipped.grads[0], options.adamw!);
+  outputs.push(slots.out.value, slots.out.m, slots.out.v);
+  if (options.ema) {
+    const ema = g.input("ema", g.shape(params));
+    const [d, rest] = g.split(g.input("ema_decay", [2]), 0, [1, 1]);
+    outputs.push(g.output(g.add(g.mul(ema, d), g.mul(slots.out.value, rest)), "ema:new"));
+  }
+}
+
+/**
+ * The update that follows accumulated micro-batch gradients: inputs `params` and `grad` (`[P]`)
+ * plus the AdamW (and EMA) state; outputs as {@linkcode buildUNetTrainGraph}'s update.
+ */
+export function buildUpdateGraph(
+  size: number,
+  options: UNetGraphOptions,
+): { model: Uint8Array; outputs: string[]; shapes: Map<string, number[]> } {
+  const g = new TrainGraph();
+  const params = g.input("params", [size]);
+  const grad = g.input("grad", [size]);
+  const outputs: string[] = [];
+  appendUpdate(g, params, grad, options, outputs);
+  return {
+    model: encodeTrainGraph(g, outputs),
+    outputs,
+    shapes: new Map([...g.inputs, ...outputs].map((name) => [name, g.shape(name)])),
   };
 }

@@ -47,7 +47,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Backbone } from "../models/unet.ts";
 import { asLowerable, type LowerableBackbone, timeEmbeddingInput } from "./onnx_graph.ts";
 import { type AdamWHyper, adamwScalars } from "./_optim_graph.ts";
-import { buildUNetTrainGraph } from "./_train_graph_unet.ts";
+import { buildUNetTrainGraph, buildUpdateGraph, type UNetTrainGraph } from "./_train_graph_unet.ts";
 import { buildHeadTrainGraph, type HeadGraphSpec } from "./_train_graph_heads.ts";
 import { TrainSession } from "./_train_session.ts";
 import { Random } from "../base/random.ts";
@@ -74,6 +74,13 @@ export interface OnnxUNetTrainerOptions {
   threads?: number;
   /** Keep an exponential moving average of the weights (each step then needs `emaDecay`). */
   ema?: boolean;
+  /**
+   * Samples per forward/backward pass (default: the whole batch): the gradients of the
+   * micro-batches are summed, each weighted by its share of the batch, and one update follows.
+   * Dropout masks are drawn for the whole batch, so the micro-batch size changes only the
+   * order of float additions.
+   */
+  microBatch?: number;
 }
 
 /** One step's data: clean samples, their noise and timesteps. */
@@ -284,19 +291,56 @@ export async function createOnnxUNetTrainer(
   }
   const hyper = hyperOf(options);
   const rate = options.dropout ?? unet.resolved.dropout;
-  const graph = buildUNetTrainGraph(unet, batch, {
+  const micro = options.microBatch ?? batch;
+  if (!Number.isInteger(micro) || micro < 1 || micro > batch) {
+    throw new RangeError(`Micro-batch size must be an integer in [1, ${batch}], got ${micro}`);
+  }
+  const graphOptions = {
     adamw: hyper,
     clipNorm: options.gradClip ?? 1,
     dropout: rate,
     ema: options.ema,
-  });
-  const session = await TrainSession.create(graph.model, graph.shapes, {
-    threads: options.threads,
-  });
-  graph.model = new Uint8Array(0);
-  const names = graph.weights;
+  };
+  const sessionOptions = { threads: options.threads };
+  // One fused graph per step, or (micro-batches) a gradient-accumulating graph per chunk size
+  // and one update graph.
+  const chunks: [number, number][] = [];
+  for (let from = 0; from < batch; from += micro) {
+    chunks.push([from, Math.min(micro, batch - from)]);
+  }
+  const stepGraphs = new Map<number, Promise<{ session: TrainSession; graph: UNetTrainGraph }>>();
+  const stepGraph = (size: number) => {
+    let entry = stepGraphs.get(size);
+    if (!entry) {
+      entry = (async () => {
+        const graph = buildUNetTrainGraph(unet, size, {
+          ...graphOptions,
+          accumulate: chunks.length > 1,
+        });
+        const session = await TrainSession.create(graph.model, graph.shapes, sessionOptions);
+        graph.model = new Uint8Array(0);
+        return { session, graph };
+      })();
+      stepGraphs.set(size, entry);
+    }
+    return entry;
+  };
+  const first = (await stepGraph(chunks[0][1])).graph;
+  const names = first.weights;
   const sizes = names.map((n) => unet.weights.get(n)!.size);
   const total = sizes.reduce((a, b) => a + b, 0);
+  let update: { session: TrainSession; outputs: string[] } | undefined;
+  if (chunks.length > 1) {
+    const built = buildUpdateGraph(total, graphOptions);
+    update = {
+      session: await TrainSession.create(built.model, built.shapes, sessionOptions),
+      outputs: built.outputs,
+    };
+  }
+  const dropoutShapes = first.dropout.map((d) => ({
+    name: d.name,
+    shape: [batch, ...d.shape.slice(1)],
+  }));
   let params: Float32Array = new Float32Array(total);
   {
     let offset = 0;
@@ -309,29 +353,39 @@ export async function createOnnxUNetTrainer(
   let v: Float32Array = new Float32Array(total);
   let ema: Float32Array = options.ema ? params.slice() : new Float32Array(0);
   // The step writes the new state into the spare set of arrays, then the two sets swap.
-  const spare: Record<"params" | "m" | "v" | "ema", Float32Array> = {
+  const spare: Record<"params" | "m" | "v" | "ema" | "grad", Float32Array> = {
     params: new Float32Array(total),
     m: new Float32Array(total),
     v: new Float32Array(total),
     ema: new Float32Array(options.ema ? total : 0),
+    grad: new Float32Array(chunks.length > 1 ? total : 0),
   };
+  let gradAcc: Float32Array = new Float32Array(chunks.length > 1 ? total : 0);
   let t = 0;
-  const sample = graph.shapes.get("xt")!.reduce((a, b) => a * b, 1);
+  const inputShape = first.shapes.get("xt")!;
+  const per = inputShape.slice(1).reduce((a, b) => a * b, 1);
+  const sample = per * batch;
   const alphas = unet.schedule.alphasCumprod;
 
   const step = async (input: UNetStepInput, lr: number) => {
     if (input.x0.length !== sample || input.noise.length !== sample) {
       throw new RangeError(
-        `A step takes ${sample} values of x0 and noise ([${graph.shapes.get("xt")}]), got ` +
-          `${input.x0.length} and ${input.noise.length}`,
+        `A step takes ${sample} values of x0 and noise ([${batch}, ${
+          inputShape.slice(1)
+        }]), got ${input.x0.length} and ${input.noise.length}`,
       );
     }
     if (input.t.length !== batch) {
       throw new RangeError(`Got ${input.t.length} timesteps for a batch of ${batch}`);
     }
+    if (options.ema) {
+      const d = input.emaDecay;
+      if (d === undefined || !(d >= 0 && d <= 1)) {
+        throw new RangeError(`EMA decay must be a number in [0, 1], got ${d}`);
+      }
+    }
     // x_t = sqrt(ᾱ_t) · x0 + sqrt(1 − ᾱ_t) · noise, in float32 as the schedule's addNoise.
     const xt = new Float32Array(sample);
-    const per = sample / batch;
     for (let i = 0; i < batch; i++) {
       const ab = alphas[input.t[i]];
       const a = Math.fround(Math.sqrt(ab)), b = Math.fround(Math.sqrt(Math.fround(1 - ab)));
@@ -339,28 +393,22 @@ export async function createOnnxUNetTrainer(
         xt[j] = Math.fround(Math.fround(input.x0[j] * a) + Math.fround(input.noise[j] * b));
       }
     }
-    const feeds: Record<string, Float32Array> = {
-      xt,
-      noise: input.noise,
-      temb: timeEmbeddingInput(unet, input.t),
-      adamw: adamwScalars(t + 1, lr, hyper),
-    };
+    const temb = timeEmbeddingInput(unet, input.t);
+    const tembWidth = temb.length / batch;
     const masks = Array.isArray(input.dropout)
       ? input.dropout
-      : graph.dropout.length > 0
-      ? fastDropoutMasks(graph.dropout, rate, input.dropout ?? 0)
+      : dropoutShapes.length > 0
+      ? fastDropoutMasks(dropoutShapes, rate, input.dropout ?? 0)
       : [];
-    graph.dropout.forEach((d, k) => (feeds[d.name] = masks[k]));
-    feeds.params = params;
-    feeds.m = m;
-    feeds.v = v;
+    const state: Record<string, Float32Array> = {
+      params,
+      m,
+      v,
+      adamw: adamwScalars(t + 1, lr, hyper),
+    };
     if (options.ema) {
-      const d = input.emaDecay;
-      if (d === undefined || !(d >= 0 && d <= 1)) {
-        throw new RangeError(`EMA decay must be a number in [0, 1], got ${d}`);
-      }
-      feeds.ema = ema;
-      feeds.ema_decay = new Float32Array([d, 1 - d]);
+      state.ema = ema;
+      state.ema_decay = new Float32Array([input.emaDecay!, 1 - input.emaDecay!]);
     }
     const into: Record<string, Float32Array> = {
       "params:new": spare.params,
@@ -368,13 +416,44 @@ export async function createOnnxUNetTrainer(
       "v:new": spare.v,
     };
     if (options.ema) into["ema:new"] = spare.ema;
-    const out = await session.run(feeds, graph.outputs, into);
+    let loss = 0, gradNorm = 0;
+    if (chunks.length > 1) gradAcc.fill(0);
+    for (const [from, size] of chunks) {
+      const { session, graph } = await stepGraph(size);
+      const feeds: Record<string, Float32Array> = {
+        xt: xt.subarray(from * per, (from + size) * per),
+        noise: input.noise.subarray(from * per, (from + size) * per),
+        temb: temb.subarray(from * tembWidth, (from + size) * tembWidth),
+      };
+      graph.dropout.forEach((d, k) => {
+        const n = d.shape.slice(1).reduce((a, b) => a * b, 1);
+        feeds[d.name] = masks[k].subarray(from * n, (from + size) * n);
+      });
+      if (chunks.length === 1) {
+        const out = await session.run({ ...feeds, ...state }, graph.outputs, into);
+        loss = out.loss[0];
+        gradNorm = out.grad_norm[0];
+      } else {
+        // The micro-batch's share, as the TensorFlow.js engine weights it (float32).
+        const weight = Math.fround(size / batch);
+        feeds.params = params;
+        feeds.grad_acc = gradAcc;
+        feeds.weight = new Float32Array([weight]);
+        const out = await session.run(feeds, graph.outputs, { "grad_acc:new": spare.grad });
+        [gradAcc, spare.grad] = [spare.grad, gradAcc];
+        loss = Math.fround(loss + Math.fround(out.loss[0] * weight));
+      }
+    }
+    if (update) {
+      const out = await update.session.run({ ...state, grad: gradAcc }, update.outputs, into);
+      gradNorm = out.grad_norm[0];
+    }
     t++;
     [params, spare.params] = [spare.params, params];
     [m, spare.m] = [spare.m, m];
     [v, spare.v] = [spare.v, v];
     if (options.ema) [ema, spare.ema] = [spare.ema, ema];
-    return { loss: out.loss[0], gradNorm: out.grad_norm[0] };
+    return { loss, gradNorm };
   };
 
   return {
@@ -383,7 +462,7 @@ export async function createOnnxUNetTrainer(
       return t;
     },
     step,
-    dropoutShapes: graph.dropout,
+    dropoutShapes,
     weights: () => split(params, names, sizes),
     setWeights(next) {
       params = join(next, names, sizes);
@@ -405,7 +484,11 @@ export async function createOnnxUNetTrainer(
       m = nextM;
       t = state.iterations;
     },
-    dispose: () => session.release(),
+    dispose() {
+      for (const entry of stepGraphs.values()) entry.then((e) => e.session.release(), () => {});
+      stepGraphs.clear();
+      update?.session.release();
+    },
   };
 }
 
