@@ -69,6 +69,7 @@ export {
 } from "./src/engine/cuda_provider.ts";
 export { type CudaStatus, cudaStatus, CudaUnavailableError } from "./src/engine/device.ts";
 export {
+  chooseTrainEngine,
   createOnnxHeadTrainer,
   createOnnxUNetTrainer,
   fastDropoutMasks,
@@ -81,6 +82,7 @@ export {
   type OnnxUNetTrainer,
   type OnnxUNetTrainerOptions,
   tfjsDropoutMasks,
+  type TrainEngine,
   type UNetStepInput,
 } from "./src/engine/train_engine.ts";
 export {

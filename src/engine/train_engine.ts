@@ -51,8 +51,53 @@ import { buildUNetTrainGraph, buildUpdateGraph, type UNetTrainGraph } from "./_t
 import { buildHeadTrainGraph, type HeadGraphSpec } from "./_train_graph_heads.ts";
 import { TrainSession } from "./_train_session.ts";
 import { Random } from "../base/random.ts";
+import { oneOf } from "../base/validate.ts";
+import { sayOnce } from "./device.ts";
+import { onnxRuntimeAvailable } from "./onnx_engine.ts";
 
 export type { HeadGraphSpec } from "./_train_graph_heads.ts";
+
+/** Which engine trains: onnxruntime graphs, TensorFlow.js, or the first that works here. */
+export type TrainEngine = "auto" | "onnx" | "tfjs";
+
+/**
+ * Resolves a training engine: `"tfjs"` as asked; `"onnx"` when onnxruntime-node loads (else an
+ * error saying what to install or grant); `"auto"` onnx when onnxruntime-node loads and the
+ * process may load native addons, else tfjs. The choice and its reason are printed once per
+ * process on stderr (for `"auto"`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chooseTrainEngine } from "@diffprobe/core";
+ *
+ * assert.deepEqual(await chooseTrainEngine("tfjs"), { engine: "tfjs", reason: "asked for" });
+ * assert.ok(["onnx", "tfjs"].includes((await chooseTrainEngine("auto")).engine));
+ * ```
+ */
+export async function chooseTrainEngine(
+  engine: TrainEngine = "auto",
+): Promise<{ engine: "onnx" | "tfjs"; reason: string }> {
+  oneOf(engine, "Training engine", ["auto", "onnx", "tfjs"] as const);
+  if (engine === "tfjs") return { engine, reason: "asked for" };
+  const ffi = (await Deno.permissions.query({ name: "ffi" })).state === "granted";
+  const loads = ffi && await onnxRuntimeAvailable();
+  if (engine === "onnx") {
+    if (!loads) {
+      throw new Error(
+        `The onnx training engine needs onnxruntime-node${ffi ? "" : " and --allow-ffi"}; ` +
+          'use engine "tfjs" otherwise',
+      );
+    }
+    return { engine, reason: "asked for" };
+  }
+  const choice = loads ? { engine: "onnx" as const, reason: "onnxruntime-node loads" } : {
+    engine: "tfjs" as const,
+    reason: ffi ? "onnxruntime-node cannot be loaded" : "no --allow-ffi for onnxruntime-node",
+  };
+  sayOnce(`diffprobe: training on the ${choice.engine} engine (auto: ${choice.reason})`);
+  return choice;
+}
 
 /** Options of {@linkcode createOnnxUNetTrainer}. */
 export interface OnnxUNetTrainerOptions {
