@@ -60,6 +60,7 @@ export {
   OnnxRuntimeUnavailableError,
 } from "./src/engine/onnx_engine.ts";
 export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
+export type { BlockArray, Extractor } from "./src/engine/extractor.ts";
 export {
   datasetChecksum,
   imageBatches,
@@ -136,6 +137,8 @@ export {
   type SweepHead,
   type SweepOptions,
   type SweepResult,
+  type SweepRidgeFit,
+  type SweepRidgeOptions,
   type SweepRow,
   type SweepSplit,
 } from "./src/probe/sweep.ts";
