@@ -224,7 +224,7 @@ Deno.test({
     );
     await assert.rejects(
       () => extractor.run(new Float32Array(768), [1, 16, 16, 3], 1000),
-      /Timestep 1000 is out of range/,
+      /Timestep.*1000/,
     );
     await assert.rejects(
       () => extractor.run(new Float32Array(12 * 12 * 3), [1, 12, 12, 3], 30),

@@ -30,6 +30,7 @@ import {
   writeSafetensorsFile,
 } from "../io/safetensors.ts";
 import { show } from "../base/validate.ts";
+import { openRegularFile, readAt, type ReadFail } from "../io/bounded_read.ts";
 
 /** Features read back from the cache. */
 export interface CachedFeatures {
@@ -57,17 +58,6 @@ function shapeFits(shape: readonly number[], expected: readonly (number | null)[
 /** Largest header a cache entry may have (they are a few hundred bytes). */
 const MAX_HEADER = 64 * 1024;
 
-/** Reads exactly `n` bytes. */
-async function readExactly(file: Deno.FsFile, n: number): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  for (let at = 0; at < n;) {
-    const got = await file.read(out.subarray(at));
-    if (got === null) throw new Error(`it ends after ${at} of ${n} expected bytes`);
-    at += got;
-  }
-  return out;
-}
-
 /**
  * Reads an entry file after checking, from its header alone, that its size agrees with the
  * header and that the features have the expected shape: a huge or sparse file is refused
@@ -77,31 +67,33 @@ async function readChecked(
   path: string,
   expected: readonly (number | null)[] | undefined,
 ): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
-  const { size } = await file.stat();
-  if (size < 8) throw new Error(`it has ${size} bytes, fewer than a header length`);
-  const headerLength = Number(
-    new DataView((await readExactly(file, 8)).buffer).getBigUint64(0, true),
-  );
-  if (headerLength > Math.min(MAX_HEADER, size - 8)) {
-    throw new Error(`its header length ${headerLength} exceeds ${Math.min(MAX_HEADER, size - 8)}`);
+  const fail: ReadFail = (kind, problem, cause) =>
+    kind === "not-found" ? new Deno.errors.NotFound(problem) : new Error(problem, { cause });
+  const { file, size } = await openRegularFile(path, fail);
+  try {
+    if (size < 8) throw new Error(`it has ${size} bytes, fewer than a header length`);
+    const length = new DataView((await readAt(file, 0, 8, fail)).buffer).getBigUint64(0, true);
+    if (length > BigInt(Math.min(MAX_HEADER, size - 8))) {
+      throw new Error(`its header length ${length} exceeds ${Math.min(MAX_HEADER, size - 8)}`);
+    }
+    const headerLength = Number(length);
+    const header = JSON.parse(new TextDecoder().decode(await readAt(file, 8, headerLength, fail)));
+    const end = header?.features?.data_offsets?.[1];
+    const shape = header?.features?.shape;
+    if (typeof end !== "number" || !Array.isArray(shape)) {
+      throw new Error('it has no "features" tensor');
+    }
+    if (size !== 8 + headerLength + end) {
+      throw new Error(`it has ${size} bytes, its header describes ${8 + headerLength + end}`);
+    }
+    if (expected && !shapeFits(shape, expected)) {
+      const want = expected.map((d) => d ?? "*").join(", ");
+      throw new Error(`its shape ${show(shape)} is not the expected [${want}]`);
+    }
+    return await readAt(file, 0, size, fail);
+  } finally {
+    file.close();
   }
-  const header = JSON.parse(new TextDecoder().decode(await readExactly(file, headerLength)));
-  const end = header?.features?.data_offsets?.[1];
-  const shape = header?.features?.shape;
-  if (typeof end !== "number" || !Array.isArray(shape)) {
-    throw new Error('it has no "features" tensor');
-  }
-  if (size !== 8 + headerLength + end) {
-    throw new Error(`it has ${size} bytes, its header describes ${8 + headerLength + end}`);
-  }
-  if (expected && !shapeFits(shape, expected)) {
-    throw new Error(
-      `its shape ${show(shape)} is not the expected [${expected.map((d) => d ?? "*").join(", ")}]`,
-    );
-  }
-  await file.seek(0, Deno.SeekMode.Start);
-  return await readExactly(file, size);
 }
 
 /** A folder of cached features. */
