@@ -55,6 +55,7 @@ export {
   OnnxRuntimeUnavailableError,
 } from "./src/engine/onnx_engine.ts";
 export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
+export type { BlockArray, Extractor } from "./src/engine/extractor.ts";
 export type { Device, ResolvedDevice } from "./src/base/device.ts";
 export {
   CUDA_PROVIDER_PACKAGE,
@@ -147,6 +148,8 @@ export {
   type SweepHead,
   type SweepOptions,
   type SweepResult,
+  type SweepRidgeFit,
+  type SweepRidgeOptions,
   type SweepRow,
   type SweepSplit,
 } from "./src/probe/sweep.ts";

@@ -160,16 +160,16 @@ function checkSampleShape(backbone: Backbone, shape: readonly number[], what: st
   const layout = backbone.kind === "unet2d" ? "[H, W, C]" : "[W, C]";
   if (shape.length !== ref.length || shape.at(-1) !== channels) {
     throw new RangeError(
-      `${what} has samples of shape [${shape}]: this ${backbone.kind} takes ${layout} with ` +
-        `C = ${channels}`,
+      `Sample shape of ${what} must be ${layout} with C = ${channels} for this ${backbone.kind}, ` +
+        `got [${shape}]`,
     );
   }
   const factor = Math.max(...backbone.allBlocks.map((b) => downscale(ref, b)));
   const spatial = shape.slice(0, -1);
   if (spatial.some((d) => d % factor !== 0)) {
     throw new RangeError(
-      `${what} has samples of size ${spatial.join("×")}: each side must be a multiple of ` +
-        `${factor} for this ${backbone.kind}`,
+      `Sample size of ${what} must be a multiple of ${factor} on each side for this ` +
+        `${backbone.kind}, got ${spatial.join("×")}`,
     );
   }
   return [...shape];
@@ -386,8 +386,8 @@ async function runBatches(
         setFeatureShapes(backbone, todo, sample);
       } else if (shape.join() !== sample.join()) {
         throw new RangeError(
-          `Batch at sample ${start} has samples of shape [${shape}], earlier ones [${sample}]: ` +
-            "all samples must have one size",
+          `Sample shape of the batch at sample ${start} must be [${sample}] like the earlier ` +
+            `ones, got [${shape}]`,
         );
       }
       const n = x.shape[0];
