@@ -165,8 +165,8 @@ export {
   type TrainDiffusionOptions,
   type TrainDiffusionResult,
   type TrainStepInfo,
-  writeLossCurve,
 } from "./src/train/train_diffusion.ts";
+export { writeLossCurve } from "./src/train/loss_curve.ts";
 export {
   type DDIMSampleOptions,
   sampleDDIM,
