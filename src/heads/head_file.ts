@@ -59,8 +59,15 @@ const MAX_WEIGHTS_HEADER_BYTES = 100_000_000;
 /** The smallest positive normal float32: deviations below it are denormal, zero or negative. */
 const MIN_NORMAL_FLOAT32 = 2 ** -126;
 
-/** Reads `file` after checking that it is a regular file of at most `maxBytes`. */
-async function readRegularFile(file: string, maxBytes: number, what: string): Promise<Uint8Array> {
+/**
+ * Reads `file` after checking that it is a regular file (not a folder, device or FIFO, which
+ * could hang or never end) of at most `maxBytes`; `what` names it in errors.
+ */
+export async function readRegularFile(
+  file: string,
+  maxBytes: number,
+  what: string,
+): Promise<Uint8Array> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(file);
