@@ -149,12 +149,7 @@ export {
   writeSafetensorsFile,
 } from "./src/io/safetensors.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./src/io/errors.ts";
-export {
-  type ConvGradMode,
-  getConvGradMode,
-  setConvGradMode,
-  usesCustomConvGrad,
-} from "./src/nn/conv_grad.ts";
+export { type ConvGradMode, setConvGradMode } from "./src/nn/conv_grad.ts";
 export {
   trainDiffusion,
   type TrainDiffusionOptions,

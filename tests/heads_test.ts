@@ -9,14 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  AttentionHead,
-  type Head,
-  type HeadTask,
-  LinearHead,
-  loadHead,
-  MLPHead,
-} from "../mod.ts";
+import { AttentionHead, type Head, type HeadTask, LinearHead, loadHead, MLPHead } from "../mod.ts";
 import { Random } from "../src/base/random.ts";
 import { learningRateAt } from "../src/optim/lr_schedule.ts";
 import { serializeSafetensors } from "../src/io/safetensors.ts";
@@ -441,20 +434,20 @@ Deno.test("bad labels are RangeErrors naming the value and its index", async () 
   const head = new LinearHead({ inputShape: [3], outputs: 3 });
   await assert.rejects(head.fit(x, [0, 1, 3, 2]), {
     name: "RangeError",
-    message: /Label 3 at index 2 is out of range: class indices must be in \[0, 3\)/,
+    message: /Label at index 2 must be a class index in \[0, 3\), got 3/,
   });
   await assert.rejects(head.fit(x, [0, -1, 1, 2]), {
     name: "RangeError",
-    message: /Label -1 at index 1/,
+    message: /Label at index 1 must be .* got -1/,
   });
   await assert.rejects(head.fit(x, [0, 1, 1.5, 2]), {
     name: "RangeError",
-    message: /Label 1.5 at index 2 is not an integer class index/,
+    message: /Label at index 2 must be an integer class index in \[0, 3\), got 1.5/,
   });
   const floatLabels = tf.tensor1d([0, 1, 2, NaN]);
   assert.throws(() => head.evaluate(x, floatLabels), {
     name: "RangeError",
-    message: /Label NaN at index 3/,
+    message: /Label at index 3 must be .* got NaN/,
   });
   await assert.rejects(head.fit(x, [0, 1, 2]), {
     name: "RangeError",

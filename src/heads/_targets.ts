@@ -61,12 +61,12 @@ function prepareLabels(y: HeadTargets, n: number, outputs: number): PreparedTarg
     const label = values[i];
     if (typeof label !== "number" || !Number.isInteger(label)) {
       throw new RangeError(
-        `Label ${show(label)} at index ${i} is not an integer class index in [0, ${outputs})`,
+        `Label at index ${i} must be an integer class index in [0, ${outputs}), got ${show(label)}`,
       );
     }
     if (label < 0 || label >= outputs) {
       throw new RangeError(
-        `Label ${label} at index ${i} is out of range: class indices must be in [0, ${outputs})`,
+        `Label at index ${i} must be a class index in [0, ${outputs}), got ${label}`,
       );
     }
     labels[i] = label;

@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { spatialAttention } from "./attention.ts";
  *
@@ -15,7 +16,7 @@
  *   w.set(`${p}.bias`, tf.zeros([c]));
  * }
  * const y = spatialAttention((k) => w.get(k)!, tf.randomNormal([1, 2, 2, c]), { heads: 2, groups: 2, eps: 1e-6 });
- * console.log(y.shape); // [1, 2, 2, 4]
+ * assert.deepEqual(y.shape, [1, 2, 2, 4]);
  * ```
  *
  * @module

@@ -21,12 +21,13 @@ import type { WeightGetter } from "./weights.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { groupNorm } from "./group_norm.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([4])], ["bias", tf.zeros([4])]]);
  * const y = groupNorm((k) => w.get(k)!, tf.randomNormal([2, 3, 3, 4]), 2, 1e-6);
- * console.log(y.shape); // [2, 3, 3, 4]
+ * assert.deepEqual(y.shape, [2, 3, 3, 4]);
  * ```
  */
 export function groupNorm(

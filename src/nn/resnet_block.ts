@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { resnetBlock } from "./resnet_block.ts";
  *
@@ -19,7 +20,7 @@
  * const y = resnetBlock((k) => w.get(k)!, tf.ones([1, 2, 2, c]), tf.ones([1, temb]), {
  *   groups: 2, eps: 1e-6, shortcut: false,
  * });
- * console.log(y.shape); // [1, 2, 2, 4]
+ * assert.deepEqual(y.shape, [1, 2, 2, 4]);
  * ```
  *
  * @module

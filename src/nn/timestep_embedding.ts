@@ -4,10 +4,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { timestepEmbedding } from "./timestep_embedding.ts";
  *
  * const emb = timestepEmbedding([0, 500], 8, { flipSinToCos: false, freqShift: 1 });
- * console.log(emb.shape); // [2, 8]
+ * assert.deepEqual(emb.shape, [2, 8]);
  * ```
  *
  * @module
