@@ -43,6 +43,7 @@ export interface SpatialAttentionOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { spatialAttention } from "./attention.ts";
  *
@@ -52,7 +53,8 @@ export interface SpatialAttentionOptions {
  *   w.set(`${p}.bias`, tf.zeros([2]));
  * }
  * // Zero projections leave only the residual.
- * spatialAttention((k) => w.get(k)!, tf.ones([1, 1, 3, 2]), { heads: 1, groups: 1, eps: 1e-6 }).print();
+ * const y = spatialAttention((k) => w.get(k)!, tf.ones([1, 1, 3, 2]), { heads: 1, groups: 1, eps: 1e-6 });
+ * assert.deepEqual(Array.from(y.dataSync()), [1, 1, 1, 1, 1, 1]);
  * ```
  */
 export function spatialAttention(
