@@ -14,23 +14,7 @@ import {
 } from "../base/validate.ts";
 import type { UNet } from "../models/unet.ts";
 import { learningRateAt, type LearningRateOptions } from "../optim/lr_schedule.ts";
-
-/** The options `resolveSettings` reads (the fields of `TrainDiffusionOptions`). */
-export interface SettingsInput {
-  steps: number;
-  batchSize?: number;
-  learningRate?: number;
-  warmupSteps?: number;
-  lrSchedule?: "constant" | "cosine";
-  minLearningRateRatio?: number;
-  gradClip?: number;
-  emaDecay?: number;
-  emaWarmup?: boolean;
-  seed?: number;
-  checkpointEvery?: number;
-  keepCheckpoints?: number;
-  microBatchSize?: number | "auto";
-}
+import type { TrainDiffusionOptions } from "./train_diffusion.ts";
 
 /** A run's checked settings. */
 export interface Settings {
@@ -49,7 +33,7 @@ export interface Settings {
 }
 
 /** Checks the options and fills in the defaults. */
-export function resolveSettings(options: SettingsInput): Settings {
+export function resolveSettings(options: TrainDiffusionOptions): Settings {
   const steps = positiveInteger(options.steps, "Number of steps");
   const peak = positiveNumber(options.learningRate ?? 1e-4, "Learning rate");
   const lr: LearningRateOptions = {
