@@ -116,7 +116,7 @@ export type {
 } from "./src/heads/head_options.ts";
 export type { EpochLog, FitHistory, FitOptions } from "./src/heads/fit_options.ts";
 export type { ClassificationMetrics, HeadMetrics, RegressionMetrics } from "./src/heads/metrics.ts";
-export type { HeadManifest } from "./src/heads/head_file.ts";
+export type { HeadManifest, SavedHead } from "./src/heads/head_file.ts";
 export {
   LinearHead,
   type LinearHeadOptions,
