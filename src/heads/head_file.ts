@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "../base/atomic_write.ts";
 import { show } from "../base/validate.ts";
+import { type ReadFailure, readRegularFile } from "../io/bounded_read.ts";
 import {
   parseSafetensors,
   serializeSafetensors,
@@ -60,36 +61,24 @@ const MAX_WEIGHTS_HEADER_BYTES = 100_000_000;
 const MIN_NORMAL_FLOAT32 = 2 ** -126;
 
 /**
- * Reads `file` after checking that it is a regular file (not a folder, device or FIFO, which
- * could hang or never end) of at most `maxBytes`; `what` names it in errors.
+ * Reads `file` as a regular file (not a folder, device or FIFO, which could hang or never end)
+ * of at most `maxBytes`; errors name `what` and the path: `NotFound`, `TypeError` (not a
+ * regular file, or a loop of links), `RangeError` (too large), `Error` (any other failure).
  */
-export async function readRegularFile(
-  file: string,
-  maxBytes: number,
-  what: string,
-): Promise<Uint8Array> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(file);
-  } catch (error) {
-    throw rewrap(error, `Cannot read ${what} "${file}"`);
-  }
-  if (info.isDirectory) {
-    throw new Deno.errors.IsADirectory(`Cannot read ${what} "${file}": it is a folder, not a file`);
-  }
-  if (!info.isFile) {
-    throw new TypeError(`Cannot read ${what} "${file}": it must be a regular file`);
-  }
-  if (info.size > maxBytes) {
-    throw new RangeError(
-      `Cannot read ${what} "${file}": its size must be at most ${maxBytes} bytes, got ${info.size}`,
-    );
-  }
-  try {
-    return await Deno.readFile(file);
-  } catch (error) {
-    throw rewrap(error, `Cannot read ${what} "${file}"`);
-  }
+function readHeadFile(file: string, maxBytes: number, what: string): Promise<Uint8Array> {
+  const kinds: Record<ReadFailure, new (message: string, options?: ErrorOptions) => Error> = {
+    "not-found": Deno.errors.NotFound,
+    "not-regular": TypeError,
+    "loop": TypeError,
+    "too-large": RangeError,
+    "io": Error,
+  };
+  return readRegularFile(
+    file,
+    maxBytes,
+    (kind, problem, cause) =>
+      new kinds[kind](`Cannot read ${what} "${file}": ${problem}`, { cause }),
+  );
 }
 
 /** The same kind of error as `error`, with `prefix` (naming the path) before its message. */
@@ -118,7 +107,7 @@ export async function readHeadManifest(
   expectedClass?: string,
 ): Promise<HeadManifest> {
   const file = join(dir, MANIFEST_FILE);
-  const bytes = await readRegularFile(file, MAX_MANIFEST_BYTES, "head.json");
+  const bytes = await readHeadFile(file, MAX_MANIFEST_BYTES, "head.json");
   let manifest: HeadManifest;
   try {
     manifest = JSON.parse(new TextDecoder().decode(bytes));
@@ -174,7 +163,7 @@ export async function readSavedHead(
   const file = join(dir, manifest.weights);
   let parameters = 0;
   for (const shape of expected.values()) parameters += sizeOf(shape);
-  const bytes = await readRegularFile(
+  const bytes = await readHeadFile(
     file,
     8 + MAX_WEIGHTS_HEADER_BYTES + 8 * parameters,
     "head weights",
