@@ -32,7 +32,13 @@ async function savedLinear(): Promise<string> {
   return dir;
 }
 
-async function editManifest(dir: string, edit: (m: Record<string, any>) => void): Promise<void> {
+/** The parts of `head.json` the tests tamper with. */
+interface EditableManifest {
+  options: Record<string, unknown>;
+  standardization: { mean: unknown[]; std: unknown[] } | null;
+}
+
+async function editManifest(dir: string, edit: (m: EditableManifest) => void): Promise<void> {
   const file = join(dir, "head.json");
   const manifest = JSON.parse(await Deno.readTextFile(file));
   edit(manifest);
@@ -138,7 +144,7 @@ Deno.test("loading refuses bad standardisation statistics, naming file, field an
     ];
     for (const [value, message] of cases) {
       await Deno.writeTextFile(file, original);
-      await editManifest(dir, (m) => m.standardization.std[3] = value);
+      await editManifest(dir, (m) => m.standardization!.std[3] = value);
       const tensors = tf.memory().numTensors;
       await assert.rejects(loadHead(dir), (e: Error) => {
         assert.equal(e.name, "RangeError");
@@ -149,7 +155,7 @@ Deno.test("loading refuses bad standardisation statistics, naming file, field an
       assert.equal(tf.memory().numTensors, tensors);
     }
     await Deno.writeTextFile(file, original);
-    await editManifest(dir, (m) => m.standardization.mean = m.standardization.mean.slice(1));
+    await editManifest(dir, (m) => m.standardization!.mean = m.standardization!.mean.slice(1));
     await assert.rejects(LinearHead.load(dir), {
       name: "RangeError",
       message: /field standardization\.mean must be an array of 16 numbers, got 15 entries/,
