@@ -223,11 +223,13 @@ export abstract class Head<T extends HeadTask = HeadTask> {
       tf.dispose([...weights.values(), stats.mean, stats.std]);
       return result;
     } catch (error) {
-      if (!this.#disposed) {
+      if (this.#disposed) {
+        tf.dispose([stats.mean, stats.std]);
+      } else {
         for (const [name, v] of this.#weights) v.assign(weights.get(name)!);
-        this.#stats.restore(stats);
+        this.#stats.restore(stats); // and frees the snapshot
       }
-      tf.dispose([...weights.values(), stats.mean, stats.std]);
+      tf.dispose([...weights.values()]);
       throw error;
     } finally {
       this.#busy = false;
