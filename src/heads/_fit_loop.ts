@@ -86,8 +86,9 @@ function warmupStepsOf(settings: FitSettings, stepsPerEpoch: number, totalSteps:
 }
 
 /**
- * Trains `model` on rows `train` of `x` (shuffled each epoch by `rng`) and returns the history.
- * Throws a RangeError when an epoch's loss is not finite (the caller restores the head).
+ * Trains `model` on rows `train` of `x` (shuffled each epoch by `rng`) and returns the history;
+ * `makeStep` builds the optimisation step (default: the tfjs one). Throws a RangeError when an
+ * epoch's loss is not finite (the caller restores the head).
  */
 export async function fitLoop(
   model: FitModel,
@@ -97,6 +98,7 @@ export async function fitLoop(
   validation: Validation | undefined,
   settings: FitSettings,
   rng: Random,
+  makeStep: typeof tfjsHeadStep = tfjsHeadStep,
 ): Promise<FitHistory> {
   const { epochs, batchSize, learningRate: peak, patience } = settings;
   const stepsPerEpoch = Math.ceil(train.length / batchSize);
@@ -112,7 +114,7 @@ export async function fitLoop(
     beta2: settings.beta2,
     decay: (v) => model.decayed(v),
   });
-  const step = tfjsHeadStep(model, x, targets, optimizer);
+  const step = makeStep(model, x, targets, optimizer);
   const best = new BestWeights();
   const history: FitHistory = { epochs: [], steps: 0, stoppedEarly: false, restoredBest: false };
   try {
