@@ -119,30 +119,25 @@ export {
   parseCsvSeries,
   readCsvSeries,
 } from "./src/data/csv_series.ts";
+export { Head } from "./src/heads/head.ts";
+export type {
+  HeadOptions,
+  HeadTargets,
+  HeadTask,
+  PredictOptions,
+} from "./src/heads/head_options.ts";
+export type { EpochLog, FitHistory, FitOptions } from "./src/heads/fit_options.ts";
+export type { ClassificationMetrics, HeadMetrics, RegressionMetrics } from "./src/heads/metrics.ts";
+export type { HeadManifest, SavedHead } from "./src/heads/head_file.ts";
 export {
-  AttentionHead,
-  type AttentionHeadOptions,
-  type ClassificationMetrics,
-  type EpochLog,
-  type FitHistory,
-  type FitOptions,
-  Head,
-  type HeadManifest,
-  type HeadMetrics,
-  type HeadOptions,
-  type HeadTargets,
-  type HeadTask,
   LinearHead,
   type LinearHeadOptions,
-  loadHead,
-  type MLPActivation,
-  MLPHead,
-  type MLPHeadOptions,
-  type PredictOptions,
-  type RegressionMetrics,
   type RidgeOptions,
   type RidgeResult,
-} from "./src/heads/mod.ts";
+} from "./src/heads/linear_head.ts";
+export { type MLPActivation, MLPHead, type MLPHeadOptions } from "./src/heads/mlp_head.ts";
+export { AttentionHead, type AttentionHeadOptions } from "./src/heads/attention_head.ts";
+export { loadHead } from "./src/heads/load_head.ts";
 export {
   sweep,
   type SweepHead,
@@ -169,19 +164,14 @@ export {
   writeSafetensorsFile,
 } from "./src/io/safetensors.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./src/io/errors.ts";
-export {
-  type ConvGradMode,
-  getConvGradMode,
-  setConvGradMode,
-  usesCustomConvGrad,
-} from "./src/nn/conv_grad.ts";
+export { type ConvGradMode, setConvGradMode } from "./src/nn/conv_grad.ts";
 export {
   trainDiffusion,
   type TrainDiffusionOptions,
   type TrainDiffusionResult,
   type TrainStepInfo,
-  writeLossCurve,
 } from "./src/train/train_diffusion.ts";
+export { writeLossCurve } from "./src/train/loss_curve.ts";
 export {
   type DDIMSampleOptions,
   sampleDDIM,
