@@ -68,7 +68,7 @@ Deno.test("google/ddpm-cifar10-32 config: 35,746,307 parameters, 25 blocks numbe
 Deno.test("an unsupported config value names the field and value", () => {
   assert.throws(
     () => createBackbone({ ...DDPM_CIFAR10_32, resnet_time_scale_shift: "scale_shift" }),
-    /resnet_time_scale_shift = "scale_shift"/,
+    /resnet_time_scale_shift in the config must be one of "default", got "scale_shift"/,
   );
   assert.throws(
     () =>
@@ -76,11 +76,11 @@ Deno.test("an unsupported config value names the field and value", () => {
         ...DDPM_CIFAR10_32,
         down_block_types: ["CrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"],
       }),
-    /down_block_types\[0\] = "CrossAttnDownBlock2D"/,
+    /down_block_types\[0\] in the config must be one of .*, got "CrossAttnDownBlock2D"/,
   );
   assert.throws(
     () => createBackbone({ ...DDPM_CIFAR10_32, norm_num_groups: 48 }),
-    /norm_num_groups = 48/,
+    /norm_num_groups.*48/,
   );
 });
 
@@ -160,7 +160,7 @@ Deno.test("capture stops after the deepest requested block and skips eps", async
 Deno.test("forward rejects bad timesteps and shapes with RangeError", () => {
   const unet = createBackbone({ ...WAVE_1D, block_out_channels: [8, 8, 8] });
   const x = tf.zeros([1, 64, 1]);
-  assert.throws(() => unet.forward(x, 1000), /Timestep 1000 is out of range/);
+  assert.throws(() => unet.forward(x, 1000), /Timestep.*1000/);
   assert.throws(() => unet.forward(x, -1), RangeError);
   assert.throws(() => unet.forward(x, 2.5), RangeError);
   assert.throws(() => unet.forward(tf.zeros([1, 62, 1]), 5), /multiple of 4/);

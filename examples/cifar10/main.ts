@@ -20,6 +20,7 @@ import { join } from "node:path";
 import {
   AttentionHead,
   type Backbone,
+  balancedSubset,
   datasetChecksum,
   extractFeatures,
   type FeatureCache,
@@ -29,10 +30,8 @@ import {
   LinearHead,
   loadBackbone,
   progressBar,
-  readCifar10Binary,
-  readImageFolder,
+  readCifar10,
   resolveEngine,
-  subset,
   sweep,
   type Tap,
   tapBlock,
@@ -91,35 +90,17 @@ const int = (name: string, v: string | undefined) => {
   return n;
 };
 
-/** A seeded class-balanced subset of `n` samples (all when n >= size). */
-function balanced(ds: ImageDataset, n: number | undefined, seed: number): ImageDataset {
-  if (n === undefined || n >= ds.size) return ds;
-  const byClass = ds.classes.map(() => [] as number[]);
-  ds.labels.forEach((l, i) => byClass[l].push(i));
-  let s = seed >>> 0;
-  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
-  const picked: number[] = [];
-  for (const list of byClass) {
-    for (let i = list.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [list[i], list[j]] = [list[j], list[i]];
-    }
-    picked.push(...list.slice(0, Math.round(n / ds.classes.length)));
-  }
-  return subset(ds, picked.sort((a, b) => a - b));
-}
+/** A seeded class-balanced subset of `n` samples (all when `n` is not given). */
+const balanced = (ds: ImageDataset, n: number | undefined, seed: number): ImageDataset =>
+  n === undefined ? ds : balancedSubset(ds, n, seed);
 
 async function readSplit(
   dir: string,
   split: "train" | "test",
   cacheDir: string,
 ): Promise<ImageDataset> {
-  const isBinary = await Deno.stat(join(dir, "test_batch.bin")).then(() => true, () => false) ||
-    await Deno.stat(join(dir, "cifar-10-batches-bin")).then(() => true, () => false);
-  if (isBinary) return readCifar10Binary(dir, split);
-  const bar = progressBar(`decode ${split}`, 0, { unit: "images" });
-  const ds = await readImageFolder(dir, {
-    split,
+  const bar = progressBar(`read ${split}`, 0, { unit: "images" });
+  const ds = await readCifar10(dir, split, {
     cacheDir,
     onProgress: (done, total) => bar.update(done, total),
   });

@@ -297,14 +297,8 @@ const swept = await sweep(unet, {
   seed,
   batchSize: 256,
   // Closed-form ridge at every point too, with a fixed small penalty (no validation split here).
-  head: (inputShape) => {
-    const head = new LinearHead({ inputShape, outputs: 1, task: "regression", seed });
-    return {
-      fit: (x: tf.Tensor, y: tf.Tensor | number[]) => head.fitRidge(x, y, { penalties: [1e-4] }),
-      evaluate: (x: tf.Tensor, y: tf.Tensor | number[]) => head.evaluate(x, y),
-      dispose: () => head.dispose(),
-    };
-  },
+  head: (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed }),
+  fit: { method: "ridge", penalties: [1e-4] },
   metric: "mse",
   heatmap: join(out, "sweep.svg"),
   title: `Linear probe test MSE (normalised) by t and block, h = ${H} h`,

@@ -34,6 +34,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Backbone, BlockRef } from "../models/unet.ts";
 import type { BlockInfo } from "../models/unet_plan.ts";
 import { checkTimestep } from "../models/schedule.ts";
+import type { BlockArray, Extractor } from "./extractor.ts";
 import { checkDevice, type Device, type ResolvedDevice } from "../base/device.ts";
 import { chooseDevice, createDeviceSession, type DeviceChoice } from "./device.ts";
 import {
@@ -79,8 +80,11 @@ export interface OnnxExtractorOptions {
   profile?: string;
 }
 
-/** Runs a backbone up to its deepest tapped block with onnxruntime. */
-export interface OnnxExtractor {
+/**
+ * Runs a backbone up to its deepest tapped block with onnxruntime: `extract` on JS arrays (the
+ * {@linkcode Extractor} interface, no TensorFlow.js tensors involved), `run` on tensors.
+ */
+export interface OnnxExtractor extends Extractor {
   /** The tapped blocks, in execution order. */
   readonly blocks: readonly BlockInfo[];
   /** The device the sessions run on (decided at creation; `"auto"` resolved). */
@@ -302,11 +306,11 @@ export async function createOnnxExtractor(
     });
   };
 
-  const run = async (
+  const extract = async (
     xt: Float32Array | tf.Tensor,
     shape: readonly number[],
     t: number | ArrayLike<number>,
-  ): Promise<Map<string, tf.Tensor>> => {
+  ): Promise<Map<string, BlockArray>> => {
     if (disposed) throw new TypeError("This ONNX extractor was disposed");
     const rank = oneD ? 3 : 4;
     const layout = oneD ? "[N, W, C]" : "[N, H, W, C]";
@@ -349,8 +353,20 @@ export async function createOnnxExtractor(
     const pending = queue.then(() => session.run(feeds, fetches));
     queue = pending.catch(() => {});
     await pending;
+    const out = new Map<string, BlockArray>();
+    graph.outputs.forEach((o, i) => out.set(o.name, { data: buffers[i], shape: [n, ...o.shape] }));
+    return out;
+  };
+
+  const run = async (
+    xt: Float32Array | tf.Tensor,
+    shape: readonly number[],
+    t: number | ArrayLike<number>,
+  ): Promise<Map<string, tf.Tensor>> => {
     const out = new Map<string, tf.Tensor>();
-    graph.outputs.forEach((o, i) => out.set(o.name, tf.tensor(buffers[i], [n, ...o.shape])));
+    for (const [name, block] of await extract(xt, shape, t)) {
+      out.set(name, tf.tensor(block.data, block.shape));
+    }
     return out;
   };
 
@@ -368,6 +384,7 @@ export async function createOnnxExtractor(
     get executionProvider() {
       return provider;
     },
+    extract,
     run,
     endProfiling() {
       for (const key of acquired) table.get(key)?.session?.endProfiling();
