@@ -32,6 +32,7 @@ import {
   loadBackbone,
   type OnnxExtractor,
   onnxRuntimeAvailable,
+  onnxRuntimeFolder,
   sampleNoise,
 } from "../mod.ts";
 
@@ -112,8 +113,8 @@ const xt = tf.tidy(() => {
 });
 const data = xt.dataSync().slice() as Float32Array;
 const extractors: Record<string, OnnxExtractor> = {
-  full: await createOnnxExtractor(unet, [], { eps: true, threads }),
-  "17": await createOnnxExtractor(unet, [17], { threads }),
+  full: await createOnnxExtractor(unet, [], { eps: true, threads, device: "cpu" }),
+  "17": await createOnnxExtractor(unet, [17], { threads, device: "cpu" }),
 };
 async function oursSeconds(block: string): Promise<number> {
   const start = performance.now();
@@ -160,7 +161,11 @@ console.log(
     `${loadBefore[0].toFixed(2)} before, ${Deno.loadavg()[0].toFixed(2)} after`,
 );
 console.log(`PyTorch side: ${hello.model}, torch ${hello.torch}`);
-console.log(`diffprobe side: onnxruntime-node, CPU execution provider\n`);
+console.log(
+  `diffprobe side: onnxruntime-node ${
+    (await onnxRuntimeFolder()).version
+  }, CPU execution provider\n`,
+);
 console.log(
   "| tap | diffprobe img/s (median / best) | PyTorch img/s (median / best) | ratio (median / best) |",
 );
