@@ -36,12 +36,18 @@ export interface HeatmapOptions {
   valueLabel?: string;
   /** Higher is better (default true); flips the colour scale for losses. */
   higherIsBetter?: boolean;
-  /** Digits printed in each cell (default 3). */
+  /** Digits printed in each cell (default 3; 1 with `percent`). */
   digits?: number;
+  /**
+   * Show values (fractions) as percentages, in the cells and the legend (default: true when
+   * `valueLabel` is `"accuracy"`).
+   */
+  percent?: boolean;
 }
 
 /**
- * Renders the cells as an SVG heatmap (rows t, columns blocks, the best cell outlined).
+ * Renders the cells as an SVG heatmap (rows t, columns blocks with their full names, the best
+ * cell outlined in red, each cell's value printed in a colour readable on it).
  *
  * @example
  * ```ts
@@ -58,31 +64,42 @@ export async function heatmapSvg(
   if (cells.length === 0) throw new RangeError("A heatmap needs at least one cell");
   const higher = options.higherIsBetter ?? true;
   const label = options.valueLabel ?? "value";
-  const digits = options.digits ?? 3;
+  const percent = options.percent ?? label === "accuracy";
+  const digits = options.digits ?? (percent ? 1 : 3);
   const best = cells.reduce((a, b) => (higher ? b.value > a.value : b.value < a.value) ? b : a);
-  const values = cells.map((c) => ({
-    t: c.t,
-    block: c.block,
-    value: c.value,
-    text: c.value.toFixed(digits),
-    best: c === best,
-  }));
+  const lo = Math.min(...cells.map((c) => c.value)), hi = Math.max(...cells.map((c) => c.value));
+  const values = cells.map((c) => {
+    // Where the cell sits on the colour scale, 0 = darkest purple … 1 = brightest yellow.
+    const position = hi > lo ? (c.value - lo) / (hi - lo) : 0.5;
+    return {
+      t: c.t,
+      block: c.block,
+      value: c.value,
+      text: percent ? (c.value * 100).toFixed(digits) : c.value.toFixed(digits),
+      best: c === best,
+      // viridis is bright from about 60 % of its range: dark text there, white text below.
+      bright: (higher ? position : 1 - position) > 0.6,
+    };
+  });
   const columns = [...new Set(cells.map((c) => c.block))];
+  const longest = Math.max(...columns.map((c) => c.length));
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: options.title ?? "",
     data: { values },
-    width: Math.max(200, 46 * columns.length),
-    height: Math.max(80, 32 * new Set(cells.map((c) => c.t)).size),
+    width: Math.max(200, (percent ? 40 : 48) * columns.length),
+    height: Math.max(80, 30 * new Set(cells.map((c) => c.t)).size),
+    config: { axis: { titlePadding: 6 }, view: { stroke: null } },
     encoding: {
       x: {
         field: "block",
         type: "ordinal",
         sort: columns,
-        title: "block",
-        axis: { labelAngle: -45 },
+        title: "block (number and diffusers name)",
+        // Full names: no truncation, rotated so that long names need no wide cells.
+        axis: { labelAngle: longest > 6 ? -40 : 0, labelLimit: 0, labelFontSize: 10 },
       },
-      y: { field: "t", type: "ordinal", sort: "ascending", title: "t" },
+      y: { field: "t", type: "ordinal", sort: "ascending", title: "noise level t" },
     },
     layer: [
       {
@@ -91,20 +108,21 @@ export async function heatmapSvg(
           color: {
             field: "value",
             type: "quantitative",
-            title: label,
+            title: percent ? `${label} (%)` : label,
             scale: { scheme: "viridis", reverse: !higher },
+            legend: percent ? { format: ".0%" } : { format: ".2~g" },
           },
         },
       },
       {
-        mark: { type: "rect", fill: null, stroke: "red", strokeWidth: 2 },
+        mark: { type: "rect", fill: null, stroke: "red", strokeWidth: 2.5 },
         transform: [{ filter: "datum.best" }],
       },
       {
-        mark: { type: "text", fontSize: 9 },
+        mark: { type: "text", fontSize: 10 },
         encoding: {
           text: { field: "text" },
-          color: { value: "white" },
+          color: { condition: { test: "datum.bright", value: "black" }, value: "white" },
         },
       },
     ],

@@ -26,6 +26,10 @@ export interface LineSeries {
   x: ArrayLike<number>;
   /** Y values; non-finite values leave a gap. */
   y: ArrayLike<number>;
+  /** CSS colour of the line (default: the next of a fixed palette of distinct colours). */
+  color?: string;
+  /** Stroke width in pixels (default 1.2). */
+  width?: number;
 }
 
 /** Options of {@linkcode linePlotSvg}. */
@@ -44,7 +48,15 @@ export interface LinePlotOptions {
   width?: number;
   /** Height in pixels (default 260). */
   height?: number;
+  /**
+   * Break a line where consecutive x values are further apart than this (missing data is then
+   * drawn as a gap, not bridged by a straight segment). Default: never.
+   */
+  breakGaps?: number;
 }
+
+/** Distinct colours for series without one (observed data usually gets black). */
+const PALETTE = ["#e45756", "#4c78a8", "#54a24b", "#b279a2", "#f58518", "#9d755d", "#72b7b2"];
 
 /**
  * Renders the series as an SVG line chart.
@@ -64,6 +76,7 @@ export async function linePlotSvg(
 ): Promise<string> {
   if (series.length === 0) throw new RangeError("A line plot needs at least one series");
   const values: { x: number; y: number | null; series: string }[] = [];
+  const gap = options.breakGaps ?? Infinity;
   for (const s of series) {
     if (s.x.length !== s.y.length) {
       throw new RangeError(
@@ -71,22 +84,33 @@ export async function linePlotSvg(
       );
     }
     for (let i = 0; i < s.x.length; i++) {
+      if (i > 0 && s.x[i] - s.x[i - 1] > gap) {
+        values.push({ x: (s.x[i] + s.x[i - 1]) / 2, y: null, series: s.name }); // a break
+      }
       values.push({ x: s.x[i], y: Number.isFinite(s.y[i]) ? s.y[i] : null, series: s.name });
     }
   }
+  let next = 0;
+  const colors = series.map((s) => s.color ?? PALETTE[next++ % PALETTE.length]);
+  const time = options.xType === "time";
   const spec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: options.title ?? "",
     width: options.width ?? 640,
     height: options.height ?? 260,
     data: { values },
-    mark: { type: "line", strokeWidth: 1.2, clip: true },
+    mark: { type: "line", clip: true, invalid: "break-paths-show-domains" },
     encoding: {
       x: {
         field: "x",
-        type: options.xType === "time" ? "temporal" : "quantitative",
+        type: time ? "temporal" : "quantitative",
         title: options.xLabel ?? "",
-        ...(options.xType === "time" ? { timeUnit: "utcyearmonthdatehours" } : {}),
+        ...(time
+          ? {
+            scale: { type: "utc" },
+            axis: { format: "%b %d", formatType: "utc", labelFlush: true },
+          }
+          : {}),
       },
       y: {
         field: "y",
@@ -94,7 +118,19 @@ export async function linePlotSvg(
         title: options.yLabel ?? "",
         scale: options.logY ? { type: "log" } : { zero: false },
       },
-      color: { field: "series", type: "nominal", title: "", sort: series.map((s) => s.name) },
+      color: {
+        field: "series",
+        type: "nominal",
+        title: "",
+        sort: series.map((s) => s.name),
+        scale: { domain: series.map((s) => s.name), range: colors },
+      },
+      strokeWidth: {
+        field: "series",
+        type: "nominal",
+        legend: null,
+        scale: { domain: series.map((s) => s.name), range: series.map((s) => s.width ?? 1.2) },
+      },
     },
   } as unknown as TopLevelSpec;
   return await renderSvg(spec);
