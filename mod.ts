@@ -21,6 +21,7 @@
  *
  * @module
  */
+export { tf } from "./src/backend/tf.ts";
 export { type BackendName, useBackend, type UseBackendOptions } from "./src/backend/use_backend.ts";
 export {
   createBackbone,

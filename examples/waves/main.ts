@@ -383,7 +383,7 @@ const label = (name: string) =>
     ? "ridge (linear)"
     : name;
 const series = (names: string[]) => [
-  { name: "observed", x: times, y: inMetres(te.targets), color: "#222222", width: 1.6 },
+  { name: "observed", x: times, y: inMetres(te.targets), color: "#222222" },
   ...names.map((m) => ({ name: label(m), x: times, y: inMetres(predictions.get(m)!) })),
 ];
 const plotOptions = (what: string) => ({

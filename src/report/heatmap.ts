@@ -20,9 +20,9 @@ import { renderSvg } from "./_render.ts";
 
 /** One cell of a heatmap. */
 export interface HeatmapCell {
-  /** Row: the timestep. */
+  /** Column: the timestep. */
   t: number;
-  /** Column label, e.g. `"17 up_blocks.1.0"`; columns keep their first-seen order. */
+  /** Row label, e.g. `"17 up_blocks.1.0"`; rows keep their first-seen order. */
   block: string;
   /** The value shown by colour and printed in the cell. */
   value: number;
@@ -46,7 +46,7 @@ export interface HeatmapOptions {
 }
 
 /**
- * Renders the cells as an SVG heatmap (rows t, columns blocks with their full names, the best
+ * Renders the cells as an SVG heatmap (columns t, rows blocks with their full names, the best
  * cell outlined in red, each cell's value printed in a colour readable on it).
  *
  * @example
@@ -81,25 +81,40 @@ export async function heatmapSvg(
       bright: (higher ? position : 1 - position) > 0.6,
     };
   });
-  const columns = [...new Set(cells.map((c) => c.block))];
-  const longest = Math.max(...columns.map((c) => c.length));
+  const blocks = [...new Set(cells.map((c) => c.block))];
+  const ts = [...new Set(cells.map((c) => c.t))];
+  // Blocks are rows, so that their full names read horizontally; noise levels are columns.
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: options.title ?? "",
     data: { values },
-    width: Math.max(200, (percent ? 40 : 48) * columns.length),
-    height: Math.max(80, 30 * new Set(cells.map((c) => c.t)).size),
-    config: { axis: { titlePadding: 6 }, view: { stroke: null } },
+    width: Math.max(120, 56 * ts.length),
+    height: 22 * blocks.length,
+    config: { view: { stroke: null } },
     encoding: {
-      x: {
+      y: {
         field: "block",
         type: "ordinal",
-        sort: columns,
-        title: "block (number and diffusers name)",
-        // Full names: no truncation, rotated so that long names need no wide cells.
-        axis: { labelAngle: longest > 6 ? -40 : 0, labelLimit: 0, labelFontSize: 10 },
+        sort: blocks,
+        title: "block",
+        // The axis title sits above the block names, level with the t labels.
+        axis: {
+          labelLimit: 0,
+          labelFontSize: 11,
+          titleAngle: 0,
+          titleAlign: "right",
+          titleBaseline: "bottom",
+          titleX: -6,
+          titleY: -6,
+        },
       },
-      y: { field: "t", type: "ordinal", sort: "ascending", title: "noise level t" },
+      x: {
+        field: "t",
+        type: "ordinal",
+        sort: "ascending",
+        title: "noise level t",
+        axis: { labelAngle: 0, orient: "top" },
+      },
     },
     layer: [
       {

@@ -28,8 +28,6 @@ export interface LineSeries {
   y: ArrayLike<number>;
   /** CSS colour of the line (default: the next of a fixed palette of distinct colours). */
   color?: string;
-  /** Stroke width in pixels (default 1.2). */
-  width?: number;
 }
 
 /** Options of {@linkcode linePlotSvg}. */
@@ -99,7 +97,7 @@ export async function linePlotSvg(
     width: options.width ?? 640,
     height: options.height ?? 260,
     data: { values },
-    mark: { type: "line", clip: true, invalid: "break-paths-show-domains" },
+    mark: { type: "line", clip: true, strokeWidth: 1.3, invalid: "break-paths-show-domains" },
     encoding: {
       x: {
         field: "x",
@@ -108,7 +106,7 @@ export async function linePlotSvg(
         ...(time
           ? {
             scale: { type: "utc" },
-            axis: { format: "%b %d", formatType: "utc", labelFlush: true },
+            axis: { format: "%b %d", labelFlush: true },
           }
           : {}),
       },
@@ -124,12 +122,6 @@ export async function linePlotSvg(
         title: "",
         sort: series.map((s) => s.name),
         scale: { domain: series.map((s) => s.name), range: colors },
-      },
-      strokeWidth: {
-        field: "series",
-        type: "nominal",
-        legend: null,
-        scale: { domain: series.map((s) => s.name), range: series.map((s) => s.width ?? 1.2) },
       },
     },
   } as unknown as TopLevelSpec;
