@@ -183,15 +183,15 @@ export async function checkReadable(flag: string, path: string): Promise<void> {
 /**
  * Checks before any work that the folder `dir` may be written: the write permission covers it
  * and a test file can really be created there (the folder is created when missing). Exits 2
- * with a clear message otherwise.
+ * with a clear message otherwise; `granted` names the folder the task's --allow-write allows.
  */
-export async function checkWritable(flag: string, dir: string): Promise<void> {
+export async function checkWritable(flag: string, dir: string, granted = "out"): Promise<void> {
   const { state } = await Deno.permissions.query({ name: "write", path: dir });
   if (state !== "granted") {
     fail(
-      `--${flag} ${dir}: no write permission there. The task may write only under out/ ` +
-        `(--allow-write=out); pick --${flag} out/<name>, or run the script with deno run and ` +
-        `your own --allow-write=${dir} (see the README, "Permissions")`,
+      `--${flag} ${dir}: no write permission there. The task may write only under ${granted}/ ` +
+        `(--allow-write=${granted}); pick --${flag} ${granted}/<name>, or run the script with ` +
+        `deno run and your own --allow-write=${dir} (see the README, "Permissions")`,
     );
   }
   const probe = resolve(dir, `.write-test-${Deno.pid}`);

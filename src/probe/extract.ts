@@ -74,6 +74,17 @@ export interface ExtractOptions {
 /** Which engine runs extraction. */
 export type ExtractionEngine = "auto" | "onnx" | "tfjs";
 
+/** The ffi permission onnxruntime-node needs: for its installed folder when that is known. */
+function ffiDescriptor(): Deno.PermissionDescriptor {
+  try {
+    const url = new URL("..", import.meta.resolve("onnxruntime-node"));
+    if (url.protocol === "file:") return { name: "ffi", path: decodeURIComponent(url.pathname) };
+  } catch {
+    // not resolvable to a file: ask for ffi in general
+  }
+  return { name: "ffi" };
+}
+
 /**
  * Resolves `"auto"` to the engine extraction will use here.
  *
@@ -97,7 +108,7 @@ export async function resolveEngine(engine: ExtractionEngine = "auto"): Promise<
   if (["tensorflow", "webgpu"].includes(tf.getBackend())) return "tfjs";
   // Without --allow-ffi, "auto" uses tfjs instead of prompting for the permission, and says so
   // once on stderr.
-  if ((await Deno.permissions.query({ name: "ffi" })).state !== "granted") {
+  if ((await Deno.permissions.query(ffiDescriptor())).state !== "granted") {
     notice(
       "engine",
       "diffprobe: extraction uses the tfjs engine; run with --allow-ffi for the onnx engine " +

@@ -77,9 +77,8 @@ export function progressBar(
   let lastPrint = 0;
   const print = (done: number, info?: string) => {
     const seconds = (performance.now() - start) / 1000;
-    const rate = done / Math.max(seconds, 1e-9);
     console.error(
-      `${label}: ${done}/${total} ${unit} (${seconds.toFixed(1)} s, ${rate.toFixed(1)} ${unit}/s)${
+      `${label}: ${done}/${total} ${unit} (${rateText(done, seconds, unit)})${
         info ? ` ${info}` : ""
       }`,
     );
@@ -95,4 +94,14 @@ export function progressBar(
     },
     stop() {},
   };
+}
+
+/**
+ * "12.3 s, 45.6 images/s" — the rate only once a second has passed (a batch that came from a
+ * cache in a millisecond says nothing about the speed), and with digits that fit its size.
+ */
+function rateText(done: number, seconds: number, unit: string): string {
+  if (seconds < 1 || done === 0) return `${seconds.toFixed(1)} s`;
+  const rate = done / seconds;
+  return `${seconds.toFixed(1)} s, ${rate < 100 ? rate.toFixed(1) : Math.round(rate)} ${unit}/s`;
 }

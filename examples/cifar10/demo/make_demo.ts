@@ -50,7 +50,9 @@ for (const split of ["train", "test"] as const) {
       .filter((n) => /\.(jpe?g|png)$/i.test(n)).sort().slice(0, perClass[split]);
     const dir = join(args.out, "images", split, cls);
     await Deno.mkdir(dir, { recursive: true });
-    for (const name of names) await Deno.copyFile(join(args.images, split, cls, name), join(dir, name));
+    for (const name of names) {
+      await Deno.copyFile(join(args.images, split, cls, name), join(dir, name));
+    }
   }
   console.log(`${split}: ${classes.length} classes × ${perClass[split]} images`);
 }
