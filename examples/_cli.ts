@@ -96,8 +96,13 @@ export function parseCli<F extends Record<string, Flag>>(
     values = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
     // node:util's messages, shortened: "Unknown option '--x'", "Option '--t <value>' argument missing"
-    const message = (e as Error).message.split(". ")[0].replace(/\.$/, "");
-    fail(message.replace(/ To specify a positional argument.*$/, ""));
+    const message = (e as Error).message.split("\n")[0].split(". ")[0].replace(/\.$/, "");
+    const flag = message.match(/'(--[a-z-]+)/)?.[1];
+    fail(
+      /ambiguous/.test(message) && flag
+        ? `${message}: write a value that starts with "-" as ${flag}=-1`
+        : message,
+    );
   }
   if (values.help) {
     console.log(helpText(command));

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { skipNote } from "./_fixtures.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -30,21 +31,6 @@ import { readCheckpointTensors } from "../src/io/checkpoint_files.ts";
 const SHARED = new URL("../../shared/", import.meta.url);
 const FIXTURES = new URL("fixtures/", SHARED);
 
-function exists(url: URL): boolean {
-  try {
-    Deno.statSync(url);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const HAS_FIXTURES = exists(FIXTURES);
-if (!HAS_FIXTURES) {
-  console.log(
-    `safetensors_test: ${fileURLToPath(FIXTURES)} is absent; skipping the real-checkpoint tests`,
-  );
-}
 
 /** A file made of a header length, a header text and `dataLength` zero bytes. */
 function makeFile(header: string, dataLength = 0, headerLength?: bigint): Uint8Array {
@@ -784,12 +770,12 @@ Deno.test("writeSafetensorsFile writes atomically and leaves no temporary file",
 // ---------------------------------------------------------------------------------------------
 // Real checkpoints (values read with python3's struct + json from the same files)
 
-const TINY = new URL("tiny-unet2d/", FIXTURES);
+// The tiny checkpoint is committed in tests/fixtures; the 8.9M one is a shared reference.
+const TINY = new URL("./fixtures/tiny-unet2d/", import.meta.url);
 const DDPM = new URL("ddpm-cifar10-small/", FIXTURES);
 
 Deno.test({
   name: "real fixture: tiny-unet2d parses with the shapes Python reads",
-  ignore: !HAS_FIXTURES,
   async fn() {
     const path = fileURLToPath(new URL("diffusion_pytorch_model.safetensors", TINY));
     const original = await Deno.readFile(path);
@@ -845,7 +831,7 @@ Deno.test({
 
 Deno.test({
   name: "real fixture: ddpm-cifar10-small shards match their index",
-  ignore: !HAS_FIXTURES,
+  ignore: skipNote("fixtures/ddpm-cifar10-small"),
   async fn() {
     const folder = fileURLToPath(DDPM);
     const index = JSON.parse(
