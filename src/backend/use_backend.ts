@@ -127,9 +127,12 @@ const HOW_TO_FIX: Record<Exclude<BackendName, "auto">, string> = {
  *
  * @example
  * ```ts
- * import { useBackend } from "./use_backend.ts";
+ * import assert from "node:assert/strict";
+ * import { tf, useBackend } from "@diffprobe/core";
  *
- * console.log(await useBackend("cpu")); // "cpu"
+ * assert.equal(await useBackend("cpu"), "cpu");
+ * assert.equal(tf.getBackend(), "cpu");
+ * assert.ok(["tensorflow", "webgpu", "wasm", "cpu"].includes(await useBackend("auto")));
  * ```
  */
 export async function useBackend(

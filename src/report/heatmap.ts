@@ -51,10 +51,21 @@ export interface HeatmapOptions {
  *
  * @example
  * ```ts
- * import { heatmapSvg } from "./heatmap.ts";
+ * import assert from "node:assert/strict";
+ * import { heatmapSvg } from "@diffprobe/core";
  *
- * const svg = await heatmapSvg([{ t: 10, block: "16", value: 0.004 }], { higherIsBetter: false });
- * console.log(svg.includes("0.004")); // true
+ * const svg = await heatmapSvg([
+ *   { t: 10, block: "17 up_blocks.1.0", value: 0.553 },
+ *   { t: 30, block: "17 up_blocks.1.0", value: 0.581 },
+ * ], { title: "Linear probe accuracy", valueLabel: "accuracy" });
+ * assert.ok(svg.includes("58.1")); // accuracy is shown in percent
+ * assert.ok(svg.includes("17 up_blocks.1.0")); // full block names
+ *
+ * const mse = await heatmapSvg([{ t: 10, block: "16", value: 0.004 }], {
+ *   valueLabel: "MSE (normalised)",
+ *   higherIsBetter: false,
+ * });
+ * assert.ok(mse.includes("0.004") && mse.includes("MSE (normalised)"));
  * ```
  */
 export async function heatmapSvg(

@@ -61,11 +61,16 @@ const PALETTE = ["#e45756", "#4c78a8", "#54a24b", "#b279a2", "#f58518", "#9d755d
  *
  * @example
  * ```ts
- * import { linePlotSvg } from "./line_plot.ts";
+ * import assert from "node:assert/strict";
+ * import { linePlotSvg } from "@diffprobe/core";
  *
- * const loss = [1, 0.5, 0.3, 0.25];
- * const svg = await linePlotSvg([{ name: "loss", x: [1, 2, 3, 4], y: loss }], { logY: true });
- * console.log(svg.includes("loss")); // true
+ * const hour = 3600e3, start = Date.UTC(2014, 0, 1);
+ * const x = [0, 1, 2, 10, 11].map((h) => start + h * hour); // hours 3–9 are missing
+ * const svg = await linePlotSvg([
+ *   { name: "observed", x, y: [1, 2, 1.5, 2.5, 2], color: "black" },
+ *   { name: "probe", x, y: [1.1, 1.8, 1.6, 2.2, 2.1] },
+ * ], { xType: "time", xLabel: "time (UTC)", yLabel: "height (m)", breakGaps: 1.5 * hour });
+ * assert.ok(svg.includes("time (UTC)") && svg.includes("observed"));
  * ```
  */
 export async function linePlotSvg(
