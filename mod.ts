@@ -34,12 +34,7 @@ export type { Backbone, BlockRef, ForwardOptions, ForwardResult } from "./src/mo
 export type { BlockInfo } from "./src/models/unet_plan.ts";
 export type { UNet1DConfig, UNet2DConfig } from "./src/models/config.ts";
 export { DDPM_CIFAR10_32_CONFIG } from "./src/models/presets.ts";
-export {
-  checkTimestep,
-  type NoiseSchedule,
-  noiseSchedule,
-  type ScheduleOptions,
-} from "./src/models/schedule.ts";
+export { type NoiseSchedule, noiseSchedule, type ScheduleOptions } from "./src/models/schedule.ts";
 export { sampleNoise } from "./src/models/noise.ts";
 export { freeze, type FrozenBackbone } from "./src/probe/freeze.ts";
 export { type Pooling, type Tap, tapBlock, type TapOptions } from "./src/probe/tap.ts";
@@ -61,6 +56,19 @@ export {
   OnnxRuntimeUnavailableError,
 } from "./src/engine/onnx_engine.ts";
 export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
+export type { Device, ResolvedDevice } from "./src/base/device.ts";
+export {
+  CUDA_PROVIDER_PACKAGE,
+  type CudaProviderInstall,
+  installCudaProvider,
+  type InstallCudaProviderOptions,
+  type InstalledFile,
+  type OnnxRuntimeFolder,
+  onnxRuntimeFolder,
+  type PinnedFile,
+  type ProviderPins,
+} from "./src/engine/cuda_provider.ts";
+export { type CudaStatus, cudaStatus, CudaUnavailableError } from "./src/engine/device.ts";
 export {
   datasetChecksum,
   imageBatches,
@@ -72,30 +80,33 @@ export {
   CIFAR10_CLASSES,
   type Cifar10Split,
   readCifar10Binary,
+  type ReadCifar10BinaryOptions,
 } from "./src/data/cifar10_binary.ts";
+export { readCifar10, type ReadCifar10Options } from "./src/data/cifar10.ts";
+export { balancedSubset } from "./src/data/balanced_subset.ts";
 export { readImageFolder, type ReadImageFolderOptions } from "./src/data/image_folder.ts";
+export type { ReadIssue, ReadResult, TimeSeries } from "./src/data/timeseries.ts";
+export { resampleHourly, type ResampleOptions } from "./src/data/resample.ts";
+export { interpolateGaps, type InterpolateOptions } from "./src/data/interpolate.ts";
+export {
+  makeWindows,
+  selectWindows,
+  type WindowOptions,
+  type Windows,
+} from "./src/data/windows.ts";
 export {
   chronologicalSplit,
-  interpolateGaps,
-  type InterpolateOptions,
-  makeWindows,
-  MinMaxScaler,
-  type ReadIssue,
-  type ReadResult,
-  resampleHourly,
-  type ResampleOptions,
-  selectWindows,
   type Split,
   type SplitOptions,
   type TimeBoundary,
-  type TimeSeries,
+} from "./src/data/split.ts";
+export { MinMaxScaler } from "./src/data/min_max_scaler.ts";
+export {
   type WindowArrayOptions,
   type WindowArrays,
-  type WindowOptions,
-  type Windows,
   windowsToArrays,
   windowsToTensors,
-} from "./src/data/timeseries.ts";
+} from "./src/data/window_arrays.ts";
 export {
   NDBC_SENTINELS,
   type NdbcOptions,
@@ -146,6 +157,7 @@ export { type ProgressBar, progressBar, type ProgressBarOptions } from "./src/re
 export {
   parseSafetensors,
   readSafetensorsFile,
+  type ReadSafetensorsOptions,
   type SafetensorsDtype,
   type SafetensorsEntry,
   type SafetensorsFile,

@@ -16,12 +16,13 @@ const ALLOWED: Record<string, string[]> = {
   io: ["base"],
   report: ["base"],
   backend: ["base"],
+  optim: ["base"],
   nn: ["base", "io"],
   models: ["base", "io", "nn"],
   engine: ["base", "io", "nn", "models"],
   probe: ["base", "io", "nn", "models", "engine", "report"],
-  heads: ["base", "io", "nn"],
-  train: ["base", "io", "nn", "models", "backend", "report"],
+  heads: ["base", "io", "nn", "optim"],
+  train: ["base", "io", "nn", "optim", "models", "backend", "report"],
   data: ["base", "io"],
 };
 

@@ -13,6 +13,8 @@ import { FeatureCache } from "../src/probe/feature_cache.ts";
 import { sampleNoise } from "../src/models/noise.ts";
 import { readSafetensorsFile, toFloat32 } from "../src/io/safetensors.ts";
 import { fixture } from "./_fixtures.ts";
+import { noisedBatch } from "../src/probe/_noised.ts";
+import { addPooled, pooledShape } from "../src/probe/_pool.ts";
 
 const unet = freeze(await loadBackbone(fixture("tiny-unet2d")));
 
@@ -145,9 +147,12 @@ Deno.test("bad taps and inputs fail with errors that name them", async () => {
     extractFeatures(unet, [tapBlock(30, 1, { pool: { size: 3 } })], x),
     /not a multiple of 3/,
   );
-  assert.throws(() => tapBlock(1000, 1), /Timestep 1000 is out of range/);
+  assert.throws(() => tapBlock(1000, 1), {
+    name: "RangeError",
+    message: "Timestep must be an integer in [0, 999], got 1000",
+  });
   assert.throws(() => tapBlock(-1, 1), RangeError);
-  assert.throws(() => tapBlock(3, 0), /Block 0 is not valid/);
+  assert.throws(() => tapBlock(3, 0), /Block number must be a positive integer, got 0/);
   const bad = tf.fill([1, 16, 16, 3], NaN);
   await assert.rejects(extractFeatures(unet, [tapBlock(30, 1)], bad), /not finite/);
   tf.dispose([x, bad]);
@@ -266,4 +271,34 @@ Deno.test({
     assert.equal(tf.memory().numTensors, before, "the onnx path leaks no tensors");
     x.dispose();
   },
+});
+
+Deno.test("batches are noised and pooled on JS arrays exactly as the tfjs ops do", () => {
+  // Noise: bit-identical to NoiseSchedule.addNoise over sampleNoise.
+  const x = tf.randomUniform([3, 4, 4, 3], -1, 1, "float32", 9);
+  const x0 = x.dataSync() as Float32Array;
+  for (const t of [0, 30, 999]) {
+    const ours = noisedBatch(unet.schedule, x0, 3, t, 5, 17);
+    const theirs = tf.tidy(() =>
+      unet.schedule.addNoise(x, t, sampleNoise(5, 17, 3, [4, 4, 3])).dataSync()
+    );
+    assert.deepEqual(ours, theirs, `t=${t}`);
+  }
+  // Pooling: the means tf.mean / tf.avgPool compute, to float32 rounding.
+  const block = { data: x0, shape: [3, 4, 4, 3] };
+  for (
+    const [pool, ref] of [
+      ["mean", tf.tidy(() => tf.mean(x, [1, 2]))],
+      [{ size: 2 }, tf.tidy(() => tf.avgPool(x as tf.Tensor4D, 2, 2, "valid"))],
+      ["none", x],
+    ] as const
+  ) {
+    const sum = new Float32Array(ref.size);
+    addPooled(sum, block, pool, 0.5);
+    addPooled(sum, block, pool, 0.5);
+    assert.deepEqual(pooledShape([4, 4, 3], pool, "b"), ref.shape.slice(1));
+    assert.ok(maxDiff(tf.tensor(sum, ref.shape), ref) < 1e-6, JSON.stringify(pool));
+    if (ref !== x) ref.dispose();
+  }
+  x.dispose();
 });

@@ -1,5 +1,5 @@
 /**
- * Behaviour of the probing heads: the optimiser and schedule against hand-computed numbers,
+ * Behaviour of the probing heads: the schedule as `fit` uses it,
  * learning on synthetic problems with known answers, determinism, memory hygiene,
  * persistence and input checks.
  *
@@ -10,16 +10,15 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  AdamW,
   AttentionHead,
   type Head,
   type HeadTask,
   LinearHead,
   loadHead,
   MLPHead,
-  warmupCosine,
 } from "../src/heads/mod.ts";
-import { Rng } from "../src/heads/_random.ts";
+import { Random } from "../src/base/random.ts";
+import { learningRateAt } from "../src/optim/lr_schedule.ts";
 import { serializeSafetensors } from "../src/io/safetensors.ts";
 
 function assertClose(actual: number, expected: number, tolerance: number, what = "value"): void {
@@ -42,84 +41,15 @@ function predictArray(head: Head<HeadTask>, x: tf.Tensor): Float32Array {
 }
 
 /** `n` samples in `[n, d]`, standard normal, from a seeded generator. */
-function normalMatrix(rng: Rng, n: number, d: number): Float32Array {
+function normalMatrix(rng: Random, n: number, d: number): Float32Array {
   return Float32Array.from({ length: n * d }, () => rng.normal());
 }
 
 // ---------------------------------------------------------------------------------------------
-// Optimiser and schedule
-
-Deno.test("AdamW matches the closed-form update on a scalar over two steps", () => {
-  const before = tf.memory().numTensors;
-  const p = tf.tidy(() => tf.variable(tf.scalar(1)));
-  const opt = new AdamW([p], { weightDecay: 0.01 }); // β1 0.9, β2 0.999, ε 1e-8
-  const lr = 0.1;
-
-  let grads = { [p.name]: tf.scalar(0.5) };
-  opt.step(grads, lr);
-  tf.dispose(grads);
-  // Decay: 1 · (1 − 0.1 · 0.01) = 0.999. m = 0.05, v = 0.00025; m̂ = 0.5, v̂ = 0.25.
-  // p = 0.999 − 0.1 · 0.5 / (0.5 + 1e-8) = 0.899000002.
-  assertClose(p.dataSync()[0], 0.899000002, 1e-6, "after step 1");
-
-  grads = { [p.name]: tf.scalar(-0.2) };
-  opt.step(grads, lr);
-  tf.dispose(grads);
-  // Decay: 0.899000002 · 0.999. m = 0.9 · 0.05 − 0.1 · 0.2 = 0.025,
-  // v = 0.999 · 0.00025 + 0.001 · 0.04 = 0.00028975; m̂ = 0.025 / 0.19, v̂ = 0.00028975 / 0.001999.
-  const expected = 0.899000002 * 0.999 -
-    0.1 * (0.025 / 0.19) / (Math.sqrt(0.00028975 / 0.001999) + 1e-8);
-  assertClose(p.dataSync()[0], expected, 1e-6, "after step 2");
-  assertClose(expected, 0.86354042, 1e-8, "hand value");
-  assert.equal(opt.iterations, 2);
-
-  opt.dispose();
-  p.dispose();
-  assert.equal(tf.memory().numTensors, before);
-});
-
-Deno.test("AdamW decays only the selected variables, and only by lr · wd", () => {
-  const before = tf.memory().numTensors;
-  const [w, b] = tf.tidy(
-    () => [tf.variable(tf.tensor1d([2, -4])), tf.variable(tf.tensor1d([2, -4]))],
-  );
-  const opt = new AdamW([w, b], { weightDecay: 0.5, decay: (v) => v === w });
-  const grads = { [w.name]: tf.zeros([2]), [b.name]: tf.zeros([2]) };
-  opt.step(grads, 0.1); // zero gradient: only the decay moves w, by a factor 1 − 0.05
-  tf.dispose(grads);
-  assert.deepEqual(Array.from(w.dataSync()), [1.9, -3.8].map(Math.fround));
-  assert.deepEqual(Array.from(b.dataSync()), [2, -4]);
-  opt.dispose();
-  tf.dispose([w, b]);
-  assert.equal(tf.memory().numTensors, before);
-});
-
-Deno.test("warmupCosine: linear warm-up then half a cosine to zero", () => {
-  const options = { peak: 1e-3, totalSteps: 10, warmupSteps: 2 };
-  const expected = [
-    0.5e-3, // (0 + 1) / 2 of the peak
-    1e-3, // end of warm-up
-    1e-3, // cosine at progress 0
-    1e-3 * (1 + Math.cos(Math.PI / 8)) / 2, // progress 1/8: 0.00096194
-    1e-3 * (1 + Math.SQRT1_2) / 2, // progress 2/8: 0.00085355
-    1e-3 * (1 + Math.cos(3 * Math.PI / 8)) / 2, // 0.00069134
-    0.5e-3, // progress 1/2
-    1e-3 * (1 - Math.cos(3 * Math.PI / 8)) / 2, // 0.00030866
-    1e-3 * (1 - Math.SQRT1_2) / 2, // 0.00014645
-    1e-3 * (1 - Math.cos(Math.PI / 8)) / 2, // 0.0000380602
-  ];
-  expected.forEach((lr, step) =>
-    assertClose(warmupCosine(step, options), lr, 1e-15, `step ${step}`)
-  );
-  assertClose(warmupCosine(3, options), 0.00096193977, 1e-11, "step 3 by hand");
-  assert.equal(warmupCosine(10, options), 0);
-  assert.equal(warmupCosine(0, { peak: 0.1, totalSteps: 4 }), 0.1);
-  assertClose(warmupCosine(2, { peak: 0.1, totalSteps: 4 }), 0.05, 1e-15);
-  assert.throws(() => warmupCosine(-1, options), RangeError);
-});
+// Schedule
 
 Deno.test("fit follows the schedule: each epoch reports the rate of its last step", async () => {
-  const x = tf.tensor2d(normalMatrix(new Rng(5), 40, 3), [40, 3]);
+  const x = tf.tensor2d(normalMatrix(Random.seeded(5), 40, 3), [40, 3]);
   const y = Array.from({ length: 40 }, (_, i) => i % 2);
   const head = new LinearHead({ inputShape: [3], outputs: 2 });
   const seen: number[] = [];
@@ -138,7 +68,7 @@ Deno.test("fit follows the schedule: each epoch reports the rate of its last ste
   const schedule = { peak: 0.01, totalSteps: 12, warmupSteps: 2 };
   assert.deepEqual(
     history.epochs.map((e) => e.lr),
-    [3, 7, 11].map((s) => warmupCosine(s, schedule)),
+    [3, 7, 11].map((s) => learningRateAt(s, schedule)),
   );
   head.dispose();
   x.dispose();
@@ -148,7 +78,7 @@ Deno.test("fit follows the schedule: each epoch reports the rate of its last ste
 // Learning problems with known answers
 
 /** Three classes by the argmax of x · W*, keeping points with a clear margin. */
-function separable(rng: Rng, wTrue: Float32Array, n: number): { x: tf.Tensor2D; y: number[] } {
+function separable(rng: Random, wTrue: Float32Array, n: number): { x: tf.Tensor2D; y: number[] } {
   const d = 8, k = 3;
   const rows: number[] = [];
   const y: number[] = [];
@@ -167,7 +97,7 @@ function separable(rng: Rng, wTrue: Float32Array, n: number): { x: tf.Tensor2D; 
 }
 
 Deno.test("LinearHead separates linearly separable classes", async () => {
-  const rng = new Rng(11);
+  const rng = Random.seeded(11);
   const wTrue = normalMatrix(rng, 8, 3);
   const train = separable(rng, wTrue, 300);
   const test = separable(rng, wTrue, 200);
@@ -182,7 +112,7 @@ Deno.test("LinearHead separates linearly separable classes", async () => {
 });
 
 Deno.test("LinearHead recovers the weights of a linear regression", async () => {
-  const rng = new Rng(12);
+  const rng = Random.seeded(12);
   const n = 256, d = 5;
   const wTrue = [1.5, -2, 0.5, 0, 3, -1, 0.25, 2, -0.75, 1]; // [5, 2]
   const bTrue = [0.5, -1];
@@ -217,7 +147,7 @@ Deno.test("LinearHead recovers the weights of a linear regression", async () => 
 });
 
 Deno.test("MLPHead solves XOR, which a LinearHead cannot", async () => {
-  const rng = new Rng(13);
+  const rng = Random.seeded(13);
   const corners = [[0, 0], [0, 1], [1, 0], [1, 1]];
   const labels = [0, 1, 1, 0];
   const rows: number[] = [];
@@ -245,7 +175,7 @@ Deno.test("MLPHead solves XOR, which a LinearHead cannot", async () => {
  * same chance of holding the bump, so position-free summaries carry no class information.
  */
 function bumpMaps(n: number, seed: number): { x: tf.Tensor4D; y: number[] } {
-  const rng = new Rng(seed);
+  const rng = Random.seeded(seed);
   const data = new Float32Array(n * 64);
   const y: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -290,7 +220,7 @@ Deno.test("AttentionHead learns which quadrant of a 4×4 map holds a bump", asyn
 // Determinism, memory, persistence
 
 function smallClassification(seed: number): { x: tf.Tensor2D; y: number[] } {
-  const rng = new Rng(seed);
+  const rng = Random.seeded(seed);
   const xs = normalMatrix(rng, 64, 6);
   const y = Array.from({ length: 64 }, (_, i) => (xs[i * 6] + xs[i * 6 + 1] > 0 ? 1 : 0));
   return { x: tf.tensor2d(xs, [64, 6]), y };
@@ -298,7 +228,7 @@ function smallClassification(seed: number): { x: tf.Tensor2D; y: number[] } {
 
 Deno.test("the same seed gives bit-identical weights and predictions", async () => {
   const { x, y } = smallClassification(31);
-  const maps = tf.tensor4d(normalMatrix(new Rng(32), 32 * 8, 3), [32, 2, 4, 3]);
+  const maps = tf.tensor4d(normalMatrix(Random.seeded(32), 32 * 8, 3), [32, 2, 4, 3]);
   const mapLabels = Array.from({ length: 32 }, (_, i) => i % 3);
   const run = async (seed: number) => {
     const mlp = new MLPHead({ inputShape: [6], outputs: 2, hidden: [8, 8], seed });
@@ -437,7 +367,7 @@ Deno.test("save then load gives identical predictions, options and statistics", 
 // Validation, early stopping, standardisation
 
 Deno.test("patience stops training and restores the weights of the best epoch", async () => {
-  const rng = new Rng(61);
+  const rng = Random.seeded(61);
   // Random labels: the head can only memorise, so the validation loss soon rises.
   const x = tf.tensor2d(normalMatrix(rng, 64, 10), [64, 10]);
   const y = Array.from({ length: 64 }, () => rng.int(2));
@@ -654,7 +584,7 @@ Deno.test("LinearHead.fitRidge equals the hand-computed ridge solution", async (
 Deno.test("LinearHead.fitRidge picks the penalty on validation data, for several outputs", async () => {
   const before = tf.memory().numTensors;
   // Two outputs, exactly linear in 3 features: the smallest penalty fits best.
-  const rng = new Rng(3);
+  const rng = Random.seeded(3);
   const make = (n: number) => {
     const x = new Float32Array(n * 3), y = new Float32Array(n * 2);
     for (let i = 0; i < n; i++) {

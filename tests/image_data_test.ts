@@ -23,6 +23,8 @@ import {
   subset,
 } from "../src/data/image_dataset.ts";
 import { readImageFolder } from "../src/data/image_folder.ts";
+import { balancedSubset } from "../src/data/balanced_subset.ts";
+import { readCifar10 } from "../src/data/cifar10.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Fixture helpers
@@ -590,4 +592,80 @@ Deno.test({
     assert.ok(mean > 90 && mean < 160, `mean ${mean}`);
     assert.equal(max, 255);
   },
+});
+
+// ---------------------------------------------------------------------------------------------
+// balancedSubset and readCifar10
+
+/** A dataset of 1×1 images whose pixel bytes all equal the image index (mod 256). */
+function indexedDataset(labels: number[], classes: string[]): ImageDataset {
+  const size = labels.length;
+  return {
+    pixels: Uint8Array.from({ length: size * 3 }, (_, i) => Math.floor(i / 3) & 255),
+    labels: Int32Array.from(labels),
+    classes,
+    size,
+    height: 1,
+    width: 1,
+  };
+}
+
+Deno.test("balancedSubset draws each class's quota, in dataset order, reproducibly per seed", () => {
+  // Class 0 has 50 images, class 1 has 30, class 2 has 4 (interleaved).
+  const labels = [...Array(50).fill(0), ...Array(30).fill(1), ...Array(4).fill(2)]
+    .map((l, i) => ({ l, k: (i * 37) % 84 })).sort((a, b) => a.k - b.k).map((x) => x.l);
+  const ds = indexedDataset(labels, ["a", "b", "c"]);
+  const picked = balancedSubset(ds, 20, 7);
+  // Quotas 7, 7, 6 — but class c has only 4 images, so it gives all 4: 18 in all.
+  const counts = [0, 0, 0];
+  for (const l of picked.labels) counts[l]++;
+  assert.deepEqual(counts, [7, 7, 4]);
+  const indices = Array.from(picked.pixels.filter((_, i) => i % 3 === 0));
+  assert.deepEqual(indices, [...indices].sort((a, b) => a - b), "dataset order");
+  assert.equal(new Set(indices).size, indices.length, "no image twice");
+  indices.forEach((index, k) => assert.equal(picked.labels[k], labels[index], "labels follow"));
+  assert.deepEqual(balancedSubset(ds, 20, 7).pixels, picked.pixels, "same seed, same subset");
+  assert.notDeepEqual(balancedSubset(ds, 20, 8).pixels, picked.pixels, "another seed differs");
+  assert.equal(balancedSubset(ds, 84, 7), ds);
+  assert.throws(() => balancedSubset(ds, 0, 1), {
+    name: "RangeError",
+    message: "Subset size must be a positive integer, got 0",
+  });
+  assert.throws(() => balancedSubset(indexedDataset([0, 5], ["a"]), 1, 1), /got 5/);
+});
+
+Deno.test("readCifar10 reads the binary release and the image-folder layout alike", async () => {
+  await withTempDir(async (dir) => {
+    await writeFiles(join(dir, "bin/cifar-10-batches-bin"), {
+      "test_batch.bin": cifarRecords([3, 9]),
+    });
+    const progress: [number, number][] = [];
+    const bin = await readCifar10(join(dir, "bin"), "test", {
+      onProgress: (done, total) => progress.push([done, total]),
+    });
+    assert.equal(bin.size, 2);
+    assert.deepEqual(Array.from(bin.labels), [3, 9]);
+    assert.deepEqual(progress, [[2, 2]]);
+
+    const images: Record<string, Uint8Array> = {};
+    for (const name of CIFAR10_CLASSES) {
+      images[`img/test/${name}/0.png`] = pngBytes(1, 1, [1, 2, 3, 255], 6);
+    }
+    await writeFiles(dir, images);
+    const folder = await readCifar10(join(dir, "img"), "test", { workers: 0 });
+    assert.equal(folder.size, 10);
+    assert.deepEqual(Array.from(folder.labels), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(folder.classes, [...CIFAR10_CLASSES]);
+
+    await assert.rejects(readCifar10(join(dir, "img"), "train"), (e: Error) => {
+      assert.ok(e instanceof Deno.errors.NotFound);
+      assert.match(e.message, /data_batch_1\.bin/);
+      assert.match(e.message, /img\/train/);
+      return true;
+    });
+    await assert.rejects(readCifar10(dir, "val" as "test"), {
+      name: "TypeError",
+      message: 'CIFAR-10 split must be one of "train", "test", got "val"',
+    });
+  });
 });

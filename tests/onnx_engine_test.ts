@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { createBackbone, loadBackbone } from "../src/models/backbone.ts";
 import type { Backbone } from "../src/models/unet.ts";
 import { readSafetensorsFile, toFloat32 } from "../src/io/safetensors.ts";
-import { buildOnnxGraph } from "../src/engine/onnx_graph.ts";
+import { asLowerable, buildOnnxGraph, timeEmbeddingInput } from "../src/engine/onnx_graph.ts";
+import { GraphBuilder } from "../src/engine/_graph_builder.ts";
+import { lowerOutput, lowerPlan, onnxWeights } from "../src/engine/_lower_unet.ts";
 import { createOnnxExtractor, onnxRuntimeAvailable } from "../src/engine/onnx_engine.ts";
 import { fixture, shared, skipNote } from "./_fixtures.ts";
 
@@ -222,7 +224,7 @@ Deno.test({
     );
     await assert.rejects(
       () => extractor.run(new Float32Array(768), [1, 16, 16, 3], 1000),
-      /Timestep 1000 is out of range/,
+      /Timestep.*1000/,
     );
     await assert.rejects(
       () => extractor.run(new Float32Array(12 * 12 * 3), [1, 12, 12, 3], 30),
@@ -233,6 +235,54 @@ Deno.test({
       () => extractor.run(new Float32Array(768), [1, 16, 16, 3], 30),
       /disposed/,
     );
+    unet.dispose();
+  },
+});
+
+Deno.test({
+  name:
+    "onnx lowering: unfolded (fold: false, for training graphs) uses each weight once under its name and gives the tfjs outputs",
+  ignore: !ORT,
+  async fn() {
+    type Ort = typeof import("onnxruntime-node");
+    const mod = await import("onnxruntime-node");
+    const ort = ((mod as unknown as { default?: Ort }).default ?? mod) as Ort;
+    const unet = createBackbone({ ...FOUR_LEVELS, attention_head_dim: 8 }, { seed: 5 });
+    const g = new GraphBuilder();
+    const lowering = {
+      g,
+      cfg: asLowerable(unet).resolved,
+      weights: onnxWeights(unet.weights),
+      fold: false,
+    };
+    const xt = g.input("xt", ["N", 16, 16, 3]);
+    const temb = g.input("temb", ["N", 16]);
+    const eps = lowerPlan(
+      lowering,
+      asLowerable(unet).plan.ops,
+      { xt, temb, size: [16, 16] },
+      () => false,
+    );
+    lowerOutput(lowering, eps!, "eps");
+    // Every weight of the plan is an initializer of its own name and PyTorch element count.
+    const names = new Set(g.initializers.map((i) => i.name));
+    for (const [key, shape] of asLowerable(unet).plan.weights) {
+      assert.ok(names.has(key), key);
+      const dims = g.dims(key)!;
+      assert.equal(dims.reduce((a, b) => a * b, 1), shape.reduce((a, b) => a * b, 1), key);
+    }
+    assert.equal(g.opCounts().DepthToSpace, undefined, "no folded subpixel upsampling");
+    const x = tf.randomUniform([2, 16, 16, 3], -1, 1, "float32", 8);
+    const ref = unet.forward(x, [30, 600], { eps: true }).eps!;
+    const session = await ort.InferenceSession.create(g.encode("unfolded"));
+    const out = await session.run({
+      xt: new ort.Tensor("float32", x.dataSync() as Float32Array, [2, 16, 16, 3]),
+      temb: new ort.Tensor("float32", timeEmbeddingInput(unet, [30, 600]), [2, 16]),
+    });
+    const ours = tf.tensor(out.eps.data as Float32Array, [2, 16, 16, 3]);
+    assert.ok(maxDiff(ours, ref) < TOLERANCE);
+    await session.release();
+    tf.dispose([x, ref, ours]);
     unet.dispose();
   },
 });

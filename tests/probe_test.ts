@@ -123,3 +123,41 @@ Deno.test("sweep reads generator data once per timestep through a factory; a bar
   assert.equal(yielded.length, 2 * (4 + 2), "each split read once per timestep");
   tf.dispose([...yielded, train.x, test.x]);
 });
+
+Deno.test('a sweep with fit { method: "ridge" } fits each head by fitRidge; heads without it are refused', async () => {
+  const train = halves(24, 7), test = halves(12, 8);
+  const yTrain = train.y.map((c, i) => c + 0.01 * i), yTest = test.y;
+  const result = await sweep(unet, {
+    train: { data: train.x, labels: yTrain },
+    test: { data: test.x, labels: yTest },
+  }, {
+    ts: [30],
+    blocks: [4],
+    head: (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed: 0 }),
+    fit: { method: "ridge", penalties: [1e-3] },
+    engine: "tfjs",
+  });
+  // By hand: the closed-form ridge on the same features.
+  const tap = tapBlock(30, 4);
+  const fTrain = await extractFeatures(unet, [tap], train.x, { engine: "tfjs" });
+  const fTest = await extractFeatures(unet, [tap], test.x, { engine: "tfjs" });
+  const head = new LinearHead({ inputShape: [64], outputs: 1, task: "regression", seed: 0 });
+  await head.fitRidge(fTrain.get(tap.key)!, yTrain, { penalties: [1e-3] });
+  assert.equal(result.rows[0].metric, head.evaluate(fTest.get(tap.key)!, yTest).mse);
+  head.dispose();
+  await assert.rejects(
+    sweep(
+      unet,
+      { train: { data: train.x, labels: yTrain }, test: { data: test.x, labels: yTest } },
+      {
+        ts: [30],
+        blocks: [4],
+        head: () => ({ fit: () => Promise.resolve(), evaluate: () => ({ mse: 0 }), dispose() {} }),
+        fit: { method: "ridge" },
+        engine: "tfjs",
+      },
+    ),
+    { name: "TypeError", message: /fit\.method "ridge" needs heads with a fitRidge method/ },
+  );
+  tf.dispose([...fTrain.values(), ...fTest.values(), train.x, test.x]);
+});

@@ -12,11 +12,13 @@ import { SafetensorsError } from "../src/io/errors.ts";
 import type { SafetensorsErrorCode } from "../src/io/errors.ts";
 import {
   parseSafetensors,
+  readSafetensorsFile,
   serializeSafetensors,
   toFloat32,
   toInt32,
 } from "../src/io/safetensors.ts";
 import type { SafetensorsDtype, TensorToWrite } from "../src/io/safetensors.ts";
+import { fixture } from "./_fixtures.ts";
 
 function envNumber(name: string, fallback: number): number {
   try {
@@ -108,17 +110,10 @@ function makeBases(): { name: string; bytes: Uint8Array }[] {
   }
   bases.push({ name: "many", bytes: serializeSafetensors(many, { format: "np" }) });
 
-  const tiny = new URL(
-    "../../shared/fixtures/tiny-unet2d/diffusion_pytorch_model.safetensors",
-    import.meta.url,
-  );
-  try {
-    bases.push({ name: "tiny-unet2d", bytes: Deno.readFileSync(tiny) });
-  } catch {
-    console.log(
-      "safetensors_fuzz_test: the tiny-unet2d fixture is absent; fuzzing generated files only",
-    );
-  }
+  bases.push({
+    name: "tiny-unet2d",
+    bytes: Deno.readFileSync(fixture("tiny-unet2d/diffusion_pytorch_model.safetensors")),
+  });
   return bases;
 }
 
@@ -526,4 +521,37 @@ Deno.test(`fuzz: ${CASES} mutated files parse consistently or throw SafetensorsE
   const errorCodes = rows.filter(([code]) => code !== "ok").length;
   assert.ok(errorCodes >= 8, `only ${errorCodes} different error codes were hit`);
   assert.ok((codes.get("ok") ?? 0) > 0, "no mutated file parsed; the mutations are too coarse");
+});
+
+Deno.test("fuzz: readSafetensorsFile (header first, from disk) agrees with parseSafetensors", async () => {
+  const bases = makeBases().map(prepare);
+  const dir = await Deno.makeTempDir({ prefix: "diffprobe-fuzz-" });
+  const path = `${dir}/f.safetensors`;
+  try {
+    for (let i = 0; i < 150; i++) {
+      const base = pick(bases);
+      const { bytes, kind } = mutate(base, base.bytes);
+      const context = `disk case ${i} (seed ${SEED}, base ${base.name}, ${kind})`;
+      await Deno.writeFile(path, bytes);
+      let expected: string;
+      try {
+        const file = parseSafetensors(bytes, path);
+        expected = [...file.tensors].map(([n, e]) => `${n}:${e.dtype}:${e.shape}:${e.bytes}`)
+          .join("|");
+      } catch (error) {
+        expected = error instanceof SafetensorsError ? `${error.code}: ${error.message}` : "?";
+      }
+      let actual: string;
+      try {
+        const file = await readSafetensorsFile(path);
+        actual = [...file.tensors].map(([n, e]) => `${n}:${e.dtype}:${e.shape}:${e.bytes}`)
+          .join("|");
+      } catch (error) {
+        actual = error instanceof SafetensorsError ? `${error.code}: ${error.message}` : "?";
+      }
+      assert.equal(actual, expected, context);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -14,16 +14,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseNdbcStdmet, readNdbcStdmet } from "../src/data/ndbc.ts";
 import { parseCsvSeries, readCsvSeries } from "../src/data/csv_series.ts";
-import {
-  chronologicalSplit,
-  interpolateGaps,
-  makeWindows,
-  MinMaxScaler,
-  resampleHourly,
-  type TimeSeries,
-  windowsToArrays,
-  windowsToTensors,
-} from "../src/data/timeseries.ts";
+import type { TimeSeries } from "../src/data/timeseries.ts";
+import { resampleHourly } from "../src/data/resample.ts";
+import { interpolateGaps } from "../src/data/interpolate.ts";
+import { makeWindows } from "../src/data/windows.ts";
+import { chronologicalSplit } from "../src/data/split.ts";
+import { MinMaxScaler } from "../src/data/min_max_scaler.ts";
+import { windowsToArrays, windowsToTensors } from "../src/data/window_arrays.ts";
 import { deriveWaveCsv } from "../examples/waves/make_data.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -367,11 +364,11 @@ Deno.test("parseNdbcStdmet reports malformed lines with file and line, keeping t
   ]);
   assertF32(r.series.columns.WVHT, [2, 7.39]);
 
-  // A 2-digit year is 19YY, so 00-02-29 is 1900-02-29: not a leap day.
+  // A 2-digit year is 19YY, so 85-02-29 is 1985-02-29: not a leap day.
   const old = "YY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS\n" +
-    "00 02 29 00 169 09.9 12.1 03.40 11.10 07.80 999 0983.2  09.3 999.0 999.0 99.0\n";
-  assert.deepEqual(parseNdbcStdmet(old, "h1900.txt").issues, [
-    { file: "h1900.txt", line: 2, reason: "impossible date 00-02-29 00:00" },
+    "85 02 29 00 169 09.9 12.1 03.40 11.10 07.80 999 0983.2  09.3 999.0 999.0 99.0\n";
+  assert.deepEqual(parseNdbcStdmet(old, "h1985.txt").issues, [
+    { file: "h1985.txt", line: 2, reason: "impossible date 85-02-29 00:00" },
   ]);
 });
 
@@ -896,7 +893,7 @@ const SHARED_NDBC = fileURLToPath(new URL("../../shared/data/ndbc-46035/", impor
 const hasShared = !skipNote("data/ndbc-46035");
 
 Deno.test({
-  name: "readNdbcStdmet reads all 32 files of station 46035 with DATA.md's totals",
+  name: "readNdbcStdmet reads all 32 files of station 46035 with the documented totals",
   ignore: !hasShared,
   fn: async () => {
     const t0 = performance.now();
@@ -916,7 +913,7 @@ Deno.test({
     const h = resampleHourly(r.series);
     const wvht = h.columns.WVHT;
     const valid = validCount(wvht);
-    // DATA.md: "About 219k valid hourly wave heights, median 2.26 m, max 15.4 m".
+    // The data provenance notes: about 219k valid hourly wave heights, median 2.26 m, max 15.4 m.
     assert.equal(valid, 218_943);
     assert.ok(Math.abs(valid - 219_000) < 1_000);
     assert.ok(Math.abs(median(wvht) - 2.26) < 0.005);

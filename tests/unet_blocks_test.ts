@@ -160,7 +160,7 @@ Deno.test("capture stops after the deepest requested block and skips eps", async
 Deno.test("forward rejects bad timesteps and shapes with RangeError", () => {
   const unet = createBackbone({ ...WAVE_1D, block_out_channels: [8, 8, 8] });
   const x = tf.zeros([1, 64, 1]);
-  assert.throws(() => unet.forward(x, 1000), /Timestep 1000 is out of range/);
+  assert.throws(() => unet.forward(x, 1000), /Timestep.*1000/);
   assert.throws(() => unet.forward(x, -1), RangeError);
   assert.throws(() => unet.forward(x, 2.5), RangeError);
   assert.throws(() => unet.forward(tf.zeros([1, 62, 1]), 5), /multiple of 4/);

@@ -19,6 +19,7 @@ import { join } from "node:path";
 import {
   AttentionHead,
   type Backbone,
+  balancedSubset,
   datasetChecksum,
   extractFeatures,
   type FeatureCache,
@@ -28,10 +29,8 @@ import {
   LinearHead,
   loadBackbone,
   progressBar,
-  readCifar10Binary,
-  readImageFolder,
+  readCifar10,
   resolveEngine,
-  subset,
   sweep,
   type Tap,
   tapBlock,
@@ -236,35 +235,17 @@ console.error(
   `backend: ${backend}; extraction engine: ${engine}; ${unet.blocks.length} blocks; feature cache: ${cache}`,
 );
 
-/** A seeded class-balanced subset of `n` samples (all when n >= size). */
-function balanced(ds: ImageDataset, n: number | undefined, seed: number): ImageDataset {
-  if (n === undefined || n >= ds.size) return ds;
-  const byClass = ds.classes.map(() => [] as number[]);
-  ds.labels.forEach((l, i) => byClass[l].push(i));
-  let s = seed >>> 0;
-  const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
-  const picked: number[] = [];
-  for (const list of byClass) {
-    for (let i = list.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [list[i], list[j]] = [list[j], list[i]];
-    }
-    picked.push(...list.slice(0, Math.round(n / ds.classes.length)));
-  }
-  return subset(ds, picked.sort((a, b) => a - b));
-}
+/** A seeded class-balanced subset of `n` samples (all when `n` is not given). */
+const balanced = (ds: ImageDataset, n: number | undefined, seed: number): ImageDataset =>
+  n === undefined ? ds : balancedSubset(ds, n, seed);
 
 async function readSplit(
   dir: string,
   split: "train" | "test",
   cacheDir: string,
 ): Promise<ImageDataset> {
-  const isBinary = await Deno.stat(join(dir, "test_batch.bin")).then(() => true, () => false) ||
-    await Deno.stat(join(dir, "cifar-10-batches-bin")).then(() => true, () => false);
-  if (isBinary) return readCifar10Binary(dir, split);
-  const bar = progressBar(`decode ${split}`, 0, { unit: "images" });
-  const ds = await readImageFolder(dir, {
-    split,
+  const bar = progressBar(`read ${split}`, 0, { unit: "images" });
+  const ds = await readCifar10(dir, split, {
     cacheDir,
     onProgress: (done, total) => bar.update(done, total),
   });

@@ -349,14 +349,8 @@ const swept = await sweep(unet, {
   seed,
   batchSize: 256,
   // Closed-form ridge at every point too, with a fixed small penalty (no validation split here).
-  head: (inputShape) => {
-    const head = new LinearHead({ inputShape, outputs: 1, task: "regression", seed });
-    return {
-      fit: (x: tf.Tensor, y: tf.Tensor | number[]) => head.fitRidge(x, y, { penalties: [1e-4] }),
-      evaluate: (x: tf.Tensor, y: tf.Tensor | number[]) => head.evaluate(x, y),
-      dispose: () => head.dispose(),
-    };
-  },
+  head: (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed }),
+  fit: { method: "ridge", penalties: [1e-4] },
   metric: "mse",
   onPoint: (r) =>
     console.error(`  sweep t=${r.t} block ${r.block} ${r.name}: MSE ${r.metric.toFixed(5)}`),

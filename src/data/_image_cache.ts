@@ -9,6 +9,9 @@
  */
 
 import { createHash } from "node:crypto";
+import { writeFileAtomic } from "../base/atomic_write.ts";
+import { MAX_IMAGE_PIXELS } from "./_decode_image.ts";
+import { readRegularFile } from "./_files.ts";
 import { basename, join, resolve } from "node:path";
 import { parseSafetensors, serializeSafetensors, toInt32 } from "../io/safetensors.ts";
 import { datasetChecksum, type ImageDataset } from "./image_dataset.ts";
@@ -68,7 +71,9 @@ export async function readImageCache(
 ): Promise<ImageDataset | undefined> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(location.path);
+    // Pixels, labels and metadata (file names) of the largest images allowed.
+    const maxBytes = files.length * (MAX_IMAGE_PIXELS * 3 + 4 + 4096) + 65536;
+    bytes = await readRegularFile(location.path, "Image cache", maxBytes);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     warn(location.path, `cannot be read (${messageOf(error)}); rebuilding it`);
@@ -132,7 +137,8 @@ async function decodeCache(
 }
 
 /**
- * Stores `ds` at `location`, atomically (a temporary file renamed into place).
+ * Stores `ds` at `location`, atomically (`writeFileAtomic`: a temporary file renamed into place,
+ * removed on failure).
  * A failure is reported with `console.warn`: the dataset is still usable.
  */
 export async function writeImageCache(
@@ -140,7 +146,6 @@ export async function writeImageCache(
   ds: ImageDataset,
   files: readonly string[],
 ): Promise<void> {
-  const temp = `${location.path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
     const bytes = serializeSafetensors({
       pixels: { dtype: "U8", shape: [ds.size, ds.height, ds.width, 3], data: ds.pixels },
@@ -154,10 +159,8 @@ export async function writeImageCache(
       files: JSON.stringify(files),
     });
     await Deno.mkdir(join(location.path, ".."), { recursive: true });
-    await Deno.writeFile(temp, bytes);
-    await Deno.rename(temp, location.path);
+    await writeFileAtomic(location.path, bytes);
   } catch (error) {
-    await Deno.remove(temp).catch(() => {});
     warn(location.path, `could not be written (${messageOf(error)})`);
   }
 }

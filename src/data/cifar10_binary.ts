@@ -7,19 +7,15 @@
  * then green, then blue). {@linkcode readCifar10Binary} interleaves the planes
  * into the NHWC layout of {@linkcode ImageDataset}.
  *
- * @example
- * ```ts ignore
- * import { readCifar10Binary } from "./cifar10_binary.ts";
- *
- * // After `tar xzf cifar-10-binary.tar.gz` in ./data:
- * const train = await readCifar10Binary("./data", "train");
- * console.log(train.size, train.classes[train.labels[0]]); // 50000 "frog"
- * ```
+ * After `tar xzf cifar-10-binary.tar.gz` in `./data`, `readCifar10Binary("./data", "train")`
+ * gives the 50,000 training images.
  *
  * @module
  */
 
 import { join } from "node:path";
+import { oneOf } from "../base/validate.ts";
+import { readRegularFile, requireRegularFile, statFile } from "./_files.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
@@ -27,9 +23,11 @@ import type { ImageDataset } from "./image_dataset.ts";
  *
  * @example
  * ```ts
- * import { CIFAR10_CLASSES } from "./cifar10_binary.ts";
+ * import assert from "node:assert/strict";
+ * import { CIFAR10_CLASSES } from "@diffprobe/core";
  *
- * console.log(CIFAR10_CLASSES[3]); // "cat"
+ * assert.equal(CIFAR10_CLASSES.length, 10);
+ * assert.equal(CIFAR10_CLASSES[3], "cat");
  * ```
  */
 export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
@@ -48,16 +46,17 @@ export const CIFAR10_CLASSES: readonly string[] = Object.freeze([
 /**
  * Which part of CIFAR-10 to read: `"train"` (`data_batch_1.bin` …
  * `data_batch_5.bin`, 50,000 images) or `"test"` (`test_batch.bin`, 10,000).
- *
- * @example
- * ```ts
- * import type { Cifar10Split } from "./cifar10_binary.ts";
- *
- * const split: Cifar10Split = "test";
- * ```
  */
 export type Cifar10Split = "train" | "test";
 
+/** Options of {@linkcode readCifar10Binary}. */
+export interface ReadCifar10BinaryOptions {
+  /** Called after each batch file with the number of images read so far and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Records per batch file: the official batches hold 10,000 images each. */
+const MAX_RECORDS = 10_000;
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const IMAGE_BYTES = 3 * PLANE;
@@ -72,30 +71,44 @@ const RECORD_BYTES = 1 + IMAGE_BYTES;
  * {@linkcode CIFAR10_CLASSES}.
  *
  * @example
- * ```ts ignore
- * import { readCifar10Binary } from "./cifar10_binary.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCifar10Binary } from "@diffprobe/core";
  *
- * const test = await readCifar10Binary("./data/cifar-10-batches-bin", "test");
- * console.log(test.size, test.height, test.width); // 10000 32 32
+ * const dir = await Deno.makeTempDir();
+ * const record = new Uint8Array(3073);
+ * record[0] = 6; // label: frog
+ * record[1] = 255; // red plane, pixel (0, 0)
+ * record[1 + 1024 + 1] = 128; // green plane, pixel (0, 1)
+ * await Deno.writeFile(`${dir}/test_batch.bin`, record);
+ * const test = await readCifar10Binary(dir, "test");
+ * assert.deepEqual([test.size, test.height, test.width], [1, 32, 32]);
+ * assert.equal(test.classes[test.labels[0]], "frog");
+ * assert.deepEqual(Array.from(test.pixels.subarray(0, 6)), [255, 0, 0, 0, 128, 0]); // NHWC
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param dir The folder holding the `.bin` files, or its parent.
  * @param split `"train"` or `"test"`.
+ * @param options A progress callback.
  * @returns The images with their labels; `files` is not set.
  * @throws {Deno.errors.NotFound} If a batch file is missing.
- * @throws {RangeError} If a file's size is not a whole number of records, or a
- *   label is above 9; the message names the file, record and byte offset.
- * @throws {TypeError} If `split` is not `"train"` or `"test"`, or
- *   `batches.meta.txt` does not hold ten class names.
+ * @throws {RangeError} If a file's size is not a whole number of records or
+ *   over 10,000 records (checked before reading), or a label is above 9; the
+ *   message names the file, record and byte offset.
+ * @throws {TypeError} If `split` is not `"train"` or `"test"`, a batch file
+ *   is not a regular file (a FIFO, a device), or `batches.meta.txt` does not
+ *   hold ten class names.
  */
 export async function readCifar10Binary(
   dir: string,
   split: Cifar10Split,
+  options: ReadCifar10BinaryOptions = {},
 ): Promise<ImageDataset> {
-  let names: string[];
-  if (split === "train") names = [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`);
-  else if (split === "test") names = ["test_batch.bin"];
-  else throw new TypeError(`CIFAR-10 split must be "train" or "test", got ${String(split)}`);
+  oneOf(split, "CIFAR-10 split", ["train", "test"]);
+  const names = split === "train"
+    ? [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`)
+    : ["test_batch.bin"];
 
   const folder = await findBatchFolder(dir, names[0]);
   const files = names.map((name) => join(folder, name));
@@ -103,23 +116,28 @@ export async function readCifar10Binary(
   // Check every size before allocating the full dataset.
   let records = 0;
   for (const file of files) {
-    const { size } = await statOrNotFound(file);
-    checkFileSize(file, size);
-    records += size / RECORD_BYTES;
+    const info = await statFile(file, "CIFAR-10 batch file");
+    requireRegularFile(info, file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
+    checkFileSize(file, info.size);
+    records += info.size / RECORD_BYTES;
   }
 
   const pixels = new Uint8Array(records * IMAGE_BYTES);
   const labels = new Int32Array(records);
   let image = 0;
   for (const file of files) {
-    const bytes = await Deno.readFile(file);
+    const bytes = await readRegularFile(file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
     checkFileSize(file, bytes.length); // it may have changed since the stat
+    if (image + bytes.length / RECORD_BYTES > records) {
+      throw new RangeError(`CIFAR-10 batch file "${file}" grew while it was being read`);
+    }
     for (let r = 0; r < bytes.length / RECORD_BYTES; r++, image++) {
       const offset = r * RECORD_BYTES;
       const label = bytes[offset];
       if (label > 9) {
         throw new RangeError(
-          `Invalid CIFAR-10 label ${label} in record ${r} (byte offset ${offset}) of "${file}": expected 0 to 9`,
+          `Invalid CIFAR-10 label ${label} in record ${r} (byte offset ${offset}) of "${file}": ` +
+            `expected 0 to 9`,
         );
       }
       labels[image] = label;
@@ -131,6 +149,7 @@ export async function readCifar10Binary(
         pixels[dst + 2] = bytes[src + 2 * PLANE + p];
       }
     }
+    options.onProgress?.(image, records);
   }
 
   return {
@@ -172,7 +191,7 @@ async function readClassNames(folder: string): Promise<string[]> {
   const file = join(folder, "batches.meta.txt");
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = new TextDecoder().decode(await readRegularFile(file, "CIFAR-10 class file", 65536));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [...CIFAR10_CLASSES];
     throw error;
@@ -184,17 +203,6 @@ async function readClassNames(folder: string): Promise<string[]> {
     );
   }
   return names;
-}
-
-async function statOrNotFound(file: string): Promise<Deno.FileInfo> {
-  try {
-    return await Deno.stat(file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new Deno.errors.NotFound(`CIFAR-10 batch file "${file}" not found`, { cause: error });
-    }
-    throw error;
-  }
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -10,14 +10,17 @@
  *
  * @example
  * ```ts
- * import { parseCsvSeries } from "./csv_series.ts";
+ * import assert from "node:assert/strict";
+ * import { parseCsvSeries } from "@diffprobe/core";
  *
  * const text = "time,WVHT,DPD,note\n" +
  *   "2017-01-01T00:00Z,2.5,10,calm\n" +
  *   "2017-01-01T01:00Z,,11,\n";
  * const { series, issues } = parseCsvSeries(text, "buoy.csv", { columns: ["WVHT", "DPD"] });
- * console.log(series.times[1] === Date.UTC(2017, 0, 1, 1), series.columns.WVHT[1]); // true NaN
- * console.log(Object.keys(series.columns), issues.length); // ["WVHT", "DPD"] 0
+ * assert.equal(series.times[1], Date.UTC(2017, 0, 1, 1));
+ * assert.deepEqual(Array.from(series.columns.WVHT), [2.5, NaN]);
+ * assert.deepEqual(Object.keys(series.columns), ["WVHT", "DPD"]);
+ * assert.equal(issues.length, 0);
  * ```
  *
  * @module
@@ -26,7 +29,9 @@
 import { basename } from "node:path";
 import { clip, listDataFiles, readText } from "./_files.ts";
 import { parse } from "csv-parse/sync";
-import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
+import { show } from "../base/validate.ts";
+import { ownRecord, sortedSeries } from "./_series.ts";
+import type { ReadIssue, ReadResult } from "./timeseries.ts";
 
 /**
  * How the time column is written:
@@ -36,25 +41,11 @@ import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
  * - `"auto"` (default): a plain number is epoch seconds when its magnitude is below 10¹¹ and
  *   milliseconds otherwise (10¹¹ s is the year 5138, 10¹¹ ms is March 1973); anything else is
  *   ISO.
- *
- * @example
- * ```ts
- * import type { CsvTimeFormat } from "./csv_series.ts";
- *
- * const format: CsvTimeFormat = "epoch-s";
- * ```
  */
 export type CsvTimeFormat = "auto" | "iso" | "epoch-s" | "epoch-ms";
 
 /**
  * Options of {@linkcode parseCsvSeries} and {@linkcode readCsvSeries}.
- *
- * @example
- * ```ts
- * import type { CsvSeriesOptions } from "./csv_series.ts";
- *
- * const options: CsvSeriesOptions = { timeColumn: "date", columns: ["hs", "tp"], delimiter: ";" };
- * ```
  */
 export interface CsvSeriesOptions {
   /** Name of the time column; default: the first column of the header. */
@@ -91,12 +82,13 @@ const ISO = new RegExp(
  *
  * @example
  * ```ts
- * import { parseCsvSeries } from "./csv_series.ts";
+ * import assert from "node:assert/strict";
+ * import { parseCsvSeries } from "@diffprobe/core";
  *
  * const text = "t;hs\n1483228800;2.5\n1483232400;x\n";
  * const r = parseCsvSeries(text, "a.csv", { delimiter: ";", timeFormat: "epoch-s" });
- * console.log(r.rows, r.issues[0].line); // 1 3
- * console.log(r.issues[0].reason); // 'non-numeric value "x" in column hs'
+ * assert.equal(r.rows, 1);
+ * assert.deepEqual(r.issues, [{ file: "a.csv", line: 3, reason: 'non-numeric value "x" in column hs' }]);
  * ```
  *
  * @param text CSV text (a leading byte-order mark is ignored).
@@ -116,80 +108,37 @@ export function parseCsvSeries(
     if (options.strict) throw new RangeError(`Malformed CSV row at ${file}:${line}: ${reason}`);
     issues.push({ file, line, reason });
   };
-  const records = parse(text, {
-    delimiter: options.delimiter ?? ",",
-    bom: true,
-    info: true,
-    relax_column_count: true,
-    skip_empty_lines: true,
-    skip_records_with_error: true,
-    on_skip: (err: Error | undefined) => {
-      const lines = (err as { lines?: unknown } | undefined)?.lines;
-      report(typeof lines === "number" ? lines : 0, `unreadable CSV (${err?.message ?? "?"})`);
-      return undefined;
-    },
-  }) as unknown as { record: string[]; info: { lines: number } }[];
+  const records = readRecords(text, file, options, report);
   if (records.length === 0) {
     throw new RangeError(`Cannot read ${file}: it has no header row`);
   }
-  const header = records[0].record.map((h) => h.trim());
-  const timeName = options.timeColumn ?? header[0];
-  const timeIndex = header.indexOf(timeName);
-  if (timeIndex < 0) {
-    throw new RangeError(
-      `Cannot read ${file}: the header has no time column "${timeName}" (it has ${
-        header.join(", ")
-      })`,
-    );
-  }
-  const names = options.columns
-    ? [...options.columns]
-    : header.filter((_, i) => i !== timeIndex && header[i] !== "");
-  const indices = names.map((name) => {
-    const i = header.indexOf(name);
-    if (i < 0) {
-      throw new RangeError(
-        `Cannot read ${file}: the header has no column "${name}" (it has ${header.join(", ")})`,
-      );
-    }
-    return i;
-  });
+  const { header, timeIndex, names, indices } = resolveColumns(records[0].record, file, options);
   const missing = new Set(options.missing ?? DEFAULT_MISSING);
   const format = options.timeFormat ?? "auto";
-
   const times: number[] = [];
   const values: number[][] = names.map(() => []);
   const row = new Float64Array(names.length);
   for (let r = 1; r < records.length; r++) {
     const { record, info } = records[r];
-    const line = info.lines;
     if (record.length !== header.length) {
-      report(line, `expected ${header.length} fields, found ${record.length}`);
+      report(info.lines, `expected ${header.length} fields, found ${record.length}`);
       continue;
     }
     const t = parseTime(record[timeIndex].trim(), format);
     if (typeof t === "string") {
-      report(line, `${t} (column ${timeName})`);
+      report(info.lines, `${t} (column ${header[timeIndex]})`);
       continue;
     }
-    let bad: string | undefined;
-    for (let k = 0; k < names.length; k++) {
-      const s = record[indices[k]].trim();
-      if (missing.has(s)) row[k] = NaN;
-      else if (NUMBER.test(s)) row[k] = Number(s);
-      else {
-        bad = `non-numeric value "${clip(s)}" in column ${names[k]}`;
-        break;
-      }
-    }
+    const bad = parseValues(record, indices, names, missing, row);
     if (bad !== undefined) {
-      report(line, bad);
+      report(info.lines, bad);
       continue;
     }
     times.push(t);
     for (let k = 0; k < names.length; k++) values[k].push(row[k]);
   }
-  return { series: sortedSeries(times, names, values), issues, rows: times.length, files: [file] };
+  const columns = ownRecord(names.map((name, k) => [name, values[k]]));
+  return { series: sortedSeries(times, columns), issues, rows: times.length, files: [file] };
 }
 
 /**
@@ -199,13 +148,17 @@ export function parseCsvSeries(
  * name each file by its base name.
  *
  * @example
- * ```ts ignore
- * import { readCsvSeries } from "./csv_series.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readCsvSeries } from "@diffprobe/core";
  *
- * const { series } = await readCsvSeries("examples/waves/data/46035_hourly.csv.gz", {
- *   columns: ["WVHT", "DPD", "APD", "WSPD"],
- * });
- * console.log(series.times.length);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/b.csv`, "time,hs\n2017-01-02,2.0\n");
+ * await Deno.writeTextFile(`${dir}/a.csv`, "time,hs\n2017-01-01,1.0\n");
+ * const { series, files } = await readCsvSeries(dir);
+ * assert.deepEqual(files, ["a.csv", "b.csv"]);
+ * assert.deepEqual(Array.from(series.columns.hs), [1, 2]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param paths A directory, a file, or a list of files (paths or `file:` URLs).
@@ -220,7 +173,7 @@ export async function readCsvSeries(
   const files = await listDataFiles(paths, "csv", "CSV series");
   const parts: ReadResult[] = [];
   for (const path of files) {
-    parts.push(parseCsvSeries(await readText(path), basename(path), options));
+    parts.push(parseCsvSeries(await readText(path, "CSV file"), basename(path), options));
   }
   const names = Object.keys(parts[0].series.columns);
   for (const p of parts) {
@@ -242,7 +195,7 @@ export async function readCsvSeries(
     });
   }
   return {
-    series: sortedSeries(times, names, values),
+    series: sortedSeries(times, ownRecord(names.map((name, k) => [name, values[k]]))),
     issues: parts.flatMap((p) => p.issues),
     rows: times.length,
     files: parts.map((p) => p.files[0]),
@@ -251,6 +204,122 @@ export async function readCsvSeries(
 
 // ---------------------------------------------------------------------------------------------
 // Internals
+
+interface CsvRecord {
+  record: string[];
+  info: { lines: number };
+}
+
+/** The CSV records of `text`; unreadable ones (broken quoting) are reported and skipped. */
+function readRecords(
+  text: string,
+  file: string,
+  options: CsvSeriesOptions,
+  report: (line: number, reason: string) => void,
+): CsvRecord[] {
+  try {
+    return parse(text, {
+      delimiter: options.delimiter ?? ",",
+      bom: true,
+      info: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      skip_records_with_error: true,
+      on_skip: (err: Error | undefined) => {
+        const lines = (err as { lines?: unknown } | undefined)?.lines;
+        report(typeof lines === "number" ? lines : 0, `unreadable CSV (${err?.message ?? "?"})`);
+        return undefined;
+      },
+    }) as unknown as CsvRecord[];
+  } catch (error) {
+    if (error instanceof RangeError && error.message.startsWith("Malformed CSV row")) throw error;
+    const e = error as { code?: unknown; lines?: unknown; message?: unknown };
+    if (typeof e.code === "string" && e.code.startsWith("CSV_INVALID_OPTION")) {
+      throw new TypeError(`Cannot read ${file}: invalid CSV option (${String(e.message)})`, {
+        cause: error,
+      });
+    }
+    const line = typeof e.lines === "number" ? `:${e.lines}` : "";
+    throw new RangeError(`Cannot read ${file}${line}: unreadable CSV (${String(e.message)})`, {
+      cause: error,
+    });
+  }
+}
+
+/** The header, the time column's index and the selected value columns with their indices. */
+function resolveColumns(
+  record: string[],
+  file: string,
+  options: CsvSeriesOptions,
+): { header: string[]; timeIndex: number; names: string[]; indices: number[] } {
+  const header = record.map((h) => h.trim());
+  const first = new Map<string, number>();
+  header.forEach((name, i) => {
+    if (name === "") return;
+    if (first.has(name)) {
+      throw new RangeError(
+        `Cannot read ${file}: column "${clip(name)}" appears twice in the header (fields ${
+          first.get(name)! + 1
+        } and ${i + 1})`,
+      );
+    }
+    first.set(name, i);
+  });
+  const has = (name: string): boolean => first.has(name);
+  const timeName = options.timeColumn ?? header[0];
+  if (!has(timeName)) {
+    throw new RangeError(
+      `Cannot read ${file}: the header has no time column "${timeName}" (it has ${
+        clip(header.join(", "))
+      })`,
+    );
+  }
+  const timeIndex = first.get(timeName)!;
+  const names = options.columns
+    ? [...options.columns]
+    : header.filter((name, i) => i !== timeIndex && name !== "");
+  if (new Set(names).size !== names.length) {
+    throw new RangeError(`Option columns must list each column once, got ${show(names)}`);
+  }
+  const indices = names.map((name) => {
+    if (!has(name)) {
+      throw new RangeError(
+        `Cannot read ${file}: the header has no column "${name}" (it has ${
+          clip(header.join(", "))
+        })`,
+      );
+    }
+    return first.get(name)!;
+  });
+  return { header, timeIndex, names, indices };
+}
+
+/**
+ * Reads the selected values of `record` into `row` (`NaN` for missing markers); returns why one
+ * is not a valid value, if one is not.
+ */
+function parseValues(
+  record: string[],
+  indices: number[],
+  names: string[],
+  missing: Set<string>,
+  row: Float64Array,
+): string | undefined {
+  for (let k = 0; k < names.length; k++) {
+    const s = record[indices[k]].trim();
+    if (missing.has(s)) {
+      row[k] = NaN;
+      continue;
+    }
+    if (!NUMBER.test(s)) return `non-numeric value "${clip(s)}" in column ${names[k]}`;
+    const v = Number(s);
+    if (!Number.isFinite(Math.fround(v))) {
+      return `value "${clip(s)}" in column ${names[k]} is beyond the float32 range`;
+    }
+    row[k] = v;
+  }
+  return undefined;
+}
 
 /** Milliseconds since the epoch, or why `s` is not a time. */
 function parseTime(s: string, format: CsvTimeFormat): number | string {
@@ -287,7 +356,10 @@ function parseTime(s: string, format: CsvTimeFormat): number | string {
     offsetMin = sign * (oh * 60 + om);
   }
   const ms = frac === undefined ? 0 : Math.round(Number(`0.${frac}`) * 1000);
-  return Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
+  // Date.UTC reads years 0–99 as 1900–1999; set the full year explicitly instead.
+  const date = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, ms));
+  date.setUTCFullYear(year, month - 1, day);
+  return date.getTime() - offsetMin * 60_000;
 }
 
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
@@ -295,23 +367,4 @@ const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 function daysInMonth(year: number, month: number): number {
   const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
   return month === 2 && leap ? 29 : DAYS[month - 1];
-}
-
-function sortedSeries(times: number[], names: string[], values: number[][]): TimeSeries {
-  const n = times.length;
-  let sorted = true;
-  for (let r = 1; r < n && sorted; r++) if (times[r] < times[r - 1]) sorted = false;
-  const order = sorted
-    ? undefined
-    : Array.from({ length: n }, (_, r) => r).sort((a, b) => times[a] - times[b] || a - b);
-  const outTimes = new Float64Array(n);
-  for (let r = 0; r < n; r++) outTimes[r] = times[order ? order[r] : r];
-  const columns: Record<string, Float32Array> = {};
-  names.forEach((name, k) => {
-    const col = new Float32Array(n);
-    const src = values[k];
-    for (let r = 0; r < n; r++) col[r] = src[order ? order[r] : r];
-    columns[name] = col;
-  });
-  return { times: outTimes, columns };
 }

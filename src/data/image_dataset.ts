@@ -9,7 +9,8 @@
  *
  * @example Batches from a tiny dataset
  * ```ts
- * import { type ImageDataset, imageBatches } from "./image_dataset.ts";
+ * import assert from "node:assert/strict";
+ * import { type ImageDataset, imageBatches } from "@diffprobe/core";
  *
  * const ds: ImageDataset = {
  *   pixels: new Uint8Array(4 * 2 * 2 * 3).fill(255),
@@ -19,10 +20,12 @@
  *   height: 2,
  *   width: 2,
  * };
+ * const shapes: number[][] = [];
  * for (const x of imageBatches(ds, 3)) {
- *   console.log(x.shape); // [3, 2, 2, 3] then [1, 2, 2, 3]
+ *   shapes.push(x.shape);
  *   x.dispose();
  * }
+ * assert.deepEqual(shapes, [[3, 2, 2, 3], [1, 2, 2, 3]]);
  * ```
  *
  * @module
@@ -30,6 +33,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { createHash } from "node:crypto";
+import { integerInRange, positiveInteger } from "../base/validate.ts";
 
 /**
  * A labelled set of equally sized RGB images held in memory.
@@ -37,20 +41,6 @@ import { createHash } from "node:crypto";
  * `pixels` has `size × height × width × 3` bytes in NHWC order: the value of
  * channel `c` (0 = R, 1 = G, 2 = B) at row `y`, column `x` of image `i` is
  * `pixels[((i * height + y) * width + x) * 3 + c]`. `labels[i]` indexes `classes`.
- *
- * @example A dataset of two 1×1 images
- * ```ts
- * import type { ImageDataset } from "./image_dataset.ts";
- *
- * const ds: ImageDataset = {
- *   pixels: new Uint8Array([255, 0, 0, 0, 0, 255]), // one red, one blue pixel
- *   labels: new Int32Array([0, 1]),
- *   classes: ["red", "blue"],
- *   size: 2,
- *   height: 1,
- *   width: 1,
- * };
- * ```
  */
 export interface ImageDataset {
   /** `size × height × width × 3` bytes, RGB, row-major NHWC. */
@@ -71,13 +61,6 @@ export interface ImageDataset {
 
 /**
  * The index range {@linkcode imageBatches} iterates over.
- *
- * @example
- * ```ts
- * import type { ImageBatchOptions } from "./image_dataset.ts";
- *
- * const firstThousand: ImageBatchOptions = { start: 0, end: 1000 };
- * ```
  */
 export interface ImageBatchOptions {
   /** First image index (inclusive). Defaults to 0. */
@@ -111,7 +94,8 @@ const SCALE_LUT: Float32Array = (() => {
  *
  * @example
  * ```ts
- * import { type ImageDataset, imageBatches } from "./image_dataset.ts";
+ * import assert from "node:assert/strict";
+ * import { type ImageDataset, imageBatches } from "@diffprobe/core";
  *
  * const ds: ImageDataset = {
  *   pixels: new Uint8Array([0, 255, 51]),
@@ -122,7 +106,7 @@ const SCALE_LUT: Float32Array = (() => {
  *   width: 1,
  * };
  * for (const x of imageBatches(ds, 8)) {
- *   console.log(x.dataSync()); // Float32Array [-1, 1, -0.6] (as float32)
+ *   assert.deepEqual(x.dataSync(), new Float32Array([-1, 1, 51 / 127.5 - 1]));
  *   x.dispose();
  * }
  * ```
@@ -139,19 +123,9 @@ export function* imageBatches(
   options: ImageBatchOptions = {},
 ): Generator<tf.Tensor4D, void, undefined> {
   checkDataset(ds);
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new RangeError(`Batch size must be a positive integer, got ${batchSize}`);
-  }
-  const start = options.start ?? 0;
-  const end = options.end ?? ds.size;
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.size) {
-    throw new RangeError(
-      `Batch range [${start}, ${end}) must be integers within [0, ${ds.size}]`,
-    );
-  }
-  if (start > end) {
-    throw new RangeError(`Batch range start ${start} is after its end ${end}`);
-  }
+  positiveInteger(batchSize, "Batch size");
+  const end = integerInRange(options.end ?? ds.size, "Batch range end", 0, ds.size);
+  const start = integerInRange(options.start ?? 0, "Batch range start", 0, end);
   const imageBytes = ds.height * ds.width * 3;
   for (let first = start; first < end; first += batchSize) {
     const count = Math.min(batchSize, end - first);
@@ -175,7 +149,8 @@ export function* imageBatches(
  *
  * @example
  * ```ts
- * import { datasetChecksum, type ImageDataset } from "./image_dataset.ts";
+ * import assert from "node:assert/strict";
+ * import { datasetChecksum, type ImageDataset } from "@diffprobe/core";
  *
  * const ds: ImageDataset = {
  *   pixels: new Uint8Array(3),
@@ -186,7 +161,8 @@ export function* imageBatches(
  *   width: 1,
  * };
  * const hex = await datasetChecksum(ds);
- * console.log(hex.length); // 64
+ * assert.match(hex, /^[0-9a-f]{64}$/);
+ * assert.notEqual(await datasetChecksum({ ...ds, labels: new Int32Array([1]) }), hex);
  * ```
  *
  * @param ds The dataset to hash.
@@ -207,7 +183,8 @@ export function datasetChecksum(ds: ImageDataset): Promise<string> {
  *
  * @example
  * ```ts
- * import { type ImageDataset, subset } from "./image_dataset.ts";
+ * import assert from "node:assert/strict";
+ * import { type ImageDataset, subset } from "@diffprobe/core";
  *
  * const ds: ImageDataset = {
  *   pixels: new Uint8Array([1, 1, 1, 2, 2, 2, 3, 3, 3]),
@@ -218,7 +195,8 @@ export function datasetChecksum(ds: ImageDataset): Promise<string> {
  *   width: 1,
  * };
  * const picked = subset(ds, [2, 0]);
- * console.log(picked.pixels); // Uint8Array [3, 3, 3, 1, 1, 1]
+ * assert.deepEqual(picked.pixels, new Uint8Array([3, 3, 3, 1, 1, 1]));
+ * assert.deepEqual(picked.labels, new Int32Array([0, 0]));
  * ```
  *
  * @param ds The dataset to pick from.
@@ -234,12 +212,7 @@ export function subset(ds: ImageDataset, indices: ArrayLike<number>): ImageDatas
   const labels = new Int32Array(n);
   const files = ds.files ? new Array<string>(n) : undefined;
   for (let k = 0; k < n; k++) {
-    const i = indices[k];
-    if (!Number.isInteger(i) || i < 0 || i >= ds.size) {
-      throw new RangeError(
-        `Subset index ${i} at position ${k} is not an integer in [0, ${ds.size})`,
-      );
-    }
+    const i = integerInRange(indices[k], `Subset index at position ${k}`, 0, ds.size - 1);
     pixels.set(ds.pixels.subarray(i * imageBytes, (i + 1) * imageBytes), k * imageBytes);
     labels[k] = ds.labels[i];
     if (files) files[k] = ds.files![i];

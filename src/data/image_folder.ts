@@ -11,22 +11,11 @@
  * {@linkcode ImageDataset}. With `cacheDir`, the decoded dataset is stored as a
  * safetensors file so later reads skip decoding.
  *
- * @example
- * ```ts ignore
- * import { readImageFolder } from "./image_folder.ts";
- *
- * const test = await readImageFolder("./cifar10-jpeg", {
- *   split: "test",
- *   cacheDir: "./.cache",
- *   onProgress: (done, total) => console.log(`${done}/${total}`),
- * });
- * console.log(test.size, test.classes); // 10000 ["airplane", ...]
- * ```
- *
  * @module
  */
 
-import { join } from "node:path";
+import { join, sep as SEP } from "node:path";
+import { nonNegativeInteger } from "../base/validate.ts";
 import { chunkErrorToError, type ChunkResult, decodeChunk } from "./_decode_image.ts";
 import type { DecodeRequest, DecodeResponse } from "./_decode_worker.ts";
 import {
@@ -35,17 +24,11 @@ import {
   readImageCache,
   writeImageCache,
 } from "./_image_cache.ts";
+import { kindOf } from "./_files.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
  * Options of {@linkcode readImageFolder}.
- *
- * @example
- * ```ts
- * import type { ReadImageFolderOptions } from "./image_folder.ts";
- *
- * const options: ReadImageFolderOptions = { split: "train", classes: ["cat", "dog"] };
- * ```
  */
 export interface ReadImageFolderOptions {
   /** Sub-folder holding the class folders, e.g. `"train"`. Default: none, `dir` holds them. */
@@ -73,6 +56,8 @@ export interface ReadImageFolderOptions {
 
 /** File extensions read as images (compared lower-case). */
 const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
+/** Largest decoded dataset: 2^32 bytes (4 GiB) of RGB pixels. */
+const MAX_DATASET_BYTES = 2 ** 32;
 /** Files per unit of work (and per progress report). */
 const CHUNK = 256;
 
@@ -89,11 +74,25 @@ const CHUNK = 256;
  * levels. `files` holds each image's path (joined onto `dir`).
  *
  * @example
- * ```ts ignore
- * import { readImageFolder } from "./image_folder.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readImageFolder } from "@diffprobe/core";
+ * import { PNG } from "pngjs";
+ * import { Buffer } from "node:buffer";
  *
- * const ds = await readImageFolder("./flowers", { split: "val" });
- * console.log(ds.size, ds.height, ds.width, ds.classes);
+ * const dir = await Deno.makeTempDir();
+ * for (const [name, value] of [["cat", 10], ["dog", 20]] as const) {
+ *   const png = new PNG({ width: 2, height: 1 });
+ *   png.data = Buffer.from([value, value, value, 255, value, value, value, 255]);
+ *   await Deno.mkdir(`${dir}/val/${name}`, { recursive: true });
+ *   await Deno.writeFile(`${dir}/val/${name}/0.png`, PNG.sync.write(png));
+ * }
+ * const ds = await readImageFolder(dir, { split: "val" });
+ * assert.deepEqual([ds.size, ds.height, ds.width], [2, 1, 2]);
+ * assert.deepEqual(ds.classes, ["cat", "dog"]);
+ * assert.deepEqual(Array.from(ds.labels), [0, 1]);
+ * assert.equal(ds.pixels[6], 20); // the dog's first red value
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param dir The dataset folder.
@@ -111,6 +110,8 @@ export async function readImageFolder(
 ): Promise<ImageDataset> {
   const root = options.split === undefined ? dir : join(dir, options.split);
   await requireDirectory(root, options.split === undefined ? "Image folder" : "Split folder");
+  const base = await Deno.realPath(dir);
+  await requireInside(root, base, "Split folder");
   const classes = options.classes ? checkClasses(options.classes) : await listClasses(root);
 
   const relative: string[] = [];
@@ -118,7 +119,8 @@ export async function readImageFolder(
   for (let label = 0; label < classes.length; label++) {
     const classDir = join(root, classes[label]);
     await requireDirectory(classDir, "Class folder");
-    const names = await listImages(classDir);
+    await requireInside(classDir, base, "Class folder");
+    const names = await listImages(classDir, base);
     if (names.length === 0) {
       throw new TypeError(`Class folder "${classDir}" contains no .jpg, .jpeg or .png files`);
     }
@@ -169,6 +171,12 @@ async function decodeImages(
       if (pixels === undefined) {
         height = h;
         width = w;
+        if (total * h * w * 3 > MAX_DATASET_BYTES) {
+          throw new RangeError(
+            `Image folder must decode to at most ${MAX_DATASET_BYTES} bytes, got ${total} images ` +
+              `of ${w}×${h} pixels (as "${files[0]}") = ${total * h * w * 3} bytes`,
+          );
+        }
         pixels = new Uint8Array(total * h * w * 3);
       } else if (h !== height || w !== width) {
         throw new RangeError(
@@ -191,9 +199,7 @@ async function decodeImages(
     (total >= 2048 && navigator.hardwareConcurrency >= 2
       ? Math.min(navigator.hardwareConcurrency, 8)
       : 0);
-  if (!Number.isInteger(workers) || workers < 0) {
-    throw new RangeError(`Workers must be a non-negative integer, got ${workers}`);
-  }
+  nonNegativeInteger(workers, "Workers");
   if (workers === 0) {
     for (let start = 0; start < total; start += CHUNK) {
       consume(start, decodeChunk(files.slice(start, start + CHUNK)));
@@ -295,14 +301,47 @@ function checkClasses(classes: readonly string[]): string[] {
   return [...classes];
 }
 
-async function listImages(classDir: string): Promise<string[]> {
+/**
+ * The image file names of a class folder, sorted. A symbolic link must resolve inside the dataset
+ * folder `base`; a special file (FIFO, device, socket) with an image name is refused.
+ */
+async function listImages(classDir: string, base: string): Promise<string[]> {
   const names: string[] = [];
   for await (const entry of Deno.readDir(classDir)) {
     if (entry.isDirectory || entry.name.startsWith(".")) continue;
     const lower = entry.name.toLowerCase();
-    if (IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext))) names.push(entry.name);
+    if (!IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext))) continue;
+    const path = join(classDir, entry.name);
+    if (entry.isSymlink) await requireInside(path, base, "Image file");
+    else if (!entry.isFile) {
+      throw new TypeError(
+        `Image file "${path}" must be a regular file, got a ${kindOf(await Deno.lstat(path))}`,
+      );
+    }
+    names.push(entry.name);
   }
   return names.sort(byCodeUnit);
+}
+
+/**
+ * Throws a `TypeError` when `path` resolves (through symbolic links) outside the dataset folder
+ * `base` (a real path), so that a link cannot pull in files from elsewhere.
+ */
+async function requireInside(path: string, base: string, what: string): Promise<void> {
+  const real = await Deno.realPath(path).catch((error) => {
+    throw error instanceof Error && !error.message.includes(path)
+      ? new (error.constructor as ErrorConstructor)(
+        `${what} "${path}" cannot be resolved: ${error.message}`,
+        { cause: error },
+      )
+      : error;
+  });
+  if (real !== base && !real.startsWith(base.endsWith(SEP) ? base : base + SEP)) {
+    throw new TypeError(
+      `${what} "${path}" must stay inside the image folder "${base}", got a symbolic link to ` +
+        `"${real}"`,
+    );
+  }
 }
 
 async function requireDirectory(path: string, what: string): Promise<void> {

@@ -21,7 +21,8 @@
  *
  * @example
  * ```ts
- * import { parseNdbcStdmet } from "./ndbc.ts";
+ * import assert from "node:assert/strict";
+ * import { parseNdbcStdmet } from "@diffprobe/core";
  *
  * const text = [
  *   "#YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES  ATMP  WTMP  DEWP  VIS  TIDE",
@@ -29,9 +30,11 @@
  *   "2017 01 01 00 50 230 14.5 18.1  7.39 13.79  9.74 125  985.7   2.7   3.9 999.0 99.0 99.00",
  * ].join("\n");
  * const { series, issues } = parseNdbcStdmet(text, "46035h2017.txt");
- * console.log(new Date(series.times[0]).toISOString()); // 2017-01-01T00:50:00.000Z
+ * assert.equal(series.times[0], Date.UTC(2017, 0, 1, 0, 50));
  * const { WVHT, DEWP } = series.columns;
- * console.log(WVHT[0].toFixed(2), DEWP[0], issues.length); // "7.39" NaN 0
+ * assert.equal(WVHT[0], Math.fround(7.39));
+ * assert.ok(Number.isNaN(DEWP[0])); // 999.0 is DEWP's missing-value sentinel
+ * assert.equal(issues.length, 0);
  * ```
  *
  * @module
@@ -39,17 +42,11 @@
 
 import { basename } from "node:path";
 import { clip, listDataFiles, readText } from "./_files.ts";
-import type { ReadIssue, ReadResult, TimeSeries } from "./timeseries.ts";
+import { ownRecord, sortedSeries } from "./_series.ts";
+import type { ReadIssue, ReadResult } from "./timeseries.ts";
 
 /**
  * Options of {@linkcode parseNdbcStdmet} and {@linkcode readNdbcStdmet}.
- *
- * @example
- * ```ts
- * import type { NdbcOptions } from "./ndbc.ts";
- *
- * const options: NdbcOptions = { columns: ["WVHT", "DPD", "APD", "WSPD"], strict: true };
- * ```
  */
 export interface NdbcOptions {
   /**
@@ -69,9 +66,10 @@ export interface NdbcOptions {
  *
  * @example
  * ```ts
- * import { NDBC_SENTINELS } from "./ndbc.ts";
+ * import assert from "node:assert/strict";
+ * import { NDBC_SENTINELS } from "@diffprobe/core";
  *
- * console.log(NDBC_SENTINELS.WVHT, NDBC_SENTINELS.PRES); // 99 9999
+ * assert.deepEqual([NDBC_SENTINELS.WVHT, NDBC_SENTINELS.PRES], [99, 9999]);
  * ```
  */
 export const NDBC_SENTINELS: Readonly<Record<string, number>> = Object.freeze({
@@ -94,6 +92,10 @@ export const NDBC_SENTINELS: Readonly<Record<string, number>> = Object.freeze({
 const ALIASES: Readonly<Record<string, string>> = { WD: "WDIR", BAR: "PRES" };
 
 const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
+/** Two-digit years from this one to 99 are 19YY; lower ones are refused (NDBC data start 1970). */
+const FIRST_TWO_DIGIT_YEAR = 70;
+/** Header column names: letters, digits and `_`, starting with a letter. */
+const COLUMN_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const INT = /^\d+$/;
 
 /**
@@ -108,15 +110,18 @@ const INT = /^\d+$/;
  *
  * @example
  * ```ts
- * import { parseNdbcStdmet } from "./ndbc.ts";
+ * import assert from "node:assert/strict";
+ * import { parseNdbcStdmet } from "@diffprobe/core";
  *
  * const text = "YY MM DD hh WD   WSPD GST  WVHT  DPD   APD  MWD  BAR    ATMP  WTMP  DEWP  VIS\n" +
  *   "85 09 13 20 169 09.9 12.1 03.40 11.10 07.80 999 0983.2  09.3 999.0 999.0 99.0\n" +
  *   "85 09 13 21 179 08.2 10.1 03.30 12.50 07.70 999 0982.9\n";
  * const r = parseNdbcStdmet(text, "46035h1985.txt", { columns: ["WVHT", "PRES"] });
- * console.log(r.series.times[0] === Date.UTC(1985, 8, 13, 20)); // true
- * console.log(r.series.columns.PRES[0].toFixed(1)); // "983.2"
- * console.log(r.issues[0].line, r.issues[0].reason); // 3 "expected 16 fields, found 12"
+ * assert.equal(r.series.times[0], Date.UTC(1985, 8, 13, 20));
+ * assert.equal(r.series.columns.PRES[0], Math.fround(983.2));
+ * assert.deepEqual(r.issues, [
+ *   { file: "46035h1985.txt", line: 3, reason: "expected 16 fields, found 12" },
+ * ]);
  * ```
  *
  * @param text The file's contents (LF or CRLF line ends).
@@ -142,7 +147,6 @@ export function parseNdbcStdmet(
   if (header.hashed && i < lines.length && lines[i].trimStart().startsWith("#")) i++;
 
   const keep = selectColumns(header.names, options.columns, file);
-  const nFields = header.timeFields + header.names.length;
   // The 2000–2004 layout (no minute column, TIDE last): NDBC added TIDE in mid-2000, and its 2000
   // files hold rows of both widths.
   const tideOptional = header.timeFields === 4 && header.names[header.names.length - 1] === "TIDE";
@@ -156,53 +160,21 @@ export function parseNdbcStdmet(
   const values: number[][] = keep.map(() => []);
   const row = new Float64Array(header.names.length);
   for (; i < lines.length; i++) {
-    const raw = lines[i];
-    const trimmed = raw.trim();
+    const trimmed = lines[i].trim();
     if (trimmed === "") continue;
-    const lineNo = i + 1;
-    if (trimmed.startsWith("#")) {
-      report(lineNo, `unexpected line starting with "#" after the header: "${clip(trimmed)}"`);
+    const problem = parseRow(trimmed, header, tideOptional, row);
+    if (typeof problem === "string") {
+      report(i + 1, problem);
       continue;
     }
-    const f = trimmed.split(/\s+/);
-    const missingTide = tideOptional && f.length === nFields - 1;
-    if (f.length !== nFields && !missingTide) {
-      report(lineNo, `expected ${nFields} fields, found ${f.length}`);
-      continue;
-    }
-    const t = parseTime(f, header.timeFields);
-    if (typeof t === "string") {
-      report(lineNo, t);
-      continue;
-    }
-    let bad: string | undefined;
-    for (let c = 0; c < header.names.length; c++) {
-      const name = header.names[c];
-      const s = f[header.timeFields + c];
-      if (s === undefined) { // only the TIDE field of a short row
-        row[c] = NaN;
-        continue;
-      }
-      if (!NUMBER.test(s)) {
-        bad = `non-numeric value "${clip(s)}" in column ${name}`;
-        break;
-      }
-      const v = Number(s);
-      row[c] = v === NDBC_SENTINELS[name] ? NaN : v;
-    }
-    if (bad !== undefined) {
-      report(lineNo, bad);
-      continue;
-    }
-    times.push(t);
+    times.push(problem);
     for (let k = 0; k < keep.length; k++) {
       const c = keep[k].index;
       values[k].push(c < 0 ? NaN : row[c]);
     }
   }
-  const columns: Record<string, number[]> = {};
-  keep.forEach((k, j) => columns[k.name] = values[j]);
-  return { ...buildSeries(times, columns), issues, rows: times.length, files: [file] };
+  const columns = ownRecord(keep.map((k, j) => [k.name, values[j]]));
+  return { series: sortedSeries(times, columns), issues, rows: times.length, files: [file] };
 }
 
 /**
@@ -212,13 +184,21 @@ export function parseNdbcStdmet(
  * `.gz` are decompressed. Issues name each file by its base name.
  *
  * @example
- * ```ts ignore
- * import { readNdbcStdmet } from "./ndbc.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readNdbcStdmet } from "@diffprobe/core";
  *
- * const { series, issues, files } = await readNdbcStdmet("../shared/data/ndbc-46035", {
- *   columns: ["WVHT", "DPD", "APD", "WSPD"],
- * });
- * console.log(files.length, series.times.length, issues.length); // 32 246771 0
+ * const dir = await Deno.makeTempDir();
+ * const header = "#YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES  ATMP  WTMP  DEWP  VIS  TIDE\n";
+ * const row = (day: string, wvht: string) =>
+ *   `2017 01 ${day} 00 50 230 14.5 18.1 ${wvht} 13.79 9.74 125 985.7 2.7 3.9 999.0 99.0 99.00\n`;
+ * await Deno.writeTextFile(`${dir}/46035h2017.txt`, header + row("02", "1.50") + row("01", "99.00"));
+ * const { series, issues, files } = await readNdbcStdmet(dir, { columns: ["WVHT"] });
+ * assert.deepEqual(files, ["46035h2017.txt"]);
+ * assert.deepEqual(Array.from(series.times), [Date.UTC(2017, 0, 1, 0, 50), Date.UTC(2017, 0, 2, 0, 50)]);
+ * assert.deepEqual(Array.from(series.columns.WVHT), [NaN, 1.5]); // sorted by time; 99.00 is missing
+ * assert.equal(issues.length, 0);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param paths A directory, a file, or a list of files (paths or `file:` URLs).
@@ -234,7 +214,7 @@ export async function readNdbcStdmet(
   const files = await listDataFiles(paths, "txt", "NDBC files");
   const parts: ReadResult[] = [];
   for (const path of files) {
-    parts.push(parseNdbcStdmet(await readText(path), basename(path), options));
+    parts.push(parseNdbcStdmet(await readText(path, "NDBC file"), basename(path), options));
   }
   const names: string[] = [];
   for (const p of parts) {
@@ -242,20 +222,19 @@ export async function readNdbcStdmet(
   }
   const total = parts.reduce((n, p) => n + p.rows, 0);
   const times: number[] = new Array(total);
-  const columns: Record<string, number[]> = {};
-  for (const name of names) columns[name] = new Array(total);
+  const columns = ownRecord(names.map((name) => [name, new Array<number>(total)]));
   let at = 0;
   for (const p of parts) {
     for (let r = 0; r < p.rows; r++) times[at + r] = p.series.times[r];
     for (const name of names) {
-      const src = p.series.columns[name];
+      const src = Object.hasOwn(p.series.columns, name) ? p.series.columns[name] : undefined;
       const dst = columns[name];
       for (let r = 0; r < p.rows; r++) dst[at + r] = src ? src[r] : NaN;
     }
     at += p.rows;
   }
   return {
-    ...buildSeries(times, columns),
+    series: sortedSeries(times, columns),
     issues: parts.flatMap((p) => p.issues),
     rows: total,
     files: parts.map((p) => p.files[0]),
@@ -288,9 +267,14 @@ function parseHeader(line: string, file: string, lineNo: number): Header {
     );
   }
   const timeFields = tokens[4] === "mm" ? 5 : 4;
-  const names = tokens.slice(timeFields).map((t) => ALIASES[t] ?? t);
+  const names = tokens.slice(timeFields).map((t) => Object.hasOwn(ALIASES, t) ? ALIASES[t] : t);
   const seen = new Set<string>();
   for (const name of names) {
+    if (!COLUMN_NAME.test(name)) {
+      throw new RangeError(
+        `Cannot read ${file}:${lineNo}: column name "${clip(name)}" must be letters and digits`,
+      );
+    }
     if (seen.has(name)) {
       throw new RangeError(`Cannot read ${file}:${lineNo}: column ${name} appears twice`);
     }
@@ -306,9 +290,9 @@ function selectColumns(
 ): { name: string; index: number }[] {
   if (!wanted) return names.map((name, index) => ({ name, index }));
   return wanted.map((w) => {
-    const name = ALIASES[w] ?? w;
+    const name = Object.hasOwn(ALIASES, w) ? ALIASES[w] : w;
     const index = names.indexOf(name);
-    if (index < 0 && !(name in NDBC_SENTINELS)) {
+    if (index < 0 && !Object.hasOwn(NDBC_SENTINELS, name)) {
       throw new RangeError(
         `Cannot read column "${w}" from ${file}: it is neither in the header (${
           names.join(", ")
@@ -317,6 +301,47 @@ function selectColumns(
     }
     return { name, index };
   });
+}
+
+/**
+ * Reads one data line into `row` (one value per header column, `NaN` where missing) and returns
+ * its time, or the reason the line is malformed.
+ */
+function parseRow(
+  line: string,
+  header: Header,
+  tideOptional: boolean,
+  row: Float64Array,
+): number | string {
+  if (line.startsWith("#")) {
+    return `unexpected line starting with "#" after the header: "${clip(line)}"`;
+  }
+  const f = line.split(/\s+/);
+  const nFields = header.timeFields + header.names.length;
+  const missingTide = tideOptional && f.length === nFields - 1;
+  if (f.length !== nFields && !missingTide) return `expected ${nFields} fields, found ${f.length}`;
+  const t = parseTime(f, header.timeFields);
+  if (typeof t === "string") return t;
+  for (let c = 0; c < header.names.length; c++) {
+    const v = parseValue(f[header.timeFields + c], header.names[c]);
+    if (typeof v === "string") return v;
+    row[c] = v;
+  }
+  return t;
+}
+
+/**
+ * One value: `NaN` for a missing one (the column's sentinel, the realtime files' `MM`, or the
+ * absent TIDE field of a short row), else the number, or why the field is not a valid value.
+ */
+function parseValue(s: string | undefined, name: string): number | string {
+  if (s === undefined || s === "MM") return NaN;
+  if (!NUMBER.test(s)) return `non-numeric value "${clip(s)}" in column ${name}`;
+  const v = Number(s);
+  if (!Number.isFinite(Math.fround(v))) {
+    return `value "${clip(s)}" in column ${name} is beyond the float32 range`;
+  }
+  return Object.hasOwn(NDBC_SENTINELS, name) && v === NDBC_SENTINELS[name] ? NaN : v;
 }
 
 /** The UTC time of a row, or the reason it is not a valid time. */
@@ -334,7 +359,12 @@ function parseTime(f: string[], timeFields: number): number | string {
     if (!INT.test(s)) return `non-numeric ${label} "${clip(s)}"`;
   }
   if (ys.length !== 2 && ys.length !== 4) return `year "${ys}" has neither 2 nor 4 digits`;
+  if (ys.length === 2 && Number(ys) < FIRST_TWO_DIGIT_YEAR) {
+    return `two-digit year "${ys}": NDBC wrote two-digit years only before 1999 (${FIRST_TWO_DIGIT_YEAR}` +
+      `–99 are read as 19YY); write the year with four digits`;
+  }
   const year = ys.length === 2 ? 1900 + Number(ys) : Number(ys);
+  if (year < 1900) return `year "${ys}" is before 1900`;
   const month = Number(ms);
   const day = Number(ds);
   const hour = Number(hs);
@@ -344,28 +374,4 @@ function parseTime(f: string[], timeFields: number): number | string {
     return `impossible date ${ys}-${ms}-${ds} ${hs}:${timeFields === 5 ? mins : "00"}`;
   }
   return Date.UTC(year, month - 1, day, hour, minute);
-}
-
-/** Sorts rows by time (stably) and packs them into typed arrays. */
-function buildSeries(
-  times: number[],
-  columns: Record<string, number[]>,
-): { series: TimeSeries } {
-  const n = times.length;
-  let sorted = true;
-  for (let r = 1; r < n && sorted; r++) if (times[r] < times[r - 1]) sorted = false;
-  let order: number[] | undefined;
-  if (!sorted) {
-    order = Array.from({ length: n }, (_, r) => r);
-    order.sort((a, b) => times[a] - times[b] || a - b);
-  }
-  const outTimes = new Float64Array(n);
-  for (let r = 0; r < n; r++) outTimes[r] = times[order ? order[r] : r];
-  const out: Record<string, Float32Array> = {};
-  for (const [name, col] of Object.entries(columns)) {
-    const arr = new Float32Array(n);
-    for (let r = 0; r < n; r++) arr[r] = col[order ? order[r] : r];
-    out[name] = arr;
-  }
-  return { series: { times: outTimes, columns: out } };
 }

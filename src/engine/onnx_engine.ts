@@ -1,7 +1,7 @@
 /**
  * Fast frozen extraction with onnxruntime: the backbone is lowered to an ONNX graph that ends at
- * the deepest tapped block ({@linkcode buildOnnxGraph}) and run by `onnxruntime-node` (CPU
- * execution provider; CUDA when asked for and installed). `onnxruntime-node` is loaded by a
+ * the deepest tapped block ({@linkcode buildOnnxGraph}) and run by `onnxruntime-node` on the CPU
+ * or, with the `device` option, on CUDA (see `./device.ts`: never a silent fallback). `onnxruntime-node` is loaded by a
  * dynamic import, so code that never asks for this engine — or a machine where the package
  * cannot load — keeps the TensorFlow.js path; {@linkcode onnxRuntimeAvailable} tells which.
  * Under Deno the package needs `--allow-ffi` (it is a Node-API addon) besides read access.
@@ -34,6 +34,9 @@ import * as tf from "@tensorflow/tfjs";
 import type { Backbone, BlockRef } from "../models/unet.ts";
 import type { BlockInfo } from "../models/unet_plan.ts";
 import { checkTimestep } from "../models/schedule.ts";
+import type { BlockArray, Extractor } from "./extractor.ts";
+import { checkDevice, type Device, type ResolvedDevice } from "../base/device.ts";
+import { chooseDevice, createDeviceSession, type DeviceChoice } from "./device.ts";
 import {
   asLowerable,
   buildOnnxGraph,
@@ -45,35 +48,52 @@ import {
 type Ort = typeof import("onnxruntime-node");
 type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
 
-/** An execution provider this engine can ask onnxruntime for. */
-export type OnnxExecutionProvider = "cpu" | "cuda";
+/** An execution provider this engine can run on (the device that ran). */
+export type OnnxExecutionProvider = ResolvedDevice;
 
 /** Options of {@linkcode createOnnxExtractor}. */
 export interface OnnxExtractorOptions {
   /** Intra-op threads (default: `navigator.hardwareConcurrency`). */
   threads?: number;
   /**
-   * Execution providers in order of preference (default `["cpu"]`). `"cuda"` is used only
-   * when requested and when onnxruntime's CUDA provider is installed; otherwise the CPU
-   * provider runs and {@linkcode OnnxExtractor.executionProvider} says so.
+   * Where the sessions run (default `"auto"`): `"cuda"` is an error naming what is missing when
+   * CUDA cannot run here; `"auto"` takes CUDA when it loads, else the CPU, and says which once
+   * on stderr. {@linkcode OnnxExtractor.device} reports the device that ran.
    */
-  executionProviders?: readonly OnnxExecutionProvider[];
+  device?: Device;
+  /**
+   * Allow TF32 tensor-core maths on CUDA (default `false`: full fp32, via
+   * `NVIDIA_TF32_OVERRIDE=0`, which needs `--allow-env=NVIDIA_TF32_OVERRIDE`). No effect on the CPU.
+   */
+  tf32?: boolean;
   /** onnxruntime's graph optimisation level (default `"all"`). */
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   /** Lowering of the upsamplers (see {@linkcode OnnxGraphOptions}); default `"subpixel"`. */
   upsample?: UpsampleLowering;
   /** Also return the noise prediction under the key `"eps"` (runs the whole network). */
   eps?: boolean;
+  /**
+   * Write onnxruntime's per-node profile (JSON; the file name starts with this prefix, the file
+   * is written by {@linkcode OnnxExtractor.endProfiling}): it names the execution provider that
+   * ran each node. Off by default.
+   */
+  profile?: string;
 }
 
-/** Runs a backbone up to its deepest tapped block with onnxruntime. */
-export interface OnnxExtractor {
+/**
+ * Runs a backbone up to its deepest tapped block with onnxruntime: `extract` on JS arrays (the
+ * {@linkcode Extractor} interface, no TensorFlow.js tensors involved), `run` on tensors.
+ */
+export interface OnnxExtractor extends Extractor {
   /** The tapped blocks, in execution order. */
   readonly blocks: readonly BlockInfo[];
-  /**
-   * The execution provider of the most recently created session (`"cpu"` until one exists,
-   * and when CUDA was asked for but is not available).
-   */
+  /** The device the sessions run on (decided at creation; `"auto"` resolved). */
+  readonly device: ResolvedDevice;
+  /** Why that device (GPU and library versions, or what CUDA is missing for `"auto"`). */
+  readonly deviceReason: string;
+  /** Whether TF32 maths is allowed (only ever on CUDA, when asked for). */
+  readonly tf32: boolean;
+  /** The same as {@linkcode OnnxExtractor.device} (kept for earlier callers). */
   readonly executionProvider: OnnxExecutionProvider;
   /**
    * Runs `xt` (`[N, H, W, C]` images or `[N, W, C]` signals, as a row-major `Float32Array`
@@ -86,6 +106,8 @@ export interface OnnxExtractor {
     shape: readonly number[],
     t: number | ArrayLike<number>,
   ): Promise<Map<string, tf.Tensor>>;
+  /** Ends profiling (with the `profile` option): onnxruntime writes the profile files. */
+  endProfiling(): void;
   /** Releases this extractor's sessions (shared sessions are released by their last user). */
   dispose(): void;
 }
@@ -149,7 +171,9 @@ export async function onnxRuntimeAvailable(): Promise<boolean> {
 }
 
 interface SessionEntry {
-  promise: Promise<{ session: Session; graph: OnnxGraph; provider: OnnxExecutionProvider }>;
+  promise: Promise<
+    { session: Session; graph: OnnxGraph; provider: OnnxExecutionProvider; reason: string }
+  >;
   /** The session once created (so that `dispose` can release it synchronously). */
   session?: Session;
   refs: number;
@@ -162,7 +186,8 @@ async function createSession(
   ort: Ort,
   graph: OnnxGraph,
   options: OnnxExtractorOptions,
-): Promise<{ session: Session; provider: OnnxExecutionProvider }> {
+  choice: DeviceChoice,
+): Promise<{ session: Session; provider: OnnxExecutionProvider; reason: string }> {
   const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
   const base = {
     intraOpNumThreads: threads,
@@ -172,25 +197,15 @@ async function createSession(
     enableCpuMemArena: true,
     enableMemPattern: true,
     logSeverityLevel: 3 as const,
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
   };
-  const wanted = options.executionProviders ?? ["cpu"];
-  if (wanted.includes("cuda")) {
-    try {
-      const session = await ort.InferenceSession.create(graph.model, {
-        ...base,
-        executionProviders: ["cuda", "cpu"],
-      });
-      return { session, provider: "cuda" };
-    } catch {
-      // The CUDA provider is not installed (onnxruntime-node's install script fetches it) or
-      // no GPU is usable: fall through to the CPU provider.
-    }
-  }
-  const session = await ort.InferenceSession.create(graph.model, {
-    ...base,
-    executionProviders: ["cpu"],
-  });
-  return { session, provider: "cpu" };
+  const { session, device, reason } = await createDeviceSession(
+    (providers) =>
+      ort.InferenceSession.create(graph.model, { ...base, executionProviders: providers }),
+    choice,
+    options.tf32 ?? false,
+  );
+  return { session, provider: device, reason };
 }
 
 /**
@@ -232,14 +247,17 @@ export async function createOnnxExtractor(
   ) {
     throw new RangeError(`Thread count must be a positive integer, got ${options.threads}`);
   }
+  const device = checkDevice(options.device);
   const ort = await loadOrt();
+  const choice = await chooseDevice(device, { tf32: options.tf32 });
   const oneD = unet.kind === "unet1d";
   const cin = unet.resolved.inChannels;
   const acquired = new Set<string>();
   let cache = sessions.get(unet.weights);
   if (!cache) sessions.set(unet.weights, cache = new Map());
   const table = cache;
-  let provider: OnnxExecutionProvider = "cpu";
+  let provider: OnnxExecutionProvider = choice.device;
+  let reason = choice.reason;
   let disposed = false;
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -249,9 +267,11 @@ export async function createOnnxExtractor(
       eps: options.eps ?? false,
       size,
       threads: options.threads ?? null,
-      providers: options.executionProviders ?? ["cpu"],
+      device: choice.device,
+      tf32: choice.device === "cuda" && (options.tf32 ?? false),
       level: options.graphOptimizationLevel ?? "all",
       up: options.upsample ?? null,
+      profile: options.profile ?? null,
     });
     let entry = table.get(key);
     if (!entry) {
@@ -262,10 +282,10 @@ export async function createOnnxExtractor(
           size,
           upsample: options.upsample,
         });
-        const { session, provider } = await createSession(ort, graph, options);
+        const { session, provider, reason } = await createSession(ort, graph, options, choice);
         // The encoded model is no longer needed once the session holds the weights.
         graph.model = new Uint8Array(0);
-        return { session, graph, provider };
+        return { session, graph, provider, reason };
       })();
       const created: SessionEntry = { promise, refs: 0 };
       entry = created;
@@ -281,15 +301,16 @@ export async function createOnnxExtractor(
     }
     return entry.promise.then((e) => {
       provider = e.provider;
+      reason = e.reason;
       return e;
     });
   };
 
-  const run = async (
+  const extract = async (
     xt: Float32Array | tf.Tensor,
     shape: readonly number[],
     t: number | ArrayLike<number>,
-  ): Promise<Map<string, tf.Tensor>> => {
+  ): Promise<Map<string, BlockArray>> => {
     if (disposed) throw new TypeError("This ONNX extractor was disposed");
     const rank = oneD ? 3 : 4;
     const layout = oneD ? "[N, W, C]" : "[N, H, W, C]";
@@ -322,23 +343,52 @@ export async function createOnnxExtractor(
         [n, unet.resolved.channels[0]],
       ),
     };
-    const pending = queue.then(() => session.run(feeds));
+    // Preallocated outputs: onnxruntime writes each result (copied back from the GPU on CUDA)
+    // straight into the buffer that becomes the returned tensor, with no copy in between.
+    const buffers = graph.outputs.map((o) => new Float32Array(o.shape.reduce((a, b) => a * b, n)));
+    const fetches = Object.fromEntries(graph.outputs.map((o, i) => [
+      o.name,
+      new ort.Tensor("float32", buffers[i], [n, ...o.shape]),
+    ]));
+    const pending = queue.then(() => session.run(feeds, fetches));
     queue = pending.catch(() => {});
-    const results = await pending;
+    await pending;
+    const out = new Map<string, BlockArray>();
+    graph.outputs.forEach((o, i) => out.set(o.name, { data: buffers[i], shape: [n, ...o.shape] }));
+    return out;
+  };
+
+  const run = async (
+    xt: Float32Array | tf.Tensor,
+    shape: readonly number[],
+    t: number | ArrayLike<number>,
+  ): Promise<Map<string, tf.Tensor>> => {
     const out = new Map<string, tf.Tensor>();
-    for (const o of graph.outputs) {
-      out.set(o.name, tf.tensor(results[o.name].data as Float32Array, [n, ...o.shape]));
-      results[o.name].dispose?.();
+    for (const [name, block] of await extract(xt, shape, t)) {
+      out.set(name, tf.tensor(block.data, block.shape));
     }
     return out;
   };
 
   return {
     blocks: infos,
+    get device() {
+      return provider;
+    },
+    get deviceReason() {
+      return reason;
+    },
+    get tf32() {
+      return provider === "cuda" && (options.tf32 ?? false);
+    },
     get executionProvider() {
       return provider;
     },
+    extract,
     run,
+    endProfiling() {
+      for (const key of acquired) table.get(key)?.session?.endProfiling();
+    },
     dispose() {
       if (disposed) return;
       disposed = true;

@@ -9,7 +9,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { Rng } from "./_random.ts";
+import type { Random } from "../base/random.ts";
 
 /** The epsilon of every LayerNorm (PyTorch's default). */
 export const LAYER_NORM_EPSILON = 1e-5;
@@ -167,7 +167,7 @@ export function selfAttention(x: tf.Tensor, w: AttentionWeights, heads: number):
  * ±1/√fanIn. Returns the `[fanIn, fanOut]` weight and the `[fanOut]` bias.
  */
 export function initLinearUniform(
-  rng: Rng,
+  rng: Random,
   fanIn: number,
   fanOut: number,
 ): { weight: Float32Array; bias: Float32Array } {
@@ -180,7 +180,7 @@ export function initLinearUniform(
 }
 
 /** `size` values from a normal truncated at ±2 std (the ViT initialisation, std 0.02). */
-export function initTruncatedNormal(rng: Rng, size: number, std = 0.02): Float32Array {
+export function initTruncatedNormal(rng: Random, size: number, std = 0.02): Float32Array {
   const out = new Float32Array(size);
   for (let i = 0; i < size; i++) out[i] = rng.truncatedNormal(std);
   return out;
@@ -228,13 +228,13 @@ export function sinCosPositions(spatial: readonly number[], dim: number): Float3
  *
  * @example
  * ```ts
- * import { Rng } from "./_random.ts";
+ * import { Random } from "../base/random.ts";
  * import { initXavierUniform } from "./_layers.ts";
- * const w = initXavierUniform(new Rng(0), 32, 96); // |w| ≤ √(6 / 128) ≈ 0.2165
+ * const w = initXavierUniform(Random.seeded(0), 32, 96); // |w| ≤ √(6 / 128) ≈ 0.2165
  * console.log(w.length); // 3072
  * ```
  */
-export function initXavierUniform(rng: Rng, fanIn: number, fanOut: number): Float32Array {
+export function initXavierUniform(rng: Random, fanIn: number, fanOut: number): Float32Array {
   const bound = Math.sqrt(6 / (fanIn + fanOut));
   const out = new Float32Array(fanIn * fanOut);
   for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-bound, bound);

@@ -18,7 +18,7 @@ import {
   selfAttention,
   sinCosPositions,
 } from "./_layers.ts";
-import { Rng } from "./_random.ts";
+import { Random } from "../base/random.ts";
 
 /** Options of {@linkcode AttentionHead}. */
 export interface AttentionHeadOptions<T extends HeadTask = HeadTask> extends HeadOptions<T> {
@@ -116,7 +116,7 @@ export class AttentionHead<T extends HeadTask = "classification"> extends Head<T
     };
     this.channels = this.inputShape[this.inputShape.length - 1];
     this.tokens = this.featureSize / this.channels;
-    const rng = new Rng(this.seed);
+    const rng = Random.seeded(this.seed);
     const c = this.channels;
     const norm = (name: string, width: number): Norm => ({
       gamma: this.addWeight(`${name}.weight`, [width], new Float32Array(width).fill(1), false),

@@ -13,9 +13,9 @@ import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { parseSafetensors, serializeSafetensors, toFloat32 } from "../io/safetensors.ts";
 import type { TensorToWrite } from "../io/safetensors.ts";
-import { AdamW } from "./adamw.ts";
-import { Rng } from "./_random.ts";
-import { warmupCosine } from "./schedule.ts";
+import { AdamW } from "../optim/adamw.ts";
+import { Random } from "../base/random.ts";
+import { learningRateAt } from "../optim/lr_schedule.ts";
 
 /** What a head predicts: class logits or real values. */
 export type HeadTask = "classification" | "regression";
@@ -458,7 +458,7 @@ export abstract class Head<T extends HeadTask = HeadTask> {
     try {
       const targets = this.#prepareTargets(y, n, owned);
       let validation: { x: tf.Tensor; targets: PreparedTargets; rows: Int32Array } | undefined;
-      const rng = new Rng(seed, 1);
+      const rng = Random.seeded(seed, 1);
       const order = rng.shuffle(Int32Array.from({ length: n }, (_, i) => i));
       const nVal = split > 0 ? Math.max(1, Math.floor(n * split)) : 0;
       if (n - nVal < 1) {
@@ -515,7 +515,7 @@ export abstract class Head<T extends HeadTask = HeadTask> {
         let lr = 0;
         for (let start = 0; start < train.length; start += batchSize) {
           const rows = train.slice(start, start + batchSize);
-          lr = warmupCosine(step, { peak: learningRate, totalSteps, warmupSteps });
+          lr = learningRateAt(step, { peak: learningRate, totalSteps, warmupSteps });
           const opt = optimizer;
           const previous = lossSum;
           lossSum = tf.tidy(() => {
@@ -524,7 +524,7 @@ export abstract class Head<T extends HeadTask = HeadTask> {
               () => this.#loss(this.forward(xb), targets, rows).mean() as tf.Scalar,
               variables,
             );
-            opt.step(grads, lr);
+            opt.step(variables.map((v) => grads[v.name]), lr);
             return previous.add(value.mul(rows.length)) as tf.Scalar;
           });
           previous.dispose();

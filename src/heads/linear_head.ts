@@ -14,7 +14,7 @@ import {
 } from "./head.ts";
 import { solveShiftedCholesky } from "./_ridge.ts";
 import { dense, initLinearUniform } from "./_layers.ts";
-import { Rng } from "./_random.ts";
+import { Random } from "../base/random.ts";
 
 /** Options of {@linkcode LinearHead}: only the common ones. */
 export type LinearHeadOptions<T extends HeadTask = HeadTask> = HeadOptions<T>;
@@ -80,7 +80,11 @@ export class LinearHead<T extends HeadTask = "classification"> extends Head<T> {
       task: this.task,
       seed: this.seed,
     };
-    const { weight, bias } = initLinearUniform(new Rng(this.seed), this.featureSize, this.outputs);
+    const { weight, bias } = initLinearUniform(
+      Random.seeded(this.seed),
+      this.featureSize,
+      this.outputs,
+    );
     this.#weight = this.addWeight("linear.weight", [this.featureSize, this.outputs], weight, true);
     this.#bias = this.addWeight("linear.bias", [this.outputs], bias, false);
   }

@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { formatShape, Head, type HeadOptions, type HeadTask, readHeadManifest } from "./head.ts";
 import { dense, gelu, initLinearUniform } from "./_layers.ts";
-import { Rng } from "./_random.ts";
+import { Random } from "../base/random.ts";
 
 /** The hidden-layer non-linearity of an {@linkcode MLPHead}. */
 export type MLPActivation = "gelu" | "relu";
@@ -64,7 +64,7 @@ export class MLPHead<T extends HeadTask = "classification"> extends Head<T> {
       hidden,
       activation,
     };
-    const rng = new Rng(this.seed);
+    const rng = Random.seeded(this.seed);
     const widths = [this.featureSize, ...hidden, this.outputs];
     for (let i = 0; i + 1 < widths.length; i++) {
       const { weight, bias } = initLinearUniform(rng, widths[i], widths[i + 1]);

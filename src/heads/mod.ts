@@ -19,7 +19,6 @@
  * @module
  */
 
-export { AdamW, type AdamWOptions } from "./adamw.ts";
 export { AttentionHead, type AttentionHeadOptions } from "./attention_head.ts";
 export {
   type ClassificationMetrics,
@@ -44,4 +43,3 @@ export {
 } from "./linear_head.ts";
 export { loadHead } from "./load_head.ts";
 export { type MLPActivation, MLPHead, type MLPHeadOptions } from "./mlp_head.ts";
-export { warmupCosine, type WarmupCosineOptions } from "./schedule.ts";

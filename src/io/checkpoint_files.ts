@@ -4,8 +4,10 @@
  * `diffusion_pytorch_model.safetensors.index.json` (`{ metadata?, weight_map: { tensor: shard } }`).
  *
  * Shards are read one at a time, so peak memory is about one shard, and the index is checked
- * against them: shard names must stay inside the folder (checked before any shard is read),
- * every listed tensor must be in its shard and no shard may hold an unlisted tensor.
+ * against them: shard names must stay inside the folder, and so must every file once symbolic
+ * links are resolved (both checked before any shard is read); every listed tensor must be in
+ * its shard and no shard may hold an unlisted tensor. Errors name the file and never quote its
+ * contents.
  *
  * @example Reading a folder with one file
  * ```ts
@@ -19,19 +21,24 @@
  * });
  * const names: string[] = [];
  * for await (const { name } of readCheckpointTensors(folder)) names.push(name);
- * assert(names.join() === "conv_in.bias");
+ * assert.deepEqual(names, ["conv_in.bias"]);
  * await Deno.remove(folder, { recursive: true });
  * ```
  *
  * @module
  */
 
-import { isAbsolute, join, posix } from "node:path";
+import { isAbsolute, join, posix, relative } from "node:path";
+import { nonNegativeInteger } from "../base/validate.ts";
+import { fileSystemFailure, readRegularFile } from "./bounded_read.ts";
 import { SafetensorsError } from "./errors.ts";
-import { parseSafetensors } from "./safetensors.ts";
+import { readSafetensorsFile } from "./safetensors.ts";
 import type { SafetensorsEntry } from "./safetensors.ts";
 
 const DEFAULT_BASE = "diffusion_pytorch_model";
+
+/** Largest index file read (real ones are tens of kilobytes). */
+const MAX_INDEX_BYTES = 16 * 1024 * 1024;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -49,22 +56,63 @@ function describeValue(value: unknown): string {
   return `a value of type ${typeof value}`;
 }
 
-/** Reads a file; undefined when it does not exist; other failures become "read-failed". */
-async function readIfExists(path: string): Promise<Uint8Array | undefined> {
-  try {
-    return await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw readFailed(path, error);
-  }
-}
-
 function readFailed(path: string, error: unknown, listedIn?: string): SafetensorsError {
   const where = listedIn === undefined ? "" : ` (listed in ${JSON.stringify(listedIn)})`;
-  const problem = error instanceof Deno.errors.NotFound
-    ? `the file does not exist${where}`
-    : `the file could not be read${where}: ${error instanceof Error ? error.message : error}`;
-  return new SafetensorsError("read-failed", path, problem, { cause: error });
+  const [, problem] = fileSystemFailure(error);
+  return new SafetensorsError("read-failed", path, `${problem}${where}`, { cause: error });
+}
+
+/**
+ * The model folder: its real path, against which every file it names is checked.
+ */
+interface Folder {
+  /** The folder as given (used to build the paths named in errors). */
+  path: string;
+  /** Its real path (symbolic links resolved). */
+  real: string;
+  /** Whether files may resolve outside it. */
+  allowExternalLinks: boolean;
+}
+
+async function openFolder(path: string, allowExternalLinks: boolean): Promise<Folder> {
+  let real: string;
+  try {
+    real = await Deno.realPath(path);
+    if (!(await Deno.stat(real)).isDirectory) {
+      throw new SafetensorsError("read-failed", path, "it is not a folder");
+    }
+  } catch (error) {
+    if (error instanceof SafetensorsError) throw error;
+    throw readFailed(path, error);
+  }
+  return { path, real, allowExternalLinks };
+}
+
+/**
+ * Checks that `path` (inside `folder`) resolves inside the folder; returns false when it does
+ * not exist. Deno's read permission applies to a link's own path, not its target, so a link
+ * out of the folder would also read past the permission the user granted: it is refused unless
+ * `allowExternalLinks` is set.
+ */
+async function resolveInside(folder: Folder, path: string, listedIn?: string): Promise<boolean> {
+  let real: string;
+  try {
+    real = await Deno.realPath(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw readFailed(path, error, listedIn);
+  }
+  const rel = relative(folder.real, real);
+  const inside = rel !== "" && rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel);
+  if (!inside && !folder.allowExternalLinks) {
+    throw new SafetensorsError(
+      "path-escape",
+      path,
+      `it is a symbolic link (or inside a linked sub-folder) that leads outside the model ` +
+        `folder ${JSON.stringify(folder.path)}; pass allowExternalLinks to follow such links`,
+    );
+  }
+  return true;
 }
 
 /** Why a shard name would leave the folder, or undefined when it stays inside. */
@@ -103,7 +151,9 @@ function parseIndex(
   try {
     index = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
-    const detail = error instanceof Error ? ` (${error.message.slice(0, 200)})` : "";
+    // The position only: the parser's message would quote the file's text.
+    const match = error instanceof Error ? /position (\d+)/.exec(error.message) : null;
+    const detail = match === null ? "" : ` (at character ${match[1]})`;
     throw fail(`the index is not valid UTF-8 JSON${detail}`, error);
   }
   if (!isPlainObject(index)) {
@@ -157,28 +207,55 @@ function parseIndex(
   return { shards, shardOf };
 }
 
+/** Options of {@linkcode readCheckpointTensors}. */
+export interface ReadCheckpointOptions {
+  /**
+   * The largest data buffer read from one file, in bytes; a file whose header declares more
+   * fails with code `"data-too-large"` before its data is read. Default: no limit.
+   */
+  maxDataBytes?: number;
+  /**
+   * Called with each file's path and its tensors' dtypes and shapes before the file's data is
+   * read; throw from it to refuse the file.
+   */
+  checkHeader?: (
+    file: string,
+    tensors: ReadonlyMap<string, Omit<SafetensorsEntry, "bytes">>,
+  ) => void;
+  /**
+   * Follow symbolic links that lead outside the folder (a Hugging Face cache snapshot links its
+   * files to `../../blobs/`). Default false: such links fail with code `"path-escape"`.
+   */
+  allowExternalLinks?: boolean;
+}
+
 /**
  * Yields every tensor of a model folder, one shard at a time.
  *
  * If `<folder>/<base>.safetensors` exists it is read; otherwise
  * `<folder>/<base>.safetensors.index.json` is read and its shards are read in file-name order
- * (tensors in header order within each). Each shard is fully validated against the index
- * before any of its tensors is yielded, but a problem in a later shard is only found after the
- * earlier shards' tensors were yielded. Entries' bytes are views into their shard's bytes, so
- * memory stays at about one shard unless the caller keeps them. Needs `--allow-read`.
- * Symbolic links inside the folder are followed.
+ * (tensors in header order within each). Every file must resolve (after symbolic links) inside
+ * the folder, which is checked for all shards before any is read. Files are read header first
+ * (see `readSafetensorsFile`). Each shard is fully validated against the index before any of
+ * its tensors is yielded, but a problem in a later shard is only found after the earlier
+ * shards' tensors were yielded. Entries' bytes are views into their shard's data, so memory
+ * stays at about one shard unless the caller keeps them. Needs `--allow-read`. A file swapped
+ * for a link between the check and the read is not detected.
  *
  * @param folder The model folder.
  * @param base The file name stem, `"diffusion_pytorch_model"` by default.
+ * @param options Limits, a check of each file's header before its data is read, and whether
+ * links may lead outside the folder.
  * @returns An async generator of `{ file, name, entry }`, `file` being the path of the
  * safetensors file the tensor came from.
  * @throws {SafetensorsError} `"read-failed"` when a file cannot be read (or when neither
  * candidate file exists), `"invalid-index"` when the index is malformed or a shard holds a
- * tensor it does not list, `"path-escape"` when a shard name would leave the folder,
+ * tensor it does not list, `"path-escape"` when a shard name or a link leaves the folder,
  * `"missing-tensor"` when a listed tensor is not in its shard, or any code of
- * {@linkcode parseSafetensors} for a bad shard.
+ * `readSafetensorsFile` for a bad shard.
  * @throws {TypeError} When `folder` or `base` is not a string.
- * @throws {RangeError} When `folder` is empty, or `base` is empty or contains a path separator.
+ * @throws {RangeError} When `folder` is empty, `base` is empty or contains a path separator,
+ * or `maxDataBytes` is not a non-negative integer.
  *
  * @example Reading a sharded folder
  * ```ts
@@ -204,86 +281,118 @@ function parseIndex(
  * for await (const { name, entry } of readCheckpointTensors(folder, "model")) {
  *   seen.push(`${name}:${entry.shape}`);
  * }
- * assert(seen.join(" ") === "a:1 b:2");
+ * assert.deepEqual(seen, ["a:1", "b:2"]);
  * await Deno.remove(folder, { recursive: true });
  * ```
  */
 export async function* readCheckpointTensors(
   folder: string,
   base: string = DEFAULT_BASE,
+  options: ReadCheckpointOptions = {},
 ): AsyncGenerator<{ file: string; name: string; entry: SafetensorsEntry }> {
   if (typeof folder !== "string") {
-    throw new TypeError(
-      `readCheckpointTensors expects the folder as a string, got ${describeValue(folder)}`,
-    );
+    throw new TypeError(`Checkpoint folder must be a string, got ${describeValue(folder)}`);
   }
-  if (folder === "") throw new RangeError("readCheckpointTensors: the folder path is empty");
+  if (folder === "") throw new RangeError(`Checkpoint folder must be a non-empty path, got ""`);
   if (typeof base !== "string") {
-    throw new TypeError(
-      `readCheckpointTensors expects base as a string, got ${describeValue(base)}`,
-    );
+    throw new TypeError(`Checkpoint file stem must be a string, got ${describeValue(base)}`);
   }
   if (base === "" || base.includes("/") || base.includes("\\")) {
     throw new RangeError(
-      `readCheckpointTensors: base must be a file name stem without separators, got ${quote(base)}`,
+      `Checkpoint file stem must be a file name without separators, got ${quote(base)}`,
     );
   }
+  const maxDataBytes = options.maxDataBytes === undefined
+    ? undefined
+    : nonNegativeInteger(options.maxDataBytes, "maxDataBytes");
+  const root = await openFolder(folder, options.allowExternalLinks ?? false);
 
   const singlePath = join(folder, `${base}.safetensors`);
-  const single = await readIfExists(singlePath);
-  if (single !== undefined) {
-    const { tensors } = parseSafetensors(single, singlePath);
+  if (await resolveInside(root, singlePath)) {
+    const { tensors } = await readSafetensorsFile(singlePath, {
+      maxDataBytes,
+      checkHeader: options.checkHeader && ((t) => options.checkHeader!(singlePath, t)),
+    });
     for (const [name, entry] of tensors) yield { file: singlePath, name, entry };
     return;
   }
 
   const indexPath = join(folder, `${base}.safetensors.index.json`);
-  const indexBytes = await readIfExists(indexPath);
-  if (indexBytes === undefined) {
+  if (!(await resolveInside(root, indexPath))) {
     throw new SafetensorsError(
       "read-failed",
       folder,
       `neither ${JSON.stringify(singlePath)} nor ${JSON.stringify(indexPath)} exists`,
     );
   }
+  const indexBytes = await readRegularFile(
+    indexPath,
+    MAX_INDEX_BYTES,
+    (kind, problem, cause) =>
+      new SafetensorsError(
+        kind === "not-regular"
+          ? "not-regular-file"
+          : kind === "too-large"
+          ? "invalid-index"
+          : "read-failed",
+        indexPath,
+        problem,
+        { cause },
+      ),
+  );
   const { shards, shardOf } = parseIndex(indexBytes, indexPath);
-
   const keys = [...shards.keys()].sort();
+  for (const key of keys) { // every shard is checked before any is read
+    const shardPath = join(folder, shards.get(key)!.name);
+    if (!(await resolveInside(root, shardPath, indexPath))) {
+      throw readFailed(shardPath, new Deno.errors.NotFound(), indexPath);
+    }
+  }
   for (const key of keys) {
     const shard = shards.get(key)!;
     const shardPath = join(folder, shard.name);
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(shardPath);
-    } catch (error) {
-      throw readFailed(shardPath, error, indexPath);
-    }
-    const { tensors } = parseSafetensors(bytes, shardPath);
-    for (const name of tensors.keys()) {
-      const listed = shardOf.get(name);
-      if (listed !== key) {
-        throw new SafetensorsError(
-          "invalid-index",
-          indexPath,
-          listed === undefined
-            ? `the shard ${quote(shard.name)} contains the tensor ${quote(name)}, which the ` +
-              `index does not list`
-            : `the shard ${quote(shard.name)} contains the tensor ${quote(name)}, which the ` +
-              `index assigns to the shard ${quote(shards.get(listed)!.name)}`,
-        );
-      }
-    }
-    for (const name of shard.tensors) {
-      if (!tensors.has(name)) {
-        throw new SafetensorsError(
-          "missing-tensor",
-          shardPath,
-          `the tensor ${quote(name)}, which ${
-            JSON.stringify(indexPath)
-          } assigns to this shard, is not in it`,
-        );
-      }
-    }
+    const { tensors } = await readSafetensorsFile(shardPath, {
+      maxDataBytes,
+      checkHeader: options.checkHeader && ((t) => options.checkHeader!(shardPath, t)),
+    });
+    checkShard(tensors, shard, key, shards, shardOf, indexPath, shardPath);
     for (const [name, entry] of tensors) yield { file: shardPath, name, entry };
+  }
+}
+
+/** Checks a shard's tensors against the index: each listed there, and each listed one present. */
+function checkShard(
+  tensors: Map<string, SafetensorsEntry>,
+  shard: Shard,
+  key: string,
+  shards: Map<string, Shard>,
+  shardOf: Map<string, string>,
+  indexPath: string,
+  shardPath: string,
+): void {
+  for (const name of tensors.keys()) {
+    const listed = shardOf.get(name);
+    if (listed !== key) {
+      throw new SafetensorsError(
+        "invalid-index",
+        indexPath,
+        listed === undefined
+          ? `the shard ${quote(shard.name)} contains the tensor ${quote(name)}, which the ` +
+            `index does not list`
+          : `the shard ${quote(shard.name)} contains the tensor ${quote(name)}, which the ` +
+            `index assigns to the shard ${quote(shards.get(listed)!.name)}`,
+      );
+    }
+  }
+  for (const name of shard.tensors) {
+    if (!tensors.has(name)) {
+      throw new SafetensorsError(
+        "missing-tensor",
+        shardPath,
+        `the tensor ${quote(name)}, which ${
+          JSON.stringify(indexPath)
+        } assigns to this shard, is not in it`,
+      );
+    }
   }
 }

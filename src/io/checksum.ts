@@ -3,10 +3,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sha256Hex } from "./checksum.ts";
  *
- * console.log(await sha256Hex(new TextEncoder().encode("abc")));
- * // "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+ * assert.equal(
+ *   await sha256Hex(new TextEncoder().encode("abc")),
+ *   "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+ * );
  * ```
  *
  * @module
@@ -17,10 +20,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sha256Hex } from "./checksum.ts";
  *
  * const a = await sha256Hex("ab", new Uint8Array([99]));
- * console.log(a === await sha256Hex("abc")); // true
+ * assert.equal(a, await sha256Hex("abc"));
  * ```
  */
 export async function sha256Hex(...parts: (string | ArrayBufferView)[]): Promise<string> {

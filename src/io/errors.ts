@@ -14,8 +14,7 @@
  * @example Telling a bad file apart from other failures
  * ```ts
  * import assert from "node:assert/strict";
- * import { SafetensorsError } from "./errors.ts";
- * import { parseSafetensors } from "./safetensors.ts";
+ * import { parseSafetensors, SafetensorsError } from "@diffprobe/core";
  *
  * assert.throws(
  *   () => parseSafetensors(new Uint8Array(3), "tiny.safetensors"),
@@ -45,20 +44,13 @@
  * - `size-mismatch`: a tensor's byte range does not match its shape and dtype.
  * - `duplicate-name`: a tensor name appears twice in the header.
  * - `invalid-index`: a `*.safetensors.index.json` file is malformed or disagrees with its shards.
- * - `path-escape`: an index names a shard outside the checkpoint folder.
+ * - `path-escape`: an index names a shard outside the checkpoint folder, or a file of the folder
+ *   is a symbolic link (or sits in a linked sub-folder) that resolves outside it.
  * - `missing-tensor`: a tensor listed in an index is not in its shard.
- * - `read-failed`: the file system refused or could not find a file.
- *
- * @example Switching on a code
- * ```ts
- * import assert from "node:assert/strict";
- * import type { SafetensorsErrorCode } from "./errors.ts";
- *
- * function isCorrupt(code: SafetensorsErrorCode): boolean {
- *   return code !== "read-failed";
- * }
- * assert(isCorrupt("data-hole"));
- * ```
+ * - `not-regular-file`: the path is a directory, FIFO, device or socket (refused unopened).
+ * - `data-too-large`: the header declares more tensor data than the caller's limit.
+ * - `read-failed`: the file system refused or could not find a file, or a path is a loop of
+ *   symbolic links.
  */
 export type SafetensorsErrorCode =
   | "file-too-small"
@@ -76,6 +68,8 @@ export type SafetensorsErrorCode =
   | "invalid-index"
   | "path-escape"
   | "missing-tensor"
+  | "not-regular-file"
+  | "data-too-large"
   | "read-failed";
 
 /**
@@ -86,18 +80,18 @@ export type SafetensorsErrorCode =
  * @example Creating and inspecting an error
  * ```ts
  * import assert from "node:assert/strict";
- * import { SafetensorsError } from "./errors.ts";
+ * import { SafetensorsError } from "@diffprobe/core";
  *
  * const error = new SafetensorsError(
  *   "header-beyond-file",
  *   "x.safetensors",
  *   "the header length 9999999 is beyond the end of the file (120 bytes)",
  * );
- * assert(error.name === "SafetensorsError");
- * assert(error.code === "header-beyond-file");
- * assert(
- *   error.message ===
- *     'Cannot read "x.safetensors": the header length 9999999 is beyond the end of the file (120 bytes)',
+ * assert.equal(error.name, "SafetensorsError");
+ * assert.equal(error.code, "header-beyond-file");
+ * assert.equal(
+ *   error.message,
+ *   'Cannot read "x.safetensors": the header length 9999999 is beyond the end of the file (120 bytes)',
  * );
  * ```
  */

@@ -12,39 +12,35 @@
  * byte sizes matching shape × dtype size, no duplicate names, no overlapping ranges and no
  * unused bytes. It never allocates memory from a size written in the file: only in proportion
  * to the real byte length. Tensor bytes are views into the input, not copies.
+ * {@linkcode readSafetensorsFile} reads a file header first: it refuses anything but a regular
+ * file, and checks the header against the file's size before it reads the data.
  *
  * @example Round trip through bytes
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseSafetensors, serializeSafetensors, toFloat32 } from "./safetensors.ts";
+ * import { parseSafetensors, serializeSafetensors, toFloat32 } from "@diffprobe/core";
  *
  * const bytes = serializeSafetensors({
  *   "conv.weight": { dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
  * }, { format: "pt" });
  * const file = parseSafetensors(bytes, "model.safetensors");
  * const entry = file.tensors.get("conv.weight")!;
- * assert(entry.shape.join() === "2,2");
- * assert(toFloat32(entry)[3] === 4);
- * assert(file.metadata.format === "pt");
+ * assert.deepEqual(entry.shape, [2, 2]);
+ * assert.equal(toFloat32(entry)[3], 4);
+ * assert.equal(file.metadata.format, "pt");
  * ```
  *
  * @module
  */
 
+import { writeFileAtomic } from "../base/atomic_write.ts";
+import { nonNegativeInteger, show } from "../base/validate.ts";
+import { openRegularFile, readAt, type ReadFail } from "./bounded_read.ts";
 import { SafetensorsError } from "./errors.ts";
 import type { SafetensorsErrorCode } from "./errors.ts";
 
 /**
  * The element types this module reads and writes (the safetensors dtype names).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import type { SafetensorsDtype } from "./safetensors.ts";
- *
- * const dtype: SafetensorsDtype = "BF16";
- * assert(dtype.length === 4);
- * ```
  */
 export type SafetensorsDtype =
   | "F64"
@@ -63,20 +59,6 @@ export type SafetensorsDtype =
 
 /**
  * One tensor inside a parsed file: raw little-endian bytes, a view into the file buffer.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import type { SafetensorsEntry } from "./safetensors.ts";
- * import { toFloat32 } from "./safetensors.ts";
- *
- * const entry: SafetensorsEntry = {
- *   dtype: "BF16",
- *   shape: [1],
- *   bytes: new Uint8Array([0x80, 0x3f]), // 0x3F80 = 1.0
- * };
- * assert(toFloat32(entry)[0] === 1);
- * ```
  */
 export interface SafetensorsEntry {
   /** The element type. */
@@ -89,17 +71,6 @@ export interface SafetensorsEntry {
 
 /**
  * A parsed and validated safetensors file.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseSafetensors, serializeSafetensors } from "./safetensors.ts";
- * import type { SafetensorsFile } from "./safetensors.ts";
- *
- * const file: SafetensorsFile = parseSafetensors(serializeSafetensors({}));
- * assert(file.tensors.size === 0);
- * assert(Object.keys(file.metadata).length === 0);
- * ```
  */
 export interface SafetensorsFile {
   /** The tensors, in header order. */
@@ -117,20 +88,6 @@ export interface SafetensorsFile {
  * `Uint32Array`, `BigUint64Array` for U64. A `Uint8Array` or `DataView` of raw little-endian
  * bytes is accepted for every dtype (so entries read with {@linkcode parseSafetensors} can be
  * written back as they are).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import type { TensorToWrite } from "./safetensors.ts";
- * import { float32ToFloat16Bits } from "./safetensors.ts";
- *
- * const half: TensorToWrite = {
- *   dtype: "F16",
- *   shape: [3],
- *   data: float32ToFloat16Bits(new Float32Array([1, -2, 0.5])),
- * };
- * assert(half.data.byteLength === 6);
- * ```
  */
 export interface TensorToWrite {
   /** The element type. */
@@ -182,17 +139,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function quote(text: string): string {
   const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
   return JSON.stringify(shown);
-}
-
-/** Shows a JSON value from the file in a message, shortened. */
-function show(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 /** Shows a shape in a message, shortened. */
@@ -319,60 +265,37 @@ interface RawEntry {
   end: number;
 }
 
-/**
- * Parses and fully validates a safetensors file held in memory.
- *
- * The returned entries' `bytes` are views into `bytes` (no copy). `file` is used in error
- * messages only.
- *
- * @param bytes The whole file.
- * @param file A path or label naming the file in error messages (default `"<bytes>"`).
- * @returns The tensors in header order and the metadata.
- * @throws {SafetensorsError} When the bytes are not a valid safetensors file; `code` says why.
- * @throws {TypeError} When `bytes` is not a `Uint8Array` or `file` is not a string.
- *
- * @example Parsing, and catching a bad file
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseSafetensors, serializeSafetensors } from "./safetensors.ts";
- * import { SafetensorsError } from "./errors.ts";
- *
- * const bytes = serializeSafetensors({
- *   bias: { dtype: "F32", shape: [2], data: new Float32Array([0.5, -1]) },
- * });
- * const { tensors } = parseSafetensors(bytes, "bias.safetensors");
- * assert(tensors.get("bias")!.bytes.length === 8);
- *
- * assert.throws(
- *   () => parseSafetensors(bytes.subarray(0, bytes.length - 1), "cut.safetensors"),
- *   (error) => error instanceof SafetensorsError && error.code === "offsets-out-of-range",
- * );
- * ```
- */
-export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL): SafetensorsFile {
-  if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(`parseSafetensors expects a Uint8Array, got ${describeValue(bytes)}`);
-  }
-  if (typeof file !== "string") {
-    throw new TypeError(
-      `parseSafetensors expects the file name as a string, got ${describeValue(file)}`,
-    );
-  }
-  const fail = (code: SafetensorsErrorCode, problem: string, cause?: unknown) =>
-    new SafetensorsError(code, file, problem, cause === undefined ? undefined : { cause });
+/** The layout a header describes: tensors' byte ranges within the data buffer, and metadata. */
+interface HeaderLayout {
+  entries: RawEntry[];
+  metadata: Record<string, string>;
+}
 
-  const size = bytes.byteLength;
+type Fail = (code: SafetensorsErrorCode, problem: string, cause?: unknown) => SafetensorsError;
+
+function failFor(file: string): Fail {
+  return (code, problem, cause) =>
+    new SafetensorsError(code, file, problem, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * Checks the 8-byte header length against the limit and the file size; returns it. Nothing is
+ * allocated from it before this check.
+ */
+function checkHeaderLength(prefix: Uint8Array, size: number, fail: Fail): number {
   if (size < 8) {
     throw fail(
       "file-too-small",
       `the file is ${size} bytes long, shorter than the 8-byte header length`,
     );
   }
-  const rawLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  const rawLength = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (rawLength > BigInt(MAX_HEADER_BYTES)) {
+    // The value is not shown: past the limit it is more likely the text of some other file.
     throw fail(
       "header-too-large",
-      `the header length ${rawLength} is larger than the limit of ${MAX_HEADER_BYTES} bytes`,
+      `the header length (the first 8 bytes) is larger than the limit of ${MAX_HEADER_BYTES} ` +
+        `bytes; this is not a safetensors file`,
     );
   }
   const headerLength = Number(rawLength);
@@ -382,10 +305,23 @@ export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL
       `the header length ${headerLength} is beyond the end of the file (${size} bytes)`,
     );
   }
+  return headerLength;
+}
 
+/** Where JSON.parse stopped, from its message, without quoting the text (file contents). */
+function jsonPosition(error: unknown): string {
+  const match = error instanceof Error ? /position (\d+)/.exec(error.message) : null;
+  return match === null ? "" : ` (at character ${match[1]})`;
+}
+
+/** Decodes and parses the header text; checks it is an object without duplicate keys. */
+function parseHeaderJson(
+  headerBytes: Uint8Array,
+  fail: Fail,
+): { header: Record<string, unknown>; keys: string[] } {
   let text: string;
   try {
-    text = UTF8_DECODER.decode(bytes.subarray(8, 8 + headerLength));
+    text = UTF8_DECODER.decode(headerBytes);
   } catch (error) {
     throw fail("invalid-json", "the header is not valid UTF-8", error);
   }
@@ -393,13 +329,11 @@ export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL
   try {
     header = JSON.parse(text);
   } catch (error) {
-    const detail = error instanceof Error ? ` (${error.message.slice(0, 200)})` : "";
-    throw fail("invalid-json", `the header is not valid JSON${detail}`, error);
+    throw fail("invalid-json", `the header is not valid JSON${jsonPosition(error)}`, error);
   }
   if (!isPlainObject(header)) {
     throw fail("invalid-header", `the header is ${describeValue(header)}, not a JSON object`);
   }
-
   const scan = scanHeader(text);
   if (scan.duplicate !== undefined) {
     const { key, parent } = scan.duplicate;
@@ -418,126 +352,130 @@ export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL
         : `the field ${quote(key)} appears more than once in the entry for tensor ${quote(parent)}`,
     );
   }
+  return { header, keys: scan.keys };
+}
 
-  const bufferStart = 8 + headerLength;
-  const bufferLength = size - bufferStart;
-  const metadata: Record<string, string> = {};
-  const entries: RawEntry[] = [];
-
-  for (const name of scan.keys) {
-    const value = header[name];
-    if (name === "__metadata__") {
-      if (value === null) continue;
-      if (!isPlainObject(value)) {
-        throw fail(
-          "invalid-header",
-          `"__metadata__" is ${describeValue(value)}, not an object of strings`,
-        );
-      }
-      for (const [key, item] of Object.entries(value)) {
-        if (typeof item !== "string") {
-          throw fail(
-            "invalid-header",
-            `the metadata value for ${quote(key)} is ${describeValue(item)}, not a string`,
-          );
-        }
-        Object.defineProperty(metadata, key, {
-          value: item,
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
-      }
-      continue;
-    }
-    const tensor = quote(name);
-    if (!isPlainObject(value)) {
-      throw fail(
-        "invalid-header",
-        `the entry for tensor ${tensor} is ${describeValue(value)}, not a JSON object`,
-      );
-    }
-    for (const field of ["dtype", "shape", "data_offsets"]) {
-      if (!Object.hasOwn(value, field)) {
-        throw fail("invalid-header", `the entry for tensor ${tensor} has no "${field}" field`);
-      }
-    }
-
-    const dtype = value.dtype;
-    if (typeof dtype !== "string") {
-      throw fail(
-        "invalid-header",
-        `the dtype of tensor ${tensor} is ${describeValue(dtype)}, not a string`,
-      );
-    }
-    if (!isDtype(dtype)) {
-      throw fail(
-        "unknown-dtype",
-        `tensor ${tensor} has the unknown dtype ${quote(dtype)} (known: ${DTYPE_LIST})`,
-      );
-    }
-
-    const shape = value.shape;
-    if (!Array.isArray(shape)) {
-      throw fail(
-        "invalid-header",
-        `the shape of tensor ${tensor} is ${describeValue(shape)}, not an array`,
-      );
-    }
-    for (let d = 0; d < shape.length; d++) {
-      if (!isDimension(shape[d])) {
-        throw fail(
-          "invalid-shape",
-          `dimension ${d} of tensor ${tensor} is ${show(shape[d])}, not a non-negative integer`,
-        );
-      }
-    }
-
-    const offsets = value.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2) {
-      throw fail(
-        "invalid-header",
-        `the data_offsets of tensor ${tensor} are ${show(offsets)}, not a pair [begin, end]`,
-      );
-    }
-    const [begin, end] = offsets;
-    if (!isDimension(begin) || !isDimension(end)) {
-      throw fail(
-        "offsets-out-of-range",
-        `the data_offsets of tensor ${tensor} are ${show(offsets)}, not non-negative integers`,
-      );
-    }
-    if (begin > end) {
-      throw fail(
-        "offsets-out-of-range",
-        `the data_offsets of tensor ${tensor} are [${begin}, ${end}]: the begin is after the end`,
-      );
-    }
-    if (end > bufferLength) {
-      throw fail(
-        "offsets-out-of-range",
-        `the data_offsets of tensor ${tensor} are [${begin}, ${end}], beyond the end of the ` +
-          `data buffer (${bufferLength} bytes)`,
-      );
-    }
-
-    const itemSize = DTYPE_SIZES[dtype];
-    const count = elementCount(shape, bufferLength);
-    const needed = count * itemSize;
-    if (needed !== end - begin) {
-      const need = Number.isFinite(needed)
-        ? `need ${needed} bytes`
-        : `need more bytes than the whole data buffer (${bufferLength} bytes)`;
-      throw fail(
-        "size-mismatch",
-        `tensor ${tensor} has shape ${showShape(shape)} and dtype ${dtype}, which ${need}, ` +
-          `but its data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
-      );
-    }
-    entries.push({ name, dtype, shape: shape.slice(), begin, end });
+/** Copies the `"__metadata__"` strings into `metadata` (null means none). */
+function readMetadata(value: unknown, metadata: Record<string, string>, fail: Fail): void {
+  if (value === null) return;
+  if (!isPlainObject(value)) {
+    throw fail(
+      "invalid-header",
+      `"__metadata__" is ${describeValue(value)}, not an object of strings`,
+    );
   }
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== "string") {
+      throw fail(
+        "invalid-header",
+        `the metadata value for ${quote(key)} is ${describeValue(item)}, not a string`,
+      );
+    }
+    Object.defineProperty(metadata, key, {
+      value: item,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+}
 
-  // The data buffer must be covered exactly: no overlaps, no holes, no trailing bytes.
+/** Checks one tensor entry of the header against the data buffer's length. */
+function parseEntry(name: string, value: unknown, bufferLength: number, fail: Fail): RawEntry {
+  const tensor = quote(name);
+  if (!isPlainObject(value)) {
+    throw fail(
+      "invalid-header",
+      `the entry for tensor ${tensor} is ${describeValue(value)}, not a JSON object`,
+    );
+  }
+  for (const field of ["dtype", "shape", "data_offsets"]) {
+    if (!Object.hasOwn(value, field)) {
+      throw fail("invalid-header", `the entry for tensor ${tensor} has no "${field}" field`);
+    }
+  }
+  const dtype = value.dtype;
+  if (typeof dtype !== "string") {
+    throw fail(
+      "invalid-header",
+      `the dtype of tensor ${tensor} is ${describeValue(dtype)}, not a string`,
+    );
+  }
+  if (!isDtype(dtype)) {
+    throw fail(
+      "unknown-dtype",
+      `tensor ${tensor} has the unknown dtype ${quote(dtype)} (known: ${DTYPE_LIST})`,
+    );
+  }
+  const shape = value.shape;
+  if (!Array.isArray(shape)) {
+    throw fail(
+      "invalid-header",
+      `the shape of tensor ${tensor} is ${describeValue(shape)}, not an array`,
+    );
+  }
+  for (let d = 0; d < shape.length; d++) {
+    if (!isDimension(shape[d])) {
+      throw fail(
+        "invalid-shape",
+        `dimension ${d} of tensor ${tensor} is ${show(shape[d])}, not a non-negative integer`,
+      );
+    }
+  }
+  const [begin, end] = checkOffsets(tensor, value.data_offsets, bufferLength, fail);
+  const count = elementCount(shape, bufferLength);
+  const needed = count * DTYPE_SIZES[dtype];
+  if (needed !== end - begin) {
+    const need = Number.isFinite(needed)
+      ? `need ${needed} bytes`
+      : `need more bytes than the whole data buffer (${bufferLength} bytes)`;
+    throw fail(
+      "size-mismatch",
+      `tensor ${tensor} has shape ${showShape(shape)} and dtype ${dtype}, which ${need}, ` +
+        `but its data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
+    );
+  }
+  return { name, dtype, shape: shape.slice(), begin, end };
+}
+
+/** Checks `data_offsets` (a pair of integers within the data buffer, begin ≤ end). */
+function checkOffsets(
+  tensor: string,
+  offsets: unknown,
+  bufferLength: number,
+  fail: Fail,
+): [number, number] {
+  if (!Array.isArray(offsets) || offsets.length !== 2) {
+    throw fail(
+      "invalid-header",
+      `the data_offsets of tensor ${tensor} are ${show(offsets)}, not a pair [begin, end]`,
+    );
+  }
+  const [begin, end] = offsets;
+  if (!isDimension(begin) || !isDimension(end)) {
+    throw fail(
+      "offsets-out-of-range",
+      `the data_offsets of tensor ${tensor} are ${show(offsets)}, not non-negative integers`,
+    );
+  }
+  if (begin > end) {
+    throw fail(
+      "offsets-out-of-range",
+      `the data_offsets of tensor ${tensor} are [${begin}, ${end}]: the begin is after the end`,
+    );
+  }
+  if (end > bufferLength) {
+    throw fail(
+      "offsets-out-of-range",
+      `the data_offsets of tensor ${tensor} are [${begin}, ${end}], beyond the end of the ` +
+        `data buffer (${bufferLength} bytes)`,
+    );
+  }
+  return [begin, end];
+}
+
+/** Checks that the entries cover the data buffer exactly: no overlaps, holes or trailing bytes. */
+function checkCoverage(entries: RawEntry[], bufferLength: number, fail: Fail): void {
   const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
   let position = 0;
   let previous: RawEntry | undefined;
@@ -568,46 +506,115 @@ export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL
         `${bufferLength}) belong to no tensor`,
     );
   }
+}
 
+/**
+ * Validates a header against the length of the data buffer that follows it. Every size the
+ * header declares is checked against `bufferLength` here, so the data need not be read yet.
+ */
+function parseHeader(headerBytes: Uint8Array, bufferLength: number, fail: Fail): HeaderLayout {
+  const { header, keys } = parseHeaderJson(headerBytes, fail);
+  const metadata: Record<string, string> = {};
+  const entries: RawEntry[] = [];
+  for (const name of keys) {
+    if (name === "__metadata__") readMetadata(header[name], metadata, fail);
+    else entries.push(parseEntry(name, header[name], bufferLength, fail));
+  }
+  checkCoverage(entries, bufferLength, fail);
+  return { entries, metadata };
+}
+
+/** The parsed file, its entries' bytes being views into `data` (the data buffer). */
+function toFile(layout: HeaderLayout, data: Uint8Array): SafetensorsFile {
   const tensors = new Map<string, SafetensorsEntry>();
-  for (const entry of entries) {
+  for (const entry of layout.entries) {
     tensors.set(entry.name, {
       dtype: entry.dtype,
       shape: entry.shape,
-      bytes: bytes.subarray(bufferStart + entry.begin, bufferStart + entry.end),
+      bytes: data.subarray(entry.begin, entry.end),
     });
   }
-  return { tensors, metadata };
+  return { tensors, metadata: layout.metadata };
+}
+
+/**
+ * Parses and fully validates a safetensors file held in memory.
+ *
+ * The returned entries' `bytes` are views into `bytes` (no copy). `file` is used in error
+ * messages only.
+ *
+ * @param bytes The whole file.
+ * @param file A path or label naming the file in error messages (default `"<bytes>"`).
+ * @returns The tensors in header order and the metadata.
+ * @throws {SafetensorsError} When the bytes are not a valid safetensors file; `code` says why.
+ * @throws {TypeError} When `bytes` is not a `Uint8Array` or `file` is not a string.
+ *
+ * @example Parsing, and catching a bad file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSafetensors, SafetensorsError, serializeSafetensors } from "@diffprobe/core";
+ *
+ * const bytes = serializeSafetensors({
+ *   bias: { dtype: "F32", shape: [2], data: new Float32Array([0.5, -1]) },
+ * });
+ * const { tensors } = parseSafetensors(bytes, "bias.safetensors");
+ * assert.equal(tensors.get("bias")!.bytes.length, 8);
+ *
+ * assert.throws(
+ *   () => parseSafetensors(bytes.subarray(0, bytes.length - 1), "cut.safetensors"),
+ *   (error) => error instanceof SafetensorsError && error.code === "offsets-out-of-range",
+ * );
+ * ```
+ */
+export function parseSafetensors(bytes: Uint8Array, file: string = DEFAULT_LABEL): SafetensorsFile {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError(`Safetensors bytes must be a Uint8Array, got ${describeValue(bytes)}`);
+  }
+  if (typeof file !== "string") {
+    throw new TypeError(`Safetensors file name must be a string, got ${describeValue(file)}`);
+  }
+  const fail = failFor(file);
+  const headerLength = checkHeaderLength(bytes, bytes.byteLength, fail);
+  const dataStart = 8 + headerLength;
+  const layout = parseHeader(
+    bytes.subarray(8, dataStart),
+    bytes.byteLength - dataStart,
+    fail,
+  );
+  return toFile(layout, bytes.subarray(dataStart));
 }
 
 /** Checks an entry passed to a decoder and returns its element count. */
 function checkEntry(entry: SafetensorsEntry, caller: string): number {
   if (!isPlainObject(entry)) {
-    throw new TypeError(`${caller} expects a SafetensorsEntry, got ${describeValue(entry)}`);
+    throw new TypeError(
+      `${caller} entry must be { dtype, shape, bytes }, got ${describeValue(entry)}`,
+    );
   }
   const { dtype, shape, bytes } = entry;
   if (!isDtype(dtype)) {
-    throw new TypeError(`${caller}: unknown dtype ${show(dtype)} (known: ${DTYPE_LIST})`);
+    throw new TypeError(`${caller} entry.dtype must be one of ${DTYPE_LIST}, got ${show(dtype)}`);
   }
   if (!(bytes instanceof Uint8Array)) {
-    throw new TypeError(`${caller}: entry.bytes must be a Uint8Array, got ${describeValue(bytes)}`);
+    throw new TypeError(`${caller} entry.bytes must be a Uint8Array, got ${describeValue(bytes)}`);
   }
   if (!Array.isArray(shape)) {
-    throw new TypeError(`${caller}: entry.shape must be an array, got ${describeValue(shape)}`);
+    throw new TypeError(`${caller} entry.shape must be an array, got ${describeValue(shape)}`);
   }
   for (const d of shape) {
     if (!isDimension(d)) {
       throw new RangeError(
-        `${caller}: shape ${showShape(shape)} has a dimension that is not a non-negative integer`,
+        `${caller} entry.shape must hold non-negative integers, got ${showShape(shape)}`,
       );
     }
   }
   const count = elementCount(shape, bytes.length);
   if (count * DTYPE_SIZES[dtype] !== bytes.length) {
     throw new RangeError(
-      `${caller}: shape ${
-        showShape(shape)
-      } with dtype ${dtype} does not match the ${bytes.length} bytes of the entry`,
+      `${caller} entry.bytes must hold shape ${showShape(shape)} × ${dtype} ` +
+        `(${
+          Number.isFinite(count) ? count * DTYPE_SIZES[dtype] : "too many"
+        } bytes), got ${bytes.length} bytes`,
     );
   }
   return count;
@@ -659,12 +666,12 @@ function getFloat16Table(): Uint32Array {
  * @example Half-precision bits to floats
  * ```ts
  * import assert from "node:assert/strict";
- * import { toFloat32 } from "./safetensors.ts";
+ * import { toFloat32 } from "@diffprobe/core";
  *
  * // 0x3C00 = 1, 0xC000 = -2, 0x7C00 = Infinity (little-endian bytes)
  * const bytes = new Uint8Array([0x00, 0x3c, 0x00, 0xc0, 0x00, 0x7c]);
  * const values = toFloat32({ dtype: "F16", shape: [3], bytes });
- * assert(values.join() === "1,-2,Infinity");
+ * assert.deepEqual([...values], [1, -2, Infinity]);
  * ```
  */
 export function toFloat32(entry: SafetensorsEntry): Float32Array {
@@ -771,13 +778,16 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
   const out = new Int32Array(count);
   const view = viewOf(bytes);
   const outOfRange = (value: bigint | number, index: number) =>
-    new RangeError(`toInt32: the ${dtype} value ${value} at index ${index} does not fit in int32`);
+    new RangeError(`toInt32 values must fit in int32, got the ${dtype} ${value} at index ${index}`);
   switch (dtype) {
     case "F64":
     case "F32":
     case "F16":
     case "BF16":
-      throw new TypeError(`toInt32 cannot decode the floating-point dtype ${dtype}; use toFloat32`);
+      throw new TypeError(
+        `toInt32 entry.dtype must be an integer or BOOL dtype (toFloat32 decodes floats), got ` +
+          `"${dtype}"`,
+      );
     case "I64":
     case "U64":
       for (let i = 0; i < count; i++) {
@@ -831,7 +841,9 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
  */
 export function float32ToFloat16Bits(x: Float32Array): Uint16Array {
   if (!(x instanceof Float32Array)) {
-    throw new TypeError(`float32ToFloat16Bits expects a Float32Array, got ${describeValue(x)}`);
+    throw new TypeError(
+      `float32ToFloat16Bits input must be a Float32Array, got ${describeValue(x)}`,
+    );
   }
   const input = new Uint32Array(x.buffer, x.byteOffset, x.length);
   const out = new Uint16Array(x.length);
@@ -927,44 +939,42 @@ interface PreparedTensor {
 function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
   if (typeof name !== "string") {
     throw new TypeError(
-      `serializeSafetensors: tensor names must be strings, got ${describeValue(name)}`,
+      `Tensor names must be strings, got ${describeValue(name)}`,
     );
   }
-  const label = `serializeSafetensors: tensor ${quote(name)}`;
+  const label = `Tensor ${quote(name)}`;
   if (name === "__metadata__") {
-    throw new TypeError(`${label}: the name is reserved for metadata`);
+    throw new TypeError(`Tensor names must not be "__metadata__" (reserved), got "__metadata__"`);
   }
   if (!name.isWellFormed()) {
-    throw new TypeError(`${label}: the name is not well-formed Unicode (lone surrogate)`);
+    throw new TypeError(`Tensor names must be well-formed Unicode, got ${quote(name)}`);
   }
   if (!isPlainObject(tensor)) {
     throw new TypeError(`${label} must be { dtype, shape, data }, got ${describeValue(tensor)}`);
   }
   const { dtype, shape, data } = tensor;
   if (!isDtype(dtype)) {
-    throw new TypeError(`${label} has the unknown dtype ${show(dtype)} (known: ${DTYPE_LIST})`);
+    throw new TypeError(`${label} dtype must be one of ${DTYPE_LIST}, got ${show(dtype)}`);
   }
   if (!Array.isArray(shape)) {
-    throw new TypeError(`${label}: the shape must be an array, got ${describeValue(shape)}`);
+    throw new TypeError(`${label} shape must be an array, got ${describeValue(shape)}`);
   }
   for (const d of shape) {
     if (typeof d !== "number") {
-      throw new TypeError(`${label}: the shape ${showShape(shape)} contains a non-number`);
+      throw new TypeError(`${label} shape must hold numbers, got ${showShape(shape)}`);
     }
     if (!isDimension(d)) {
       throw new RangeError(
-        `${label}: the shape ${
-          showShape(shape)
-        } has a dimension that is not a non-negative integer`,
+        `${label} shape must hold non-negative integers, got ${showShape(shape)}`,
       );
     }
   }
   if (!ArrayBuffer.isView(data)) {
-    throw new TypeError(`${label}: data must be a typed array, got ${describeValue(data)}`);
+    throw new TypeError(`${label} data must be a typed array, got ${describeValue(data)}`);
   }
   if (!matchesDtype(data, dtype)) {
     throw new TypeError(
-      `${label} has dtype ${dtype}, so data must be a ${EXPECTED_VIEW[dtype]} ` +
+      `${label} data must be a ${EXPECTED_VIEW[dtype]} for dtype ${dtype} ` +
         `(or a Uint8Array of raw little-endian bytes), got a ${data.constructor.name}`,
     );
   }
@@ -972,15 +982,15 @@ function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
   const needed = count * DTYPE_SIZES[dtype];
   if (needed !== data.byteLength) {
     throw new RangeError(
-      `${label}: shape ${showShape(shape)} with dtype ${dtype} needs ` +
-        `${Number.isFinite(needed) ? needed : "too many"} bytes, but data has ${data.byteLength}`,
+      `${label} data must hold shape ${showShape(shape)} × ${dtype} ` +
+        `(${Number.isFinite(needed) ? needed : "too many"} bytes), got ${data.byteLength} bytes`,
     );
   }
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (dtype === "BOOL") {
     for (let i = 0; i < bytes.length; i++) {
       if (bytes[i] > 1) {
-        throw new RangeError(`${label}: BOOL data must be 0 or 1, found ${bytes[i]} at index ${i}`);
+        throw new RangeError(`${label} BOOL data must be 0 or 1, got ${bytes[i]} at index ${i}`);
       }
     }
   }
@@ -1004,7 +1014,7 @@ function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { serializeSafetensors } from "./safetensors.ts";
+ * import { serializeSafetensors } from "@diffprobe/core";
  *
  * const tensors = new Map([
  *   ["b", { dtype: "I32" as const, shape: [2], data: new Int32Array([1, 2]) }],
@@ -1012,8 +1022,8 @@ function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
  * ]);
  * const bytes = serializeSafetensors(tensors, { note: "demo" });
  * const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
- * assert(headerLength % 8 === 0);
- * assert(bytes.length === 8 + headerLength + 8 + 3);
+ * assert.equal(headerLength % 8, 0);
+ * assert.equal(bytes.length, 8 + headerLength + 8 + 3);
  * ```
  */
 export function serializeSafetensors(
@@ -1022,7 +1032,7 @@ export function serializeSafetensors(
 ): Uint8Array {
   if (typeof tensors !== "object" || tensors === null || Array.isArray(tensors)) {
     throw new TypeError(
-      `serializeSafetensors expects a Map or a record of tensors, got ${describeValue(tensors)}`,
+      `Tensors must be a Map or a record of tensors, got ${describeValue(tensors)}`,
     );
   }
   const pairs: Iterable<[string, TensorToWrite]> = tensors instanceof Map
@@ -1035,22 +1045,18 @@ export function serializeSafetensors(
   if (metadata !== undefined) {
     if (!isPlainObject(metadata)) {
       throw new TypeError(
-        `serializeSafetensors: metadata must be a record of strings, got ${
-          describeValue(metadata)
-        }`,
+        `Metadata must be a record of strings, got ${describeValue(metadata)}`,
       );
     }
     for (const [key, value] of Object.entries(metadata)) {
       if (typeof value !== "string") {
         throw new TypeError(
-          `serializeSafetensors: metadata value ${quote(key)} must be a string, got ${
-            describeValue(value)
-          }`,
+          `Metadata value ${quote(key)} must be a string, got ${describeValue(value)}`,
         );
       }
       if (!key.isWellFormed() || !value.isWellFormed()) {
         throw new TypeError(
-          `serializeSafetensors: metadata entry ${quote(key)} is not well-formed Unicode`,
+          `Metadata entries must be well-formed Unicode, got the key ${quote(key)}`,
         );
       }
     }
@@ -1069,7 +1075,7 @@ export function serializeSafetensors(
   const headerLength = Math.ceil(json.length / 8) * 8;
   if (headerLength > MAX_HEADER_BYTES) {
     throw new RangeError(
-      `serializeSafetensors: the header would be ${headerLength} bytes, above the ${MAX_HEADER_BYTES}-byte limit`,
+      `The safetensors header must be at most ${MAX_HEADER_BYTES} bytes, got ${headerLength}`,
     );
   }
   const out = new Uint8Array(8 + headerLength + offset);
@@ -1091,51 +1097,103 @@ export function serializeSafetensors(
 }
 
 /**
- * Reads and parses a safetensors file (the whole file is read into memory).
+ * Options of {@linkcode readSafetensorsFile}.
+ */
+export interface ReadSafetensorsOptions {
+  /**
+   * The largest data buffer (bytes after the header) to read; a file declaring more fails with
+   * code `"data-too-large"` before its data is read. Default: no limit beyond the file's size.
+   */
+  maxDataBytes?: number;
+  /**
+   * Called with every tensor's dtype and shape once the header is validated, before the data
+   * is read; throw from it to refuse the file (for example a shape a model does not expect).
+   */
+  checkHeader?: (tensors: ReadonlyMap<string, Omit<SafetensorsEntry, "bytes">>) => void;
+}
+
+/**
+ * Reads and validates a safetensors file, header first.
+ *
+ * The path is stat'ed first: a directory, FIFO, device or socket is refused (code
+ * `"not-regular-file"`) without being opened. Then only the 8-byte header length and the
+ * header are read and checked, every declared size against the file's size (and against
+ * `maxDataBytes` and `checkHeader`), before the data buffer is read, so a truncated, sparse or mislabelled file
+ * fails in proportion to its header, not its length. Error messages never quote the file's bytes.
  *
  * @param path The file's path.
- * @returns The validated file; entries' bytes are views into the file's bytes.
- * @throws {SafetensorsError} With code `"read-failed"` when the file cannot be read, or the
- * code of the problem when it is not a valid safetensors file. Needs `--allow-read`.
+ * @param options A bound on the data read, and a check of the header before the data is read.
+ * @returns The validated file; entries' bytes are views into one buffer holding the data.
+ * @throws {SafetensorsError} With code `"read-failed"` when the file cannot be read (missing,
+ * permission, a loop of symbolic links), `"not-regular-file"`, `"data-too-large"`, or the code
+ * of the problem when it is not a valid safetensors file. Needs `--allow-read`.
  * @throws {TypeError} When `path` is not a non-empty string.
+ * @throws {RangeError} When `maxDataBytes` is not a non-negative integer.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts";
+ * import { readSafetensorsFile, SafetensorsError, writeSafetensorsFile } from "@diffprobe/core";
  *
  * const dir = await Deno.makeTempDir();
  * const path = `${dir}/w.safetensors`;
- * await writeSafetensorsFile(path, { w: { dtype: "F32", shape: [1], data: new Float32Array([2]) } });
+ * await writeSafetensorsFile(path, { w: { dtype: "F32", shape: [2], data: new Float32Array([2, 3]) } });
  * const file = await readSafetensorsFile(path);
- * assert(file.tensors.get("w")!.shape[0] === 1);
+ * assert.deepEqual(file.tensors.get("w")!.shape, [2]);
+ * await assert.rejects(
+ *   readSafetensorsFile(path, { maxDataBytes: 4 }),
+ *   (e) => e instanceof SafetensorsError && e.code === "data-too-large",
+ * );
+ * await assert.rejects(
+ *   readSafetensorsFile(dir),
+ *   (e) => e instanceof SafetensorsError && e.code === "not-regular-file",
+ * );
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function readSafetensorsFile(path: string): Promise<SafetensorsFile> {
+export async function readSafetensorsFile(
+  path: string,
+  options: ReadSafetensorsOptions = {},
+): Promise<SafetensorsFile> {
   if (typeof path !== "string" || path === "") {
-    throw new TypeError(`readSafetensorsFile expects a non-empty path string, got ${show(path)}`);
+    throw new TypeError(`Safetensors path must be a non-empty string, got ${show(path)}`);
   }
-  let bytes: Uint8Array;
+  const maxDataBytes = options.maxDataBytes === undefined
+    ? Infinity
+    : nonNegativeInteger(options.maxDataBytes, "maxDataBytes");
+  const fail = failFor(path);
+  const { file, size } = await openRegularFile(path, readFail(fail));
   try {
-    bytes = await Deno.readFile(path);
-  } catch (error) {
-    throw readFailed(path, error);
+    const prefix = size < 8 ? new Uint8Array(0) : await readAt(file, 0, 8, readFail(fail));
+    const headerLength = checkHeaderLength(prefix, size, fail);
+    const header = await readAt(file, 8, headerLength, readFail(fail));
+    const dataStart = 8 + headerLength;
+    const layout = parseHeader(header, size - dataStart, fail);
+    options.checkHeader?.(
+      new Map(layout.entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape.slice() }])),
+    );
+    if (size - dataStart > maxDataBytes) {
+      throw fail(
+        "data-too-large",
+        `the header declares ${size - dataStart} bytes of tensor data, above the limit of ` +
+          `${maxDataBytes} bytes`,
+      );
+    }
+    return toFile(layout, await readAt(file, dataStart, size - dataStart, readFail(fail)));
+  } finally {
+    file.close();
   }
-  return parseSafetensors(bytes, path);
 }
 
-/** Wraps a file-system error as a "read-failed" SafetensorsError. */
-function readFailed(path: string, error: unknown): SafetensorsError {
-  const problem = error instanceof Deno.errors.NotFound
-    ? "the file does not exist"
-    : `the file could not be read (${error instanceof Error ? error.message : String(error)})`;
-  return new SafetensorsError("read-failed", path, problem, { cause: error });
+/** Maps a refused read to a SafetensorsError code. */
+function readFail(fail: Fail): ReadFail {
+  return (kind, problem, cause) =>
+    fail(kind === "not-regular" ? "not-regular-file" : "read-failed", problem, cause);
 }
 
 /**
- * Serializes tensors and writes them to `path` atomically: the bytes go to
- * `<path>.<random>.tmp`, which is then renamed over `path` (and removed if anything fails).
+ * Serializes tensors and writes them to `path` atomically: the bytes go to a temporary file
+ * beside it, which is then renamed over `path` (and removed if anything fails).
  *
  * @param path The destination file.
  * @param tensors The tensors by name, as for {@linkcode serializeSafetensors}.
@@ -1143,12 +1201,12 @@ function readFailed(path: string, error: unknown): SafetensorsError {
  * @returns A promise that resolves once the file is in place.
  * @throws {TypeError} When `path` is not a non-empty string or the tensors are invalid.
  * @throws {RangeError} When a shape does not match its data.
- * @throws {Deno.errors.PermissionDenied} Or other file-system errors, as raised by Deno.
+ * @throws {Deno.errors.PermissionDenied} Or other file-system errors, their message naming `path`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts";
+ * import { readSafetensorsFile, writeSafetensorsFile } from "@diffprobe/core";
  *
  * const dir = await Deno.makeTempDir();
  * const path = `${dir}/labels.safetensors`;
@@ -1158,7 +1216,7 @@ function readFailed(path: string, error: unknown): SafetensorsError {
  *   { classes: "10" },
  * );
  * const file = await readSafetensorsFile(path);
- * assert(file.metadata.classes === "10");
+ * assert.equal(file.metadata.classes, "10");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -1168,21 +1226,7 @@ export async function writeSafetensorsFile(
   metadata?: Record<string, string>,
 ): Promise<void> {
   if (typeof path !== "string" || path === "") {
-    throw new TypeError(`writeSafetensorsFile expects a non-empty path string, got ${show(path)}`);
+    throw new TypeError(`Safetensors path must be a non-empty string, got ${show(path)}`);
   }
-  const bytes = serializeSafetensors(tensors, metadata);
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(6)))
-    .map((b) => b.toString(16).padStart(2, "0")).join("");
-  const temporary = `${path}.${random}.tmp`;
-  try {
-    await Deno.writeFile(temporary, bytes, { createNew: true });
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    try {
-      await Deno.remove(temporary);
-    } catch {
-      // The temporary file was never created, or is already gone.
-    }
-    throw error;
-  }
+  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }

@@ -5,9 +5,16 @@
  * `saveBackbone` converts back, so PyTorch users can open our checkpoints with
  * `UNet2DModel.from_pretrained`.
  *
+ * Loading treats the folder as untrusted: `config.json` must be a regular file of at most 1 MiB,
+ * its sizes are bounded (see {@linkcode UNet2DConfig}), the parameter memory the config implies is
+ * estimated before anything is allocated (2 GiB of float32 by default, `maxParameterBytes`
+ * to change it), weight files must stay inside the folder and are read header first with
+ * their data bounded by that estimate, and every weight must be finite in float32.
+ *
  * @example
  * ```ts
- * import { createBackbone, loadBackbone, saveBackbone } from "./backbone.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, loadBackbone, saveBackbone } from "@diffprobe/core";
  *
  * const config = {
  *   _class_name: "UNet2DModel" as const, block_out_channels: [32, 64], layers_per_block: 1,
@@ -18,44 +25,108 @@
  * const dir = await Deno.makeTempDir();
  * await saveBackbone(unet, dir);
  * const again = await loadBackbone(dir);
- * console.log(again.parameterCount() === unet.parameterCount()); // true
+ * assert.equal(again.parameterCount(), unet.parameterCount());
  * unet.dispose();
  * again.dispose();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { resolveConfig, type UNet1DConfig, type UNet2DConfig } from "./config.ts";
-import { unetPlan } from "./unet_plan.ts";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../base/atomic_write.ts";
+import { nonNegativeInteger, show } from "../base/validate.ts";
+import {
+  resolveConfig,
+  type ResolvedConfig,
+  type UNet1DConfig,
+  type UNet2DConfig,
+} from "./config.ts";
+import { type UNetPlan, unetPlan } from "./unet_plan.ts";
 import { type Backbone, toTfLayout, toTorchLayout, UNet } from "./unet.ts";
-import type { ScheduleOptions } from "./schedule.ts";
+import { noiseSchedule, type ScheduleOptions } from "./schedule.ts";
+import { readRegularFile } from "../io/bounded_read.ts";
 import { readCheckpointTensors } from "../io/checkpoint_files.ts";
-import { toFloat32, writeSafetensorsFile } from "../io/safetensors.ts";
-import type { TensorToWrite } from "../io/safetensors.ts";
+import { serializeSafetensors, toFloat32 } from "../io/safetensors.ts";
+import type { SafetensorsEntry, TensorToWrite } from "../io/safetensors.ts";
+
+/** Default bound on a model's float32 parameter memory: 2 GiB (about 537 million parameters). */
+const DEFAULT_MAX_PARAMETER_BYTES = 2 ** 31;
+
+/** Largest `config.json` read (real ones are about 1 KB). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** Options of {@linkcode createBackbone}. */
 export interface CreateBackboneOptions {
   /** Seed of the random initialisation (default 0). */
   seed?: number;
+  /**
+   * The most float32 parameter memory, in bytes, the config may imply (default 2 GiB); checked
+   * before anything is allocated.
+   */
+  maxParameterBytes?: number;
+}
+
+/**
+ * Checks the parameter memory `plan` implies against the limit, before anything is allocated;
+ * returns the parameter count.
+ */
+function checkParameterMemory(
+  resolved: ResolvedConfig,
+  plan: UNetPlan,
+  maxBytes: number | undefined,
+  where: string,
+): number {
+  const limit = maxBytes === undefined
+    ? DEFAULT_MAX_PARAMETER_BYTES
+    : nonNegativeInteger(maxBytes, "maxParameterBytes");
+  let count = 0;
+  for (const shape of plan.weights.values()) count += shape.reduce((a, b) => a * b, 1);
+  if (4 * count > limit) {
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+    throw new RangeError(
+      `The model of ${where} has ${count} parameters (${mib(4 * count)} as float32), above the ` +
+        `limit of ${mib(limit)}; check block_out_channels (${show(resolved.channels)}) and ` +
+        `layers_per_block (${resolved.layersPerBlock}), or raise maxParameterBytes`,
+    );
+  }
+  return count;
 }
 
 /**
  * A randomly initialised backbone (PyTorch's default initialisation: uniform ±1/√fan_in for
  * convolutions and linears, ones and zeros for norms), for pre-training with `trainDiffusion`.
+ * The config is validated and its parameter memory bounded before anything is allocated.
+ *
+ * @param config A diffusers-style UNet config.
+ * @param options The seed, and the memory bound.
+ * @returns The backbone; dispose it when done.
+ * @throws {TypeError | RangeError} For an unsupported config value (naming the field and value)
+ * or a model above `maxParameterBytes`.
  *
  * @example
  * ```ts
- * import { createBackbone } from "./backbone.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone } from "@diffprobe/core";
  *
  * const unet = createBackbone({
  *   _class_name: "DiffprobeUNet1DModel", in_channels: 1, out_channels: 1, sample_size: 64,
  *   block_out_channels: [16, 32], norm_num_groups: 8, layers_per_block: 1,
  *   down_block_types: ["DownBlock1D", "AttnDownBlock1D"], up_block_types: ["AttnUpBlock1D", "UpBlock1D"],
  * });
- * console.log(unet.kind, unet.blocks.length); // unet1d 9
+ * assert.equal(unet.kind, "unet1d");
+ * assert.equal(unet.blocks.length, 9);
  * unet.dispose();
+ * assert.throws( // 1.2 billion parameters: refused before anything is allocated
+ *   () =>
+ *     createBackbone({
+ *       _class_name: "UNet2DModel", block_out_channels: [4096, 4096],
+ *       down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"],
+ *     }),
+ *   /above the limit of 2048 MiB/,
+ * );
  * ```
  */
 export function createBackbone(
@@ -64,23 +135,33 @@ export function createBackbone(
 ): Backbone {
   const resolved = resolveConfig(config);
   const plan = unetPlan(resolved);
+  checkParameterMemory(resolved, plan, options.maxParameterBytes, "the config");
   const weights = new Map<string, tf.Tensor>();
-  let i = 0;
   const seed = options.seed ?? 0;
-  for (const [name, shape] of plan.weights) {
-    const owner = name.slice(0, name.lastIndexOf("."));
-    const isNorm = /norm/.test(owner.split(".").pop()!);
-    let t: tf.Tensor;
-    if (isNorm) t = name.endsWith(".weight") ? tf.ones(shape) : tf.zeros(shape);
-    else {
-      const w = plan.weights.get(`${owner}.weight`)!;
-      const fanIn = w.slice(1).reduce((p, d) => p * d, 1);
-      const bound = 1 / Math.sqrt(fanIn);
-      t = tf.randomUniform(shape, -bound, bound, "float32", seed * 100003 + i);
+  try {
+    let i = 0;
+    for (const [name, shape] of plan.weights) {
+      const owner = name.slice(0, name.lastIndexOf("."));
+      const isNorm = /norm/.test(owner.split(".").pop()!);
+      let t: tf.Tensor;
+      if (isNorm) t = name.endsWith(".weight") ? tf.ones(shape) : tf.zeros(shape);
+      else {
+        const w = plan.weights.get(`${owner}.weight`)!;
+        const fanIn = w.slice(1).reduce((p, d) => p * d, 1);
+        const bound = 1 / Math.sqrt(fanIn);
+        t = tf.randomUniform(shape, -bound, bound, "float32", seed * 100003 + i);
+      }
+      i++;
+      weights.set(name, toTfLayout(name, t));
+      t.dispose();
     }
-    i++;
-    weights.set(name, toTfLayout(name, t));
-    t.dispose();
+  } catch (error) {
+    tf.dispose([...weights.values()]);
+    throw new RangeError(
+      `Cannot allocate the weights of the config (${weights.size} of ${plan.weights.size} ` +
+        `done): ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
   return new UNet(resolved, plan, weights);
 }
@@ -91,6 +172,17 @@ export interface LoadBackboneOptions {
   schedule?: ScheduleOptions;
   /** Base name of the weight files (default `"diffusion_pytorch_model"`). */
   weightsName?: string;
+  /**
+   * The most float32 parameter memory, in bytes, the config may imply (default 2 GiB); checked
+   * before any weight is read.
+   */
+  maxParameterBytes?: number;
+  /**
+   * Follow symbolic links that lead outside the model folder (a Hugging Face cache snapshot
+   * links its files into `../../blobs/`). Default false: such links are refused, since Deno's
+   * read permission applies to the link's path, not to its target.
+   */
+  allowExternalLinks?: boolean;
 }
 
 const LEGACY_ATTENTION: Record<string, string> = {
@@ -108,72 +200,131 @@ function currentKeyName(name: string): string {
   );
 }
 
+/** The folder a `loadBackbone` source names. */
+function folderOf(source: string | URL): string {
+  if (source instanceof URL) {
+    if (source.protocol !== "file:") {
+      throw new TypeError(`Model folder must be a path or a file: URL, got ${show(source.href)}`);
+    }
+    return fileURLToPath(source);
+  }
+  if (typeof source !== "string" || source === "") {
+    throw new TypeError(
+      `Model folder must be a non-empty path or a file: URL, got ${show(source)}`,
+    );
+  }
+  return source;
+}
+
+/** Reads and parses `config.json` (a regular file of at most 1 MiB). */
+async function readConfigFile(configPath: string): Promise<UNet2DConfig | UNet1DConfig> {
+  const bytes = await readRegularFile(configPath, MAX_CONFIG_BYTES, (kind, problem, cause) => {
+    const message = `Cannot read the model config "${configPath}": ${problem}`;
+    if (kind === "too-large") return new RangeError(message, { cause });
+    if (kind === "not-found") return new Deno.errors.NotFound(message, { cause });
+    return new TypeError(message, { cause });
+  });
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (e) {
+    // The position only: the parser's message would quote the file's text.
+    const match = e instanceof Error ? /position (\d+)/.exec(e.message) : null;
+    const at = match === null ? "" : ` (at character ${match[1]})`;
+    throw new TypeError(`Model config "${configPath}" is not valid UTF-8 JSON${at}`, { cause: e });
+  }
+}
+
 /**
- * Loads a diffusers model folder (single-file or sharded safetensors; F32, F16 or BF16; current
- * or legacy attention key names). Missing, unexpected or mis-shaped weights fail with an error
- * naming the key (and both shapes).
- *
- * @example
- * ```ts ignore
- * import { loadBackbone } from "./backbone.ts";
- *
- * const unet = await loadBackbone("path/to/ddpm-cifar10-32");
- * console.log(unet.blocks.length); // 25
- * ```
+ * Decodes one weight to float32, refusing values that are not finite in float32: NaN and
+ * infinities in the file, and F64 (or other) values beyond float32's range.
  */
-export async function loadBackbone(
-  source: string | URL,
-  options: LoadBackboneOptions = {},
-): Promise<Backbone> {
-  const folder = source instanceof URL ? decodeURIComponent(source.pathname) : source;
-  const configPath = join(folder, "config.json");
-  let text: string;
-  try {
-    text = await Deno.readTextFile(configPath);
-  } catch (e) {
-    throw new TypeError(`Cannot read the model config "${configPath}": ${(e as Error).message}`);
+function finiteWeights(entry: SafetensorsEntry, name: string, file: string): Float32Array {
+  const values = toFloat32(entry);
+  for (let i = 0; i < values.length; i++) {
+    if (Number.isFinite(values[i])) continue;
+    const original = entry.dtype === "F64"
+      ? new DataView(entry.bytes.buffer, entry.bytes.byteOffset).getFloat64(8 * i, true)
+      : values[i];
+    const what = Number.isFinite(original)
+      ? `the ${entry.dtype} value ${original}, which overflows float32`
+      : `the value ${original}`;
+    throw new RangeError(
+      `Weight "${name}" in "${file}" holds ${what} at index ${i}; weights must be finite`,
+    );
   }
-  let config: UNet2DConfig | UNet1DConfig;
-  try {
-    config = JSON.parse(text);
-  } catch (e) {
-    throw new TypeError(`Model config "${configPath}" is not valid JSON: ${(e as Error).message}`);
+  return values;
+}
+
+/**
+ * Checks a weight's name and shape against the plan, and that no other file declared it;
+ * returns its current key name.
+ */
+function expectWeight(
+  plan: UNetPlan,
+  declared: Set<string>,
+  className: string,
+  file: string,
+  name: string,
+  shape: readonly number[],
+): string {
+  const key = currentKeyName(name);
+  const expected = plan.weights.get(key);
+  if (!expected) {
+    throw new RangeError(
+      `Unexpected weight "${name}" in "${file}": this ${className} config has no such parameter`,
+    );
   }
-  const resolved = resolveConfig(config);
-  if (options.schedule) {
-    resolved.schedule = {
-      kind: options.schedule.kind ?? "linear",
-      timesteps: options.schedule.timesteps ?? resolved.schedule.timesteps,
-      betaStart: options.schedule.betaStart ?? 1e-4,
-      betaEnd: options.schedule.betaEnd ?? 0.02,
-    };
+  if (declared.has(key)) {
+    throw new RangeError(`Weight "${key}" appears twice (second time as "${name}" in "${file}")`);
   }
-  const plan = unetPlan(resolved);
+  if (expected.length !== shape.length || expected.some((d, i) => d !== shape[i])) {
+    throw new RangeError(
+      `Weight "${name}" in "${file}" has shape [${shape}], the config expects [${expected}]`,
+    );
+  }
+  declared.add(key);
+  return key;
+}
+
+/**
+ * Reads every weight of the folder into tfjs tensors (tfjs layout). Each file's header is
+ * checked against the plan before its data is read, and its data is bounded by the plan.
+ */
+async function readWeights(
+  folder: string,
+  plan: UNetPlan,
+  parameters: number,
+  className: string,
+  options: LoadBackboneOptions,
+): Promise<Map<string, tf.Tensor>> {
   const weights = new Map<string, tf.Tensor>();
+  const declared = new Set<string>();
+  const tensors = readCheckpointTensors(folder, options.weightsName, {
+    maxDataBytes: 8 * parameters, // every weight once, in the widest dtype (F64/I64)
+    allowExternalLinks: options.allowExternalLinks ?? false,
+    checkHeader: (file, header) => {
+      for (const [name, { shape }] of header) {
+        expectWeight(plan, declared, className, file, name, shape);
+      }
+    },
+  });
   try {
-    for await (const { file, name, entry } of readCheckpointTensors(folder, options.weightsName)) {
+    for await (const { file, name, entry } of tensors) {
       const key = currentKeyName(name);
-      const expected = plan.weights.get(key);
-      if (!expected) {
+      const values = finiteWeights(entry, name, file);
+      let raw: tf.Tensor | undefined;
+      try {
+        raw = tf.tensor(values, entry.shape, "float32");
+        weights.set(key, toTfLayout(key, raw));
+      } catch (error) { // the backend is out of memory
+        const reason = error instanceof Error ? error.message : String(error);
         throw new RangeError(
-          `Unexpected weight "${name}" in "${file}": this ${
-            config._class_name ?? "UNet2DModel"
-          } config has no such parameter`,
+          `Cannot allocate weight "${name}" of "${file}" (${weights.size} loaded): ${reason}`,
+          { cause: error },
         );
+      } finally {
+        raw?.dispose();
       }
-      if (weights.has(key)) {
-        throw new RangeError(
-          `Weight "${key}" appears twice (second time as "${name}" in "${file}")`,
-        );
-      }
-      if (expected.length !== entry.shape.length || expected.some((d, i) => d !== entry.shape[i])) {
-        throw new RangeError(
-          `Weight "${name}" in "${file}" has shape [${entry.shape}], the config expects [${expected}]`,
-        );
-      }
-      const raw = tf.tensor(toFloat32(entry), entry.shape, "float32");
-      weights.set(key, toTfLayout(key, raw));
-      raw.dispose();
     }
     const missing = [...plan.weights.keys()].filter((k) => !weights.has(k));
     if (missing.length > 0) {
@@ -184,33 +335,116 @@ export async function loadBackbone(
       );
     }
   } catch (e) {
-    for (const t of weights.values()) t.dispose();
+    tf.dispose([...weights.values()]);
     throw e;
   }
+  return weights;
+}
+
+/**
+ * Loads a diffusers model folder (single-file or sharded safetensors; F32, F16, BF16 or any
+ * other dtype whose values are finite in float32; current or legacy attention key names).
+ * The config is validated and the model's memory bounded before any weight is read; missing,
+ * unexpected, mis-shaped or non-finite weights fail with an error naming the file and the key.
+ *
+ * @param source The model folder (a path or a `file:` URL).
+ * @param options Schedule override, weight file stem, memory bound, links policy.
+ * @returns The backbone; dispose it when done.
+ * @throws {TypeError | RangeError} For a bad `config.json` (naming the file, field and value),
+ * a model above `maxParameterBytes`, or bad weights.
+ * @throws {SafetensorsError} For weight files that are malformed, not regular files, or
+ * symbolic links leading outside the folder.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadBackbone } from "@diffprobe/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ num_train_timesteps: 2e9 }));
+ * await assert.rejects(loadBackbone(dir), {
+ *   name: "RangeError",
+ *   message: `num_train_timesteps in "${dir}/config.json" must be an integer in [1, 100000], ` +
+ *     `got 2000000000`,
+ * });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadBackbone(
+  source: string | URL,
+  options: LoadBackboneOptions = {},
+): Promise<Backbone> {
+  const folder = folderOf(source);
+  const configPath = join(folder, "config.json");
+  const config = await readConfigFile(configPath);
+  const resolved = resolveConfig(config, configPath);
+  if (options.schedule) {
+    resolved.schedule = {
+      kind: options.schedule.kind ?? "linear",
+      timesteps: options.schedule.timesteps ?? resolved.schedule.timesteps,
+      betaStart: options.schedule.betaStart ?? 1e-4,
+      betaEnd: options.schedule.betaEnd ?? 0.02,
+    };
+    noiseSchedule(resolved.schedule); // checks the override before any weight is read
+  }
+  const plan = unetPlan(resolved);
+  const parameters = checkParameterMemory(
+    resolved,
+    plan,
+    options.maxParameterBytes,
+    JSON.stringify(configPath),
+  );
+  const className = config._class_name ?? "UNet2DModel";
+  const weights = await readWeights(folder, plan, parameters, className, options);
   return new UNet(resolved, plan, weights);
 }
 
 /**
  * Writes `config.json` and `diffusion_pytorch_model.safetensors` (float32, PyTorch layouts) to
- * `dir`, creating it. The files are written atomically.
+ * `dir`, creating it. Each file is written atomically (no temporary file is left behind when a
+ * write fails), and errors name the path.
+ *
+ * @param backbone A backbone from `createBackbone` or `loadBackbone`.
+ * @param dir The folder to write into.
+ * @returns A promise that resolves once both files are in place.
+ * @throws {TypeError} When `backbone` is not one of ours or `dir` is not a non-empty path.
+ * @throws {Deno.errors.AlreadyExists | Deno.errors.IsADirectory} Or other file-system errors,
+ * their message naming the path.
  *
  * @example
  * ```ts
- * import { createBackbone, saveBackbone } from "./backbone.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, saveBackbone } from "@diffprobe/core";
  *
  * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
  * const dir = await Deno.makeTempDir();
  * await saveBackbone(unet, dir);
- * console.log((await Deno.stat(`${dir}/config.json`)).isFile); // true
+ * assert.ok((await Deno.stat(`${dir}/config.json`)).isFile);
  * unet.dispose();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveBackbone(backbone: Backbone, dir: string): Promise<void> {
   if (!(backbone instanceof UNet)) {
     throw new TypeError("saveBackbone needs a backbone made by createBackbone or loadBackbone");
   }
-  await Deno.mkdir(dir, { recursive: true });
+  if (typeof dir !== "string" || dir === "") {
+    throw new TypeError(`Backbone folder must be a non-empty path, got ${show(dir)}`);
+  }
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (error) {
+    const reason = error instanceof Deno.errors.AlreadyExists
+      ? "it exists and is not a folder"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    throw new (error instanceof Error ? error.constructor as ErrorConstructor : Error)(
+      `Cannot save the backbone to "${dir}": ${reason}`,
+      { cause: error },
+    );
+  }
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, shape] of backbone.plan.weights) {
     const w = backbone.weights.get(name);
@@ -219,12 +453,11 @@ export async function saveBackbone(backbone: Backbone, dir: string): Promise<voi
     tensors.set(name, { dtype: "F32", shape, data: torch.dataSync() as Float32Array });
     torch.dispose();
   }
-  await writeSafetensorsFile(join(dir, "diffusion_pytorch_model.safetensors"), tensors, {
-    format: "pt",
-  });
+  await writeFileAtomic(
+    join(dir, "diffusion_pytorch_model.safetensors"),
+    serializeSafetensors(tensors, { format: "pt" }),
+  );
   const config = { ...backbone.config };
   config._class_name ??= "UNet2DModel";
-  const tmp = join(dir, `config.json.${crypto.randomUUID()}.tmp`);
-  await Deno.writeTextFile(tmp, JSON.stringify(config, null, 2) + "\n");
-  await Deno.rename(tmp, join(dir, "config.json"));
+  await writeFileAtomic(join(dir, "config.json"), JSON.stringify(config, null, 2) + "\n");
 }

@@ -1,9 +1,33 @@
 /**
  * UNet configurations exactly as diffusers writes them in `config.json` (snake_case keys),
- * and their validation: a value we do not support fails with an error naming the field.
+ * and their validation: a value we do not support fails with an error naming the file (or
+ * "the config" when there is none), the field and the value, before anything is allocated.
+ *
+ * Every size is bounded, so that a hostile or mistyped config cannot make the library allocate
+ * or loop without end (all published diffusers DDPM configs, e.g. google/ddpm-cifar10-32 and
+ * the 256×256 church, bedroom and CelebA-HQ models, are well inside):
+ *
+ * | field                                                   | accepted                        |
+ * | ------------------------------------------------------- | ------------------------------- |
+ * | `block_out_channels`                                    | 1 to 8 levels, each 1 to 8,192  |
+ * | `in_channels`, `out_channels`, `attention_head_dim`     | 1 to 8,192                      |
+ * | `norm_num_groups`, `attn_norm_num_groups`               | 1 to 8,192, dividing the channels |
+ * | `time_embedding_dim`                                    | 1 to 32,768                     |
+ * | `layers_per_block`                                      | 1 to 64                         |
+ * | `sample_size` (each side)                               | 1 to 16,384                     |
+ * | `num_train_timesteps`                                   | 1 to 100,000                    |
+ * | `norm_eps`                                              | (0, 1]                          |
+ * | `dropout`                                               | [0, 1)                          |
+ * | `mid_block_scale_factor`                                | (0, 1000]                       |
+ * | `freq_shift`                                            | [0, block_out_channels[0] / 2)  |
+ * | `beta_start`, `beta_end`                                | 0 < beta_start ≤ beta_end < 1   |
+ *
+ * The parameter memory a config implies is bounded separately, by `createBackbone` and
+ * `loadBackbone` (2 GiB of float32 parameters by default).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveConfig } from "./config.ts";
  *
  * const c = resolveConfig({
@@ -15,13 +39,24 @@
  *   norm_num_groups: 8,
  *   sample_size: 16,
  * });
- * console.log(c.dims, c.timeEmbedDim); // 2 128
+ * assert.equal(c.dims, 2);
+ * assert.equal(c.timeEmbedDim, 128);
  * ```
  *
  * @module
  */
+import { integerInRange, oneOf, show } from "../base/validate.ts";
 
-/** A diffusers `UNet2DModel` config (the keys we read; others are kept and ignored). */
+/**
+ * A diffusers `UNet2DModel` config (the keys we read; others are kept and ignored).
+ *
+ * Sizes are bounded so that a hostile config cannot exhaust memory: 1 to 8 levels of at most
+ * 8,192 channels (also `in_channels`, `out_channels`, `attention_head_dim`), at most 64
+ * `layers_per_block`, 32,768 `time_embedding_dim`, 16,384 `sample_size` and 100,000
+ * `num_train_timesteps`; `norm_eps` in (0, 1], `dropout` in [0, 1), `mid_block_scale_factor`
+ * in (0, 1000], `freq_shift` in [0, block_out_channels[0] / 2), 0 < `beta_start` ≤ `beta_end`
+ * < 1. `createBackbone` and `loadBackbone` also bound the parameter memory (2 GiB by default).
+ */
 export interface UNet2DConfig {
   /** `"UNet2DModel"`. */
   _class_name?: "UNet2DModel";
@@ -151,170 +186,280 @@ export interface ResolvedConfig {
   schedule: { kind: "linear" | "cosine"; timesteps: number; betaStart: number; betaEnd: number };
 }
 
-function fail(field: string, value: unknown, expected: string): never {
-  throw new RangeError(
-    `Unsupported config value ${field} = ${JSON.stringify(value)}: expected ${expected}`,
-  );
+/** The bounds on a config's sizes (see the module documentation). */
+export const CONFIG_LIMITS: Readonly<{
+  levels: number;
+  channels: number;
+  timeEmbedDim: number;
+  layersPerBlock: number;
+  sampleSize: number;
+  timesteps: number;
+}> = Object.freeze({
+  levels: 8,
+  channels: 8192,
+  timeEmbedDim: 32768,
+  layersPerBlock: 64,
+  sampleSize: 16384,
+  timesteps: 100_000,
+});
+
+/** Reads the fields of one raw config, each error naming the source, the field and the value. */
+class ConfigReader {
+  readonly #raw: Record<string, unknown>;
+  readonly #where: string;
+
+  constructor(raw: Record<string, unknown>, where: string) {
+    this.#raw = raw;
+    this.#where = where;
+  }
+
+  /** `"<field> in <where>"`, the subject of every message. */
+  name(field: string): string {
+    return `${field} in ${this.#where}`;
+  }
+
+  /** The field's value, `fallback` when absent or null. */
+  value(field: string, fallback: unknown): unknown {
+    return this.#raw[field] ?? fallback;
+  }
+
+  /** An integer in [1, max]. */
+  int(field: string, fallback: number | undefined, max: number): number {
+    return integerInRange(this.value(field, fallback), this.name(field), 1, max);
+  }
+
+  /** One of a few strings. */
+  choice<const T extends string>(field: string, choices: readonly T[], fallback: T): T {
+    return oneOf(this.value(field, fallback), this.name(field), choices);
+  }
+
+  /** true or false. */
+  bool(field: string, fallback: boolean): boolean {
+    const v = this.value(field, fallback);
+    if (typeof v !== "boolean") {
+      throw new TypeError(`${this.name(field)} must be true or false, got ${show(v)}`);
+    }
+    return v;
+  }
+
+  /** Must be absent or null (a diffusers feature this library does not implement). */
+  absent(field: string, feature: string): void {
+    const v = this.#raw[field];
+    if (v !== undefined && v !== null) {
+      throw new TypeError(
+        `${this.name(field)} must be null (${feature} is not supported), got ${show(v)}`,
+      );
+    }
+  }
+
+  /** A finite number in an interval; `open` marks which ends are excluded. */
+  number(
+    field: string,
+    fallback: number,
+    min: number,
+    max: number,
+    open: { min?: boolean; max?: boolean } = {},
+  ): number {
+    const v = this.value(field, fallback);
+    const ok = typeof v === "number" && Number.isFinite(v) &&
+      (open.min ? v > min : v >= min) && (open.max ? v < max : v <= max);
+    if (!ok) {
+      const range = `${open.min ? "(" : "["}${min}, ${max}${open.max ? ")" : "]"}`;
+      throw new RangeError(`${this.name(field)} must be a number in ${range}, got ${show(v)}`);
+    }
+    return v as number;
+  }
+
+  /** A RangeError in the one message style. */
+  error(field: string, rule: string, value: unknown): RangeError {
+    return new RangeError(`${this.name(field)} must be ${rule}, got ${show(value)}`);
+  }
 }
 
-function positiveInt(raw: Record<string, unknown>, field: string, fallback?: number): number {
-  const v = raw[field] ?? fallback;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) fail(field, v, "a positive integer");
-  return v;
+/** Reads `block_out_channels`: 1 to 8 levels of 1 to 8,192 channels. */
+function readChannels(r: ConfigReader): number[] {
+  const channels = r.value("block_out_channels", [224, 448, 672, 896]);
+  const ok = Array.isArray(channels) && channels.length >= 1 &&
+    channels.length <= CONFIG_LIMITS.levels &&
+    channels.every((c) => Number.isInteger(c) && c >= 1 && c <= CONFIG_LIMITS.channels);
+  if (!ok) {
+    throw r.error(
+      "block_out_channels",
+      `a list of 1 to ${CONFIG_LIMITS.levels} integers in [1, ${CONFIG_LIMITS.channels}]`,
+      channels,
+    );
+  }
+  return channels as number[];
 }
 
-function oneOf<T>(raw: Record<string, unknown>, field: string, allowed: T[], fallback: T): T {
-  const v = (raw[field] ?? fallback) as T;
-  if (!allowed.includes(v)) fail(field, v, allowed.map((a) => JSON.stringify(a)).join(" or "));
-  return v;
+/** Reads a list of block types: whether each level has attention. */
+function readBlockTypes(
+  r: ConfigReader,
+  field: string,
+  levels: number,
+  [plain, attn]: [string, string],
+  fallback: string[],
+): boolean[] {
+  const list = r.value(field, fallback);
+  if (!Array.isArray(list) || list.length !== levels) {
+    throw r.error(
+      field,
+      `a list of ${levels} block types (one per block_out_channels entry)`,
+      list,
+    );
+  }
+  return list.map((t, i) => oneOf(t, r.name(`${field}[${i}]`), [plain, attn]) === attn);
+}
+
+/** Reads `sample_size`: an int or `[h, w]` for images, an int for signals. */
+function readSampleSize(r: ConfigReader, dims: 1 | 2): [number, number] {
+  const s = r.value("sample_size", null);
+  let size: unknown[];
+  if (dims === 2) size = Array.isArray(s) && s.length === 2 ? s : s === null ? [32, 32] : [s, s];
+  else size = [1, s ?? 128];
+  const max = CONFIG_LIMITS.sampleSize;
+  if (!size.every((d) => Number.isInteger(d) && (d as number) >= 1 && (d as number) <= max)) {
+    throw r.error(
+      "sample_size",
+      dims === 2 ? `an integer or [height, width] in [1, ${max}]` : `an integer in [1, ${max}]`,
+      s,
+    );
+  }
+  return size as [number, number];
+}
+
+/** Reads `norm_num_groups` / `attn_norm_num_groups`: must divide every channel count given. */
+function readGroups(r: ConfigReader, field: string, fallback: number, channels: number[]): number {
+  const groups = r.int(field, fallback, CONFIG_LIMITS.channels);
+  if (channels.some((c) => c % groups !== 0)) {
+    throw r.error(field, `a divisor of every channel count it normalises (${channels})`, groups);
+  }
+  return groups;
+}
+
+/** Reads `attention_head_dim` (null: one head), a divisor of every attention's channels. */
+function readHeadDim(
+  r: ConfigReader,
+  channels: number[],
+  downAttention: boolean[],
+  upAttention: boolean[],
+): number | null {
+  if (r.value("attention_head_dim", null) === null) return null;
+  const headDim = r.int("attention_head_dim", undefined, CONFIG_LIMITS.channels);
+  const levels = channels.length;
+  channels.forEach((c, i) => {
+    const attn = downAttention[i] || upAttention[levels - 1 - i] || i === levels - 1;
+    if (attn && c % headDim !== 0) {
+      throw r.error("attention_head_dim", `a divisor of ${c} (block_out_channels[${i}])`, headDim);
+    }
+  });
+  return headDim;
+}
+
+/** Reads the noise schedule (diffprobe extension keys; diffusers keeps them in the scheduler). */
+function readSchedule(r: ConfigReader): ResolvedConfig["schedule"] {
+  const kind = r.choice("beta_schedule", ["linear", "squaredcos_cap_v2"], "linear");
+  const timesteps = r.int("num_train_timesteps", 1000, CONFIG_LIMITS.timesteps);
+  const betaStart = r.number("beta_start", 1e-4, 0, 1, { min: true, max: true });
+  const betaEnd = r.number("beta_end", 0.02, 0, 1, { min: true, max: true });
+  if (betaEnd < betaStart) {
+    throw r.error("beta_end", `at least beta_start (${betaStart})`, betaEnd);
+  }
+  return { kind: kind === "linear" ? "linear" : "cosine", timesteps, betaStart, betaEnd };
 }
 
 /**
- * Validates a diffusers-style config and fills in diffusers' defaults.
- * Throws a `TypeError` for a config that is not an object, a `RangeError` naming the field
- * and value for anything unsupported.
+ * Validates a diffusers-style config and fills in diffusers' defaults. Every size is bounded
+ * (see the module documentation); errors name `source`, the field and the value.
+ *
+ * @param config The config, as parsed from `config.json`.
+ * @param source The file it came from, named in errors (default: "the config").
+ * @returns The checked config.
+ * @throws {TypeError} For a config that is not an object, or a field of the wrong kind or an
+ * unsupported choice.
+ * @throws {RangeError} For a number out of its range.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveConfig } from "./config.ts";
  *
- * try {
- *   resolveConfig({ _class_name: "UNet2DModel", resnet_time_scale_shift: "scale_shift" });
- * } catch (e) {
- *   console.log((e as Error).message); // names resnet_time_scale_shift and "scale_shift"
- * }
+ * assert.throws(
+ *   () => resolveConfig({ _class_name: "UNet2DModel", layers_per_block: 1e8 }, "m/config.json"),
+ *   {
+ *     name: "RangeError",
+ *     message: 'layers_per_block in "m/config.json" must be an integer in [1, 64], got 100000000',
+ *   },
+ * );
  * ```
  */
-export function resolveConfig(config: UNet2DConfig | UNet1DConfig): ResolvedConfig {
+export function resolveConfig(
+  config: UNet2DConfig | UNet1DConfig,
+  source?: string,
+): ResolvedConfig {
+  const where = source === undefined ? "the config" : JSON.stringify(source);
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
-    throw new TypeError(`A UNet config must be an object, got ${JSON.stringify(config)}`);
+    throw new TypeError(
+      `The config ${source === undefined ? "" : `${where} `}must be a JSON object, got ${
+        show(config)
+      }`,
+    );
   }
-  const raw = config as Record<string, unknown>;
-  const cls = oneOf(raw, "_class_name", ["UNet2DModel", "DiffprobeUNet1DModel"], "UNet2DModel");
+  const r = new ConfigReader(config as Record<string, unknown>, where);
+  const cls = r.choice("_class_name", ["UNet2DModel", "DiffprobeUNet1DModel"], "UNet2DModel");
   const dims = cls === "UNet2DModel" ? 2 : 1;
   const suffix = `${dims}D`;
-  const channels = (raw.block_out_channels ?? [224, 448, 672, 896]) as number[];
-  if (
-    !Array.isArray(channels) || channels.length === 0 ||
-    !channels.every((c) => Number.isInteger(c) && c > 0)
-  ) fail("block_out_channels", channels, "a non-empty list of positive integers");
+  const channels = readChannels(r);
   const levels = channels.length;
-  const types = (field: string, plain: string, attn: string, fallback: string[]): boolean[] => {
-    const list = (raw[field] ?? fallback) as string[];
-    if (!Array.isArray(list) || list.length !== levels) {
-      fail(field, list, `a list of ${levels} block types (one per block_out_channels entry)`);
-    }
-    return list.map((t, i) => {
-      if (t === attn) return true;
-      if (t === plain) return false;
-      return fail(`${field}[${i}]`, t, `"${plain}" or "${attn}"`);
-    });
-  };
-  const downAttention = types(
+  const downAttention = readBlockTypes(
+    r,
     "down_block_types",
-    `DownBlock${suffix}`,
-    `AttnDownBlock${suffix}`,
+    levels,
+    [`DownBlock${suffix}`, `AttnDownBlock${suffix}`],
     dims === 2 ? ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"] : [],
   );
-  const upAttention = types(
+  const upAttention = readBlockTypes(
+    r,
     "up_block_types",
-    `UpBlock${suffix}`,
-    `AttnUpBlock${suffix}`,
+    levels,
+    [`UpBlock${suffix}`, `AttnUpBlock${suffix}`],
     dims === 2 ? ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"] : [],
   );
-  const groups = positiveInt(raw, "norm_num_groups", 32);
-  for (const c of channels) {
-    if (c % groups !== 0) {
-      fail("norm_num_groups", groups, `a divisor of every block_out_channels entry (${channels})`);
-    }
-  }
-  const headDim = raw.attention_head_dim ?? null;
-  if (headDim !== null) {
-    positiveInt(raw, "attention_head_dim");
-    channels.forEach((c, i) => {
-      const attn = downAttention[i] || upAttention[levels - 1 - i] || i === levels - 1;
-      if (attn && c % (headDim as number) !== 0) {
-        fail("attention_head_dim", headDim, `a divisor of ${c} (block_out_channels[${i}])`);
-      }
-    });
-  }
-  oneOf(raw, "act_fn", ["silu", "swish"], "silu");
-  oneOf(raw, "time_embedding_type", ["positional"], "positional");
-  oneOf(raw, "resnet_time_scale_shift", ["default"], "default");
-  oneOf(raw, "downsample_type", ["conv"], "conv");
-  oneOf(raw, "upsample_type", ["conv"], "conv");
-  oneOf(raw, "class_embed_type", [null], null);
-  oneOf(raw, "num_class_embeds", [null], null);
-  oneOf(raw, "mid_block_type", [`UNetMidBlock${suffix}`], `UNetMidBlock${suffix}`);
-  const downsamplePadding = oneOf(raw, "downsample_padding", [0, 1], 1);
-  const scheduleName = oneOf(
-    raw,
-    "beta_schedule",
-    ["linear", "squaredcos_cap_v2"],
-    "linear",
-  );
-  const dropout = (raw.dropout ?? 0) as number;
-  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) {
-    fail("dropout", dropout, "a number in [0, 1)");
-  }
-  const eps = (raw.norm_eps ?? 1e-5) as number;
-  if (typeof eps !== "number" || !(eps > 0)) fail("norm_eps", eps, "a positive number");
-  const freqShift = (raw.freq_shift ?? 0) as number;
-  if (typeof freqShift !== "number" || !Number.isFinite(freqShift)) {
-    fail("freq_shift", freqShift, "a number");
-  }
-  const midScale = (raw.mid_block_scale_factor ?? 1) as number;
-  if (typeof midScale !== "number" || !(midScale > 0)) {
-    fail("mid_block_scale_factor", midScale, "a positive number");
-  }
-  let sampleSize: [number, number];
-  const s = raw.sample_size ?? null;
-  if (dims === 2) {
-    if (Array.isArray(s) && s.length === 2) sampleSize = [s[0], s[1]];
-    else if (s === null) sampleSize = [32, 32];
-    else sampleSize = [s as number, s as number];
-  } else sampleSize = [1, (s ?? 128) as number];
-  if (!sampleSize.every((d) => Number.isInteger(d) && d > 0)) {
-    fail("sample_size", s, "a positive integer or [height, width]");
-  }
-  const timeEmbedDim = raw.time_embedding_dim == null
-    ? channels[0] * 4
-    : positiveInt(raw, "time_embedding_dim");
-  const attnGroups = raw.attn_norm_num_groups == null
-    ? groups
-    : positiveInt(raw, "attn_norm_num_groups");
-  if (channels[levels - 1] % attnGroups !== 0) {
-    fail("attn_norm_num_groups", attnGroups, `a divisor of ${channels[levels - 1]}`);
-  }
-  const betaStart = (raw.beta_start ?? 1e-4) as number;
-  const betaEnd = (raw.beta_end ?? 0.02) as number;
+  const groups = readGroups(r, "norm_num_groups", 32, channels);
+  r.choice("act_fn", ["silu", "swish"], "silu");
+  r.choice("time_embedding_type", ["positional"], "positional");
+  r.choice("resnet_time_scale_shift", ["default"], "default");
+  r.choice("downsample_type", ["conv"], "conv");
+  r.choice("upsample_type", ["conv"], "conv");
+  r.absent("class_embed_type", "class conditioning");
+  r.absent("num_class_embeds", "class conditioning");
+  r.choice("mid_block_type", [`UNetMidBlock${suffix}`], `UNetMidBlock${suffix}`);
+  const padding = r.value("downsample_padding", 1);
+  if (padding !== 0 && padding !== 1) throw r.error("downsample_padding", "0 or 1", padding);
+  const half = Math.floor(channels[0] / 2);
   return {
     dims,
     raw: config,
-    inChannels: positiveInt(raw, "in_channels", 3),
-    outChannels: positiveInt(raw, "out_channels", 3),
-    sampleSize,
+    inChannels: r.int("in_channels", 3, CONFIG_LIMITS.channels),
+    outChannels: r.int("out_channels", 3, CONFIG_LIMITS.channels),
+    sampleSize: readSampleSize(r, dims),
     channels,
     downAttention,
     upAttention,
-    layersPerBlock: positiveInt(raw, "layers_per_block", 2),
-    attentionHeadDim: headDim as number | null,
+    layersPerBlock: r.int("layers_per_block", 2, CONFIG_LIMITS.layersPerBlock),
+    attentionHeadDim: readHeadDim(r, channels, downAttention, upAttention),
     groups,
-    midAttentionGroups: attnGroups,
-    eps,
-    downsamplePadding,
-    dropout,
-    midScale,
-    midAttention: oneOf(raw, "add_attention", [true, false], true),
-    flipSinToCos: oneOf(raw, "flip_sin_to_cos", [true, false], true),
-    freqShift,
-    timeEmbedDim,
-    centerInput: oneOf(raw, "center_input_sample", [true, false], false),
-    schedule: {
-      kind: scheduleName === "linear" ? "linear" : "cosine",
-      timesteps: positiveInt(raw, "num_train_timesteps", 1000),
-      betaStart,
-      betaEnd,
-    },
+    midAttentionGroups: readGroups(r, "attn_norm_num_groups", groups, [channels[levels - 1]]),
+    eps: r.number("norm_eps", 1e-5, 0, 1, { min: true }),
+    downsamplePadding: padding,
+    dropout: r.number("dropout", 0, 0, 1, { max: true }),
+    midScale: r.number("mid_block_scale_factor", 1, 0, 1000, { min: true }),
+    midAttention: r.bool("add_attention", true),
+    flipSinToCos: r.bool("flip_sin_to_cos", true),
+    // The embedding divides by (half − freq_shift): it must stay positive.
+    freqShift: r.number("freq_shift", 0, 0, Math.max(half, 1), { max: true }),
+    timeEmbedDim: r.int("time_embedding_dim", channels[0] * 4, CONFIG_LIMITS.timeEmbedDim),
+    centerInput: r.bool("center_input_sample", false),
+    schedule: readSchedule(r),
   };
 }

@@ -4,11 +4,11 @@
  *
  * @example
  * ```ts
- * import { createBackbone } from "./backbone.ts";
- * import { DDPM_CIFAR10_32_CONFIG } from "./presets.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, DDPM_CIFAR10_32_CONFIG } from "@diffprobe/core";
  *
  * const unet = createBackbone(DDPM_CIFAR10_32_CONFIG);
- * console.log(unet.parameterCount()); // 35746307
+ * assert.equal(unet.parameterCount(), 35_746_307);
  * unet.dispose();
  * ```
  *
@@ -19,6 +19,19 @@ import type { UNet2DConfig } from "./config.ts";
 /**
  * google/ddpm-cifar10-32 (Ho et al. 2020, converted to diffusers): 35.7M parameters, 4 levels
  * of 128/256/256/256 channels, attention at 16×16, 25 numbered blocks.
+ *
+ * @example Checking a downloaded config against it
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DDPM_CIFAR10_32_CONFIG } from "@diffprobe/core";
+ *
+ * const downloaded: Record<string, unknown> = JSON.parse(
+ *   JSON.stringify({ ...DDPM_CIFAR10_32_CONFIG, _diffusers_version: "0.0.4" }),
+ * );
+ * for (const [key, value] of Object.entries(DDPM_CIFAR10_32_CONFIG)) {
+ *   assert.deepEqual(downloaded[key], value, key);
+ * }
+ * ```
  */
 export const DDPM_CIFAR10_32_CONFIG: Readonly<UNet2DConfig> = Object.freeze({
   _class_name: "UNet2DModel",

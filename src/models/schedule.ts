@@ -4,15 +4,21 @@
  *
  * @example
  * ```ts
- * import { noiseSchedule } from "./schedule.ts";
+ * import assert from "node:assert/strict";
+ * import { noiseSchedule } from "@diffprobe/core";
  *
  * const schedule = noiseSchedule(); // linear 1e-4..0.02, T = 1000
- * console.log(schedule.timesteps, schedule.alphasCumprod[0]); // 1000 0.9998999834060669
+ * assert.equal(schedule.timesteps, 1000);
+ * assert.equal(schedule.alphasCumprod[0], Math.fround(1 - 1e-4));
  * ```
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { integerInRange, oneOf, show } from "../base/validate.ts";
+
+/** The most diffusion steps a schedule may have (the config bound, `num_train_timesteps`). */
+const MAX_TIMESTEPS = 100_000;
 
 /** How to build a schedule. */
 export interface ScheduleOptions {
@@ -48,43 +54,54 @@ export interface NoiseSchedule {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkTimestep } from "./schedule.ts";
  *
- * checkTimestep(30, 1000); // 30
+ * assert.equal(checkTimestep(30, 1000), 30);
+ * assert.throws(() => checkTimestep(1000, 1000), {
+ *   message: "Timestep must be an integer in [0, 999], got 1000",
+ * });
  * ```
  */
 export function checkTimestep(t: number, timesteps: number): number {
-  if (!Number.isInteger(t) || t < 0 || t >= timesteps) {
-    throw new RangeError(`Timestep ${t} is out of range: expected an integer in [0, ${timesteps})`);
-  }
-  return t;
+  return integerInRange(t, "Timestep", 0, timesteps - 1);
 }
 
 /**
  * Builds a schedule.
  *
+ * @param options T (1 to 100,000), the kind, and the linear schedule's betas
+ * (0 < betaStart ≤ betaEnd < 1).
+ * @returns The schedule.
+ * @throws {RangeError} For T or betas out of range.
+ * @throws {TypeError} For an unknown kind.
+ *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { noiseSchedule } from "./schedule.ts";
+ * import { noiseSchedule } from "@diffprobe/core";
  *
  * const s = noiseSchedule({ kind: "cosine", timesteps: 100 });
  * const xt = s.addNoise(tf.ones([1, 2]), 99, tf.zeros([1, 2]));
- * console.log(xt.dataSync()[0] < 0.1); // true: almost all signal is gone at the last step
+ * assert.ok(xt.dataSync()[0] < 0.1); // almost all signal is gone at the last step
+ * xt.dispose();
  * ```
  */
 export function noiseSchedule(options: ScheduleOptions = {}): NoiseSchedule {
-  const T = options.timesteps ?? 1000;
+  const T = integerInRange(options.timesteps ?? 1000, "Timesteps", 1, MAX_TIMESTEPS);
   const kind = options.kind ?? "linear";
-  if (!Number.isInteger(T) || T < 1) {
-    throw new RangeError(`Number of timesteps must be a positive integer, got ${T}`);
-  }
   const betas = new Float64Array(T);
   if (kind === "linear") {
     const start = options.betaStart ?? 1e-4;
     const end = options.betaEnd ?? 0.02;
-    if (!(start > 0 && end < 1 && start <= end)) {
-      throw new RangeError(`Linear betas must satisfy 0 < start <= end < 1, got ${start}..${end}`);
+    if (typeof start !== "number" || !(start > 0 && start < 1)) {
+      throw new RangeError(`betaStart must be a number in (0, 1), got ${show(start)}`);
+    }
+    if (typeof end !== "number" || !(end >= start && end < 1)) {
+      throw new RangeError(
+        `betaEnd must be a number in [betaStart, 1) = [${start}, 1), got ${show(end)}`,
+      );
     }
     for (let i = 0; i < T; i++) betas[i] = T === 1 ? start : start + (end - start) * i / (T - 1);
   } else if (kind === "cosine") {
@@ -93,7 +110,7 @@ export function noiseSchedule(options: ScheduleOptions = {}): NoiseSchedule {
       betas[i] = Math.min(1 - alphaBar((i + 1) / T) / alphaBar(i / T), 0.999);
     }
   } else {
-    throw new RangeError(`Unknown schedule kind "${kind}": expected "linear" or "cosine"`);
+    oneOf(kind, "Schedule kind", ["linear", "cosine"]);
   }
   const alphasCumprod = new Float32Array(T);
   let prod = 1;

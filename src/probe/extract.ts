@@ -1,23 +1,26 @@
 /**
  * Extracting features from a frozen backbone: taps at the same noise level and noise share one
- * forward pass, which stops after the deepest tapped block; each batch runs inside `tf.tidy`;
- * the noise of sample `i` depends only on `(seed, i)`, so features do not depend on the batch
- * size; results can be cached on disk and an interrupted extraction resumes.
+ * forward pass, which stops after the deepest tapped block; the noise of sample `i` depends only
+ * on `(seed, i)`, so features do not depend on the batch size; results can be cached on disk and
+ * an interrupted extraction resumes. Inputs of any size the UNet accepts (each side a multiple of
+ * 2^(levels − 1)) give the block outputs at that size.
+ *
+ * This module is the cache and batching logic only: each batch leaves TensorFlow.js once, is
+ * noised and pooled on JS arrays, and runs through an {@linkcode Extractor} (TensorFlow.js or
+ * onnxruntime) that takes and gives JS arrays.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone } from "../models/backbone.ts";
- * import { extractFeatures } from "./extract.ts";
- * import { freeze } from "./freeze.ts";
- * import { tapBlock } from "./tap.ts";
+ * import { createBackbone, extractFeatures, freeze, tapBlock } from "@diffprobe/core";
  *
  * const unet = freeze(createBackbone({ _class_name: "UNet2DModel", sample_size: 16, block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 }));
  * const images = tf.randomUniform([4, 16, 16, 3], -1, 1);
  * const tap = tapBlock(30, 3);
- * const features = await extractFeatures(unet, [tap], images, { batchSize: 2 });
- * console.log(features.get(tap.key)!.shape); // [4, 32]
+ * const features = await extractFeatures(unet, [tap], images, { batchSize: 2, engine: "tfjs" });
+ * assert.deepEqual(features.get(tap.key)!.shape, [4, 32]);
  * tf.dispose([images, ...features.values()]);
  * unet.dispose();
  * ```
@@ -28,16 +31,15 @@ import { notice } from "../base/notice.ts";
 import * as tf from "@tensorflow/tfjs";
 import type { Backbone } from "../models/unet.ts";
 import type { BlockInfo } from "../models/unet_plan.ts";
-import { checkTimestep } from "../models/schedule.ts";
-import { fillGaussian } from "../models/noise.ts";
 import { sha256Hex } from "../io/checksum.ts";
+import { integerInRange, nonNegativeInteger, oneOf, positiveInteger } from "../base/validate.ts";
+import { createTfjsExtractor, type Extractor } from "../engine/extractor.ts";
+import { createOnnxExtractor, onnxRuntimeAvailable } from "../engine/onnx_engine.ts";
 import { FeatureCache } from "./feature_cache.ts";
-import {
-  createOnnxExtractor,
-  type OnnxExtractor,
-  onnxRuntimeAvailable,
-} from "../engine/onnx_engine.ts";
-import { type Pooling, poolKey, type Tap } from "./tap.ts";
+import { type Tap, tapKey } from "./tap.ts";
+import { addPooled, pooledShape } from "./_pool.ts";
+import { noisedBatch } from "./_noised.ts";
+import { checksumOfWeights, entryName } from "./_cache_key.ts";
 
 /** Options of {@linkcode extractFeatures}. */
 export interface ExtractOptions {
@@ -64,7 +66,8 @@ export interface ExtractOptions {
    * What runs the frozen forward passes: `"onnx"` (onnxruntime-node, the fastest on CPUs;
    * needs `--allow-ffi`), `"tfjs"` (the current TensorFlow.js backend), or `"auto"` (default):
    * tfjs when the backend is a GPU one (`tensorflow`, `webgpu`), else onnx when `--allow-ffi` is
-   * granted and onnxruntime-node loads, else tfjs. Both compute the same features to float32 rounding (parity-tested).
+   * granted and onnxruntime-node loads, else tfjs. Both compute the same features to float32
+   * rounding (parity-tested).
    */
   engine?: ExtractionEngine;
   /** Threads of the onnx engine (default: all cores). */
@@ -90,12 +93,14 @@ function ffiDescriptor(): Deno.PermissionDescriptor {
  *
  * @example
  * ```ts
- * import { resolveEngine } from "./extract.ts";
+ * import assert from "node:assert/strict";
+ * import { resolveEngine } from "@diffprobe/core";
  *
- * console.log(await resolveEngine("tfjs")); // "tfjs"
+ * assert.equal(await resolveEngine("tfjs"), "tfjs");
  * ```
  */
 export async function resolveEngine(engine: ExtractionEngine = "auto"): Promise<"onnx" | "tfjs"> {
+  oneOf(engine, "Extraction engine", ["auto", "onnx", "tfjs"] as const);
   if (engine === "tfjs") return "tfjs";
   if (engine === "onnx") {
     if (!(await onnxRuntimeAvailable())) {
@@ -128,65 +133,42 @@ export async function resolveEngine(engine: ExtractionEngine = "auto"): Promise<
 /** What a batch source yields: `[b, ...sample]` tensors in [-1, 1]. */
 export type FeatureData = tf.Tensor | Iterable<tf.Tensor> | AsyncIterable<tf.Tensor>;
 
-const checksums = new WeakMap<Map<string, tf.Tensor>, Promise<string>>();
-
 /**
- * SHA-256 over a backbone's weights (names, shapes and values), memoised per backbone.
+ * SHA-256 over a backbone's weights (names, shapes and values). Memoised per weight tensor's
+ * data, so weights replaced or assigned in place (as `trainDiffusion` does) are hashed anew.
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { weightChecksum } from "./extract.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, weightChecksum } from "@diffprobe/core";
  *
  * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
- * console.log((await weightChecksum(unet)).length); // 64
+ * assert.match(await weightChecksum(unet), /^[0-9a-f]{64}$/);
  * unet.dispose();
  * ```
  */
 export function weightChecksum(backbone: Backbone): Promise<string> {
-  let sum = checksums.get(backbone.weights);
-  if (!sum) {
-    sum = (async () => {
-      const parts: string[] = [];
-      for (const name of [...backbone.weights.keys()].sort()) {
-        const w = backbone.weights.get(name)!;
-        parts.push(`${name}:${w.shape}:${await sha256Hex(await w.data() as Float32Array)}`);
-      }
-      return await sha256Hex(parts.join("\n"));
-    })();
-    checksums.set(backbone.weights, sum);
-  }
-  return sum;
+  return checksumOfWeights(backbone.weights);
 }
 
-function pooledShape(shape: readonly number[], pool: Pooling, block: BlockInfo): number[] {
-  const spatial = shape.slice(0, -1);
-  const c = shape[shape.length - 1];
-  if (pool === "none") return [...shape];
-  if (pool === "mean") return [c];
-  for (const d of spatial) {
-    if (d % pool.size !== 0) {
-      throw new RangeError(
-        `Cannot pool block ${block.name} (${spatial.join("×")}) to ${pool.size}: ` +
-          `its size is not a multiple of ${pool.size}`,
-      );
-    }
-  }
-  return [...spatial.map(() => pool.size), c];
+/** A tap on its way: its block, feature shape (known once the sample size is) and chunks. */
+interface PendingTap {
+  tap: Tap;
+  info: BlockInfo;
+  /** Per-sample feature shape, once the input size is known. */
+  featureShape?: number[];
+  /** Cache entry name, when caching. */
+  entry?: string;
+  chunks: Float32Array[];
 }
 
-function applyPool(x: tf.Tensor, pool: Pooling): tf.Tensor {
-  if (pool === "none") return tf.clone(x); // shares x's data; x itself is disposed by the caller
-  const spatialAxes = x.rank === 4 ? [1, 2] : [1];
-  if (pool === "mean") return tf.mean(x, spatialAxes);
-  const k = pool.size;
-  if (x.rank === 4) {
-    const [, h, w] = x.shape;
-    return tf.avgPool(x as tf.Tensor4D, [h / k, w / k], [h / k, w / k], "valid");
-  }
-  const [n, w, c] = x.shape;
-  return tf.mean(x.reshape([n, k, w / k, c]), 2);
+/** One forward pass per batch: a timestep and a noise stream, for the taps that use them. */
+interface Pass {
+  t: number;
+  seed: number;
+  members: PendingTap[];
+  extractor?: Extractor;
 }
 
 /** Noise stream of draw `d` of an ensemble: draw 0 uses the tap's seed itself. */
@@ -194,13 +176,43 @@ function drawSeed(seed: number, draw: number): number {
   return draw === 0 ? seed : (Math.imul(seed ^ 0x27d4eb2f, 0x165667b1) + draw * 0x9e3779b9) | 0;
 }
 
-interface PendingTap {
-  tap: Tap;
-  info: BlockInfo;
-  featureShape: number[];
-  featureSize: number;
-  entry?: string;
-  chunks: Float32Array[];
+/**
+ * The per-sample shape `shape` (`[H, W, C]` or `[W, C]`) checked against the backbone: rank,
+ * channels, and each side a multiple of 2^(levels − 1). Errors name `what`.
+ */
+function checkSampleShape(backbone: Backbone, shape: readonly number[], what: string): number[] {
+  const ref = backbone.allBlocks[0].shape; // conv_in, at the config's sample size
+  const channels = backbone.config.in_channels ?? 3; // diffusers' default, as the config reads it
+  const layout = backbone.kind === "unet2d" ? "[H, W, C]" : "[W, C]";
+  if (shape.length !== ref.length || shape.at(-1) !== channels) {
+    throw new RangeError(
+      `${what} has samples of shape [${shape}]: this ${backbone.kind} takes ${layout} with ` +
+        `C = ${channels}`,
+    );
+  }
+  const factor = Math.max(...backbone.allBlocks.map((b) => downscale(ref, b)));
+  const spatial = shape.slice(0, -1);
+  if (spatial.some((d) => d % factor !== 0)) {
+    throw new RangeError(
+      `${what} has samples of size ${spatial.join("×")}: each side must be a multiple of ` +
+        `${factor} for this ${backbone.kind}`,
+    );
+  }
+  return [...shape];
+}
+
+/** By how much a block's map is smaller than the input (a power of two). */
+function downscale(ref: readonly number[], block: BlockInfo): number {
+  return 2 ** Math.round(Math.log2(ref.at(-2)! / block.shape.at(-2)!));
+}
+
+/** A block's per-sample output shape for inputs of per-sample shape `sample`. */
+function blockShapeAt(backbone: Backbone, block: BlockInfo, sample: readonly number[]): number[] {
+  const ref = backbone.allBlocks[0].shape;
+  const spatial = sample.slice(0, -1).map((d, i) =>
+    d / 2 ** Math.round(Math.log2(ref[i] / block.shape[i]))
+  );
+  return [...spatial, block.channels];
 }
 
 async function* batchesOf(
@@ -210,15 +222,14 @@ async function* batchesOf(
   if (data instanceof tf.Tensor) {
     for (let start = 0; start < data.shape[0]; start += batchSize) {
       const size = Math.min(batchSize, data.shape[0] - start);
-      const x = tf.slice(data, [start], [size]);
-      yield { start, x, owned: true };
+      yield { start, x: tf.slice(data, [start], [size]), owned: true };
     }
     return;
   }
   let start = 0;
   for await (const x of data as AsyncIterable<tf.Tensor>) {
     if (!(x instanceof tf.Tensor)) {
-      throw new TypeError(`Batch at sample ${start} is not a tensor`);
+      throw new TypeError(`Batch at sample ${start} must be a tensor, got ${typeof x}`);
     }
     yield { start, x, owned: false };
     start += x.shape[0];
@@ -227,23 +238,24 @@ async function* batchesOf(
 
 /**
  * Extracts the features of `taps` from every sample of `data` (a `[N, ...]` tensor or an
- * iterable of batches, images `[b, H, W, C]` / signals `[b, W, C]` in [-1, 1]). Resolves to a
- * map from `tap.key` to `[N, ...features]` tensors in the order of `data`; the caller owns them.
+ * iterable of batches, images `[b, H, W, C]` / signals `[b, W, C]` in [-1, 1], of any size the
+ * UNet accepts). Resolves to a map from `tap.key` to `[N, ...features]` tensors in the order of
+ * `data`; the caller owns them.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone } from "../models/backbone.ts";
- * import { extractFeatures } from "./extract.ts";
- * import { tapBlock } from "./tap.ts";
+ * import { createBackbone, extractFeatures, tapBlock } from "@diffprobe/core";
  *
  * const unet = createBackbone({ _class_name: "DiffprobeUNet1DModel", in_channels: 1, out_channels: 1,
  *   sample_size: 32, block_out_channels: [8, 16], norm_num_groups: 4, layers_per_block: 1,
  *   down_block_types: ["DownBlock1D", "DownBlock1D"], up_block_types: ["UpBlock1D", "UpBlock1D"] });
- * const signals = tf.randomNormal([3, 32, 1]);
+ * const signals = tf.randomNormal([3, 64, 1]); // twice the config's sample size
  * const taps = [tapBlock(10, 2, { pool: "none" }), tapBlock(10, 4, { pool: { size: 4 } })];
- * const out = await extractFeatures(unet, taps, signals);
- * console.log(out.get(taps[0].key)!.shape, out.get(taps[1].key)!.shape); // [3, 32, 8] [3, 4, 16]
+ * const out = await extractFeatures(unet, taps, signals, { engine: "tfjs" });
+ * assert.deepEqual(out.get(taps[0].key)!.shape, [3, 64, 8]);
+ * assert.deepEqual(out.get(taps[1].key)!.shape, [3, 4, 16]);
  * tf.dispose([signals, ...out.values()]);
  * unet.dispose();
  * ```
@@ -254,63 +266,116 @@ export async function extractFeatures(
   data: FeatureData,
   options: ExtractOptions = {},
 ): Promise<Map<string, tf.Tensor>> {
-  const batchSize = options.batchSize ?? 64;
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new RangeError(`Batch size must be a positive integer, got ${batchSize}`);
+  const batchSize = positiveInteger(options.batchSize ?? 64, "Batch size");
+  const total = data instanceof tf.Tensor
+    ? data.shape[0]
+    : options.total === undefined
+    ? undefined
+    : nonNegativeInteger(options.total, "Total sample count (options.total)");
+  const pending = pendingTaps(backbone, taps);
+  if (data instanceof tf.Tensor) {
+    setFeatureShapes(backbone, pending, checkSampleShape(backbone, data.shape.slice(1), "data"));
   }
-  const total = data instanceof tf.Tensor ? data.shape[0] : options.total;
-  const pending: PendingTap[] = [];
-  const result = new Map<string, tf.Tensor>();
-  for (const tap of taps) {
-    checkTimestep(tap.t, backbone.schedule.timesteps);
-    const info = backbone.block(tap.block);
-    if (pending.some((p) => p.tap.key === tap.key)) continue;
-    const featureShape = pooledShape(info.shape, tap.pool, info);
-    pending.push({
-      tap,
-      info,
-      featureShape,
-      featureSize: featureShape.reduce((p, d) => p * d, 1),
-      chunks: [],
-    });
-  }
-
   const cache = typeof options.cache === "string"
     ? new FeatureCache(options.cache, { float16: options.float16 })
     : options.cache;
-  if (cache) {
-    if (!(data instanceof tf.Tensor) && options.dataKey === undefined) {
-      throw new TypeError(
-        "Caching features of an iterable needs options.dataKey to identify the data",
-      );
-    }
-    const dataSum = data instanceof tf.Tensor
-      ? await sha256Hex(`${data.shape}`, await data.data() as Float32Array)
-      : `key:${options.dataKey}`;
-    const weights = await weightChecksum(backbone);
-    for (const p of pending) {
-      const id = `${p.tap.t}/${p.info.name}/${
-        poolKey(p.tap.pool)
-      }/s${p.tap.seed}/e${p.tap.ensemble}`;
-      p.entry = (await sha256Hex(`diffprobe-features-v1\n${weights}\n${id}\n${dataSum}`)).slice(
-        0,
-        40,
-      );
-      const hit = await cache.read(p.entry);
-      // An entry of another length is stale (a different `total` under the same key): recompute.
-      if (hit && hit.shape[0] > 0 && (total === undefined || hit.shape[0] === total)) {
-        result.set(p.tap.key, tf.tensor(hit.data, hit.shape));
-      }
-    }
-  }
+  const result = new Map<string, tf.Tensor>();
+  if (cache) await readCached(backbone, pending, data, cache, total, options.dataKey, result);
   const todo = pending.filter((p) => !result.has(p.tap.key));
   if (todo.length === 0) {
     options.onProgress?.(total ?? 0, total);
-    return result;
+    return new Map(taps.map((t) => [t.key, result.get(t.key)!]));
   }
+  const passes = groupPasses(todo);
+  const engine = await resolveEngine(options.engine);
+  let done: number;
+  try {
+    for (const pass of passes) {
+      const names = [...new Set(pass.members.map((m) => m.info.name))];
+      pass.extractor = engine === "onnx"
+        ? await createOnnxExtractor(backbone, names, { threads: options.threads })
+        : createTfjsExtractor(backbone, names);
+    }
+    done = await runBatches(backbone, data, batchSize, todo, passes, cache, (n) => {
+      options.onProgress?.(n, total);
+    });
+  } finally {
+    for (const pass of passes) pass.extractor?.dispose();
+  }
+  if (done === 0 || (total !== undefined && done !== total)) {
+    throw new RangeError(
+      `The data gave ${done} samples${total === undefined ? "" : `, expected ${total}`}` +
+        (done === 0 ? ": was a one-shot iterator (a generator) read twice?" : ""),
+    );
+  }
+  for (const p of todo) result.set(p.tap.key, await assemble(p, done, cache));
+  // Keys in the order of `taps`.
+  return new Map(taps.map((t) => [t.key, result.get(t.key)!]));
+}
 
-  // One forward pass per (t, noise stream); each tap contributes 1/ensemble of each draw.
-  const passes = new Map<string, { t: number; seed: number; members: PendingTap[] }>();
+/** The taps to extract, deduplicated by key, their blocks checked. */
+function pendingTaps(backbone: Backbone, taps: readonly Tap[]): PendingTap[] {
+  const pending: PendingTap[] = [];
+  for (const tap of taps) {
+    const info = backbone.block(tap.block);
+    integerInRange(tap.t, `Timestep of tap ${tap.key}`, 0, backbone.schedule.timesteps - 1);
+    if (!pending.some((p) => p.tap.key === tap.key)) pending.push({ tap, info, chunks: [] });
+  }
+  return pending;
+}
+
+/** Sets every tap's feature shape for inputs of per-sample shape `sample`. */
+function setFeatureShapes(backbone: Backbone, pending: PendingTap[], sample: number[]): void {
+  for (const p of pending) {
+    p.featureShape = pooledShape(blockShapeAt(backbone, p.info, sample), p.tap.pool, p.info.name);
+  }
+}
+
+/**
+ * The shape a cached entry of `p` must have: exact when the input size is known, else with the
+ * input-dependent sizes left open.
+ */
+function expectedShape(p: PendingTap, total: number | undefined): (number | null)[] {
+  const n = total ?? null;
+  if (p.featureShape) return [n, ...p.featureShape];
+  const pool = p.tap.pool;
+  const spatial = p.info.shape.length - 1;
+  if (pool === "mean") return [n, p.info.channels];
+  const side = pool === "none" ? null : pool.size;
+  return [n, ...new Array<number | null>(spatial).fill(side), p.info.channels];
+}
+
+/** Reads whole entries of the cache into `result` (and sets each tap's entry name). */
+async function readCached(
+  backbone: Backbone,
+  pending: PendingTap[],
+  data: FeatureData,
+  cache: FeatureCache,
+  total: number | undefined,
+  dataKey: string | undefined,
+  result: Map<string, tf.Tensor>,
+): Promise<void> {
+  if (!(data instanceof tf.Tensor) && dataKey === undefined) {
+    throw new TypeError(
+      "Caching features of an iterable needs options.dataKey to identify the data",
+    );
+  }
+  const dataSum = data instanceof tf.Tensor
+    ? await sha256Hex(`${data.shape}`, await data.data() as Float32Array)
+    : `key:${dataKey}`;
+  const weights = await weightChecksum(backbone);
+  for (const p of pending) {
+    const { t, pool, seed, ensemble } = p.tap;
+    p.entry = await entryName(weights, tapKey(t, p.info.name, pool, seed, ensemble), dataSum);
+    // An entry of another shape (another `total`, another input size) is stale: recomputed.
+    const hit = await cache.read(p.entry, expectedShape(p, total));
+    if (hit && hit.shape[0] > 0) result.set(p.tap.key, tf.tensor(hit.data, hit.shape));
+  }
+}
+
+/** One forward pass per (t, noise stream); each tap contributes 1/ensemble of each draw. */
+function groupPasses(todo: PendingTap[]): Pass[] {
+  const passes = new Map<string, Pass>();
   for (const p of todo) {
     for (let d = 0; d < p.tap.ensemble; d++) {
       const seed = drawSeed(p.tap.seed, d);
@@ -319,112 +384,116 @@ export async function extractFeatures(
       passes.get(key)!.members.push(p);
     }
   }
+  return [...passes.values()];
+}
 
+/** The cache name of the chunk of `p` starting at sample `start`. */
+function chunkName(p: PendingTap, batchSize: number, start: number): string {
+  return `${p.entry}/b${batchSize}-${String(start).padStart(9, "0")}`;
+}
+
+/** Runs every batch (reading cached chunks, computing the rest); returns the sample count. */
+async function runBatches(
+  backbone: Backbone,
+  data: FeatureData,
+  batchSize: number,
+  todo: PendingTap[],
+  passes: Pass[],
+  cache: FeatureCache | undefined,
+  onProgress: (done: number) => void,
+): Promise<number> {
   let done = 0;
-  const engine = await resolveEngine(options.engine);
-  const extractors = new Map<string, OnnxExtractor>();
-  if (engine === "onnx") {
-    for (const [key, pass] of passes) {
-      const names = [...new Set(pass.members.map((m) => m.info.name))];
-      extractors.set(key, await createOnnxExtractor(backbone, names, { threads: options.threads }));
-    }
-  }
-  try {
-    await runBatches();
-  } finally {
-    for (const e of extractors.values()) e.dispose();
-  }
-
-  async function runBatches(): Promise<void> {
-    for await (const { start, x, owned } of batchesOf(data, batchSize)) {
+  let sample: number[] | undefined = data instanceof tf.Tensor ? data.shape.slice(1) : undefined;
+  for await (const { start, x, owned } of batchesOf(data, batchSize)) {
+    try {
+      const shape = x.shape.slice(1);
+      if (!sample) {
+        sample = checkSampleShape(backbone, shape, "data");
+        setFeatureShapes(backbone, todo, sample);
+      } else if (shape.join() !== sample.join()) {
+        throw new RangeError(
+          `Batch at sample ${start} has samples of shape [${shape}], earlier ones [${sample}]: ` +
+            "all samples must have one size",
+        );
+      }
       const n = x.shape[0];
-      const chunkName = (p: PendingTap) =>
-        `${p.entry}/b${batchSize}-${String(start).padStart(9, "0")}`;
       const missing: PendingTap[] = [];
       for (const p of todo) {
-        const chunk = cache && p.entry ? await cache.read(chunkName(p)) : null;
-        if (chunk && chunk.shape[0] === n) p.chunks.push(chunk.data);
+        const expected = [n, ...p.featureShape!];
+        const chunk = cache && p.entry
+          ? await cache.read(chunkName(p, batchSize, start), expected)
+          : null;
+        if (chunk) p.chunks.push(chunk.data);
         else missing.push(p);
       }
       if (missing.length > 0) {
-        const sampleShape = x.shape.slice(1);
-        const sampleSize = sampleShape.reduce((a, b) => a * b, 1);
-        const sums = new Map(missing.map((p) => [p, new Float32Array(n * p.featureSize)]));
-        for (const [passKey, pass] of passes) {
-          const members = pass.members.filter((m) => sums.has(m));
-          if (members.length === 0) continue;
-          const noiseData = new Float32Array(n * sampleSize);
-          for (let i = 0; i < n; i++) {
-            fillGaussian(
-              noiseData.subarray(i * sampleSize, (i + 1) * sampleSize),
-              pass.seed,
-              start + i,
-            );
-          }
-          const xt = tf.tidy(() =>
-            backbone.schedule.addNoise(x, pass.t, tf.tensor(noiseData, x.shape))
-          );
-          const capture = [...new Set(members.map((m) => m.info.name))];
-          const extractor = extractors.get(passKey);
-          let blocks: Map<string, tf.Tensor>;
-          try {
-            blocks = extractor
-              ? await extractor.run(xt, xt.shape, pass.t)
-              : backbone.forward(xt, pass.t, { capture }).blocks;
-          } finally {
-            xt.dispose();
-          }
-          const pooled = tf.tidy(() =>
-            members.map((m) => applyPool(blocks.get(m.info.name)!, m.tap.pool))
-          );
-          tf.dispose([...blocks.values()]);
-          for (let i = 0; i < members.length; i++) {
-            const values = await pooled[i].data() as Float32Array;
-            const sum = sums.get(members[i])!;
-            const scale = 1 / members[i].tap.ensemble;
-            for (let j = 0; j < values.length; j++) sum[j] += values[j] * scale;
-          }
-          tf.dispose(pooled);
-        }
+        const x0 = await x.data() as Float32Array; // the batch's one crossing out of tfjs
+        const sums = await computeBatch(backbone, x0, x.shape, start, missing, passes);
         for (const [p, values] of sums) {
-          for (const v of values) {
-            if (!Number.isFinite(v)) {
-              throw new RangeError(
-                `Features of ${p.tap.key} are not finite for samples ${start}..${start + n - 1}: ` +
-                  "check the input for NaN or infinite values",
-              );
-            }
-          }
           p.chunks.push(values);
-          if (cache && p.entry) await cache.write(chunkName(p), values, [n, ...p.featureShape]);
+          if (cache && p.entry) {
+            await cache.write(chunkName(p, batchSize, start), values, [n, ...p.featureShape!]);
+          }
         }
       }
-      if (owned) x.dispose();
       done += n;
-      options.onProgress?.(done, total);
+    } finally {
+      if (owned) x.dispose();
     }
+    onProgress(done);
   }
+  return done;
+}
 
-  if (done === 0 || (total !== undefined && done !== total)) {
-    throw new RangeError(
-      `The data gave ${done} samples${total === undefined ? "" : `, expected ${total}`}` +
-        (done === 0 ? ": was a one-shot iterator (a generator) read twice?" : ""),
-    );
-  }
-  for (const p of todo) {
-    const all = new Float32Array(done * p.featureSize);
-    let offset = 0;
-    for (const c of p.chunks) {
-      all.set(c, offset);
-      offset += c.length;
+/** The features of `missing` taps for one batch `x0` (row-major, `shape`) starting at `start`. */
+async function computeBatch(
+  backbone: Backbone,
+  x0: Float32Array,
+  shape: readonly number[],
+  start: number,
+  missing: PendingTap[],
+  passes: Pass[],
+): Promise<Map<PendingTap, Float32Array>> {
+  const n = shape[0];
+  const sums = new Map(missing.map((p) => [
+    p,
+    new Float32Array(n * p.featureShape!.reduce((a, b) => a * b, 1)),
+  ]));
+  for (const pass of passes) {
+    const members = pass.members.filter((m) => sums.has(m));
+    if (members.length === 0) continue;
+    const xt = noisedBatch(backbone.schedule, x0, n, pass.t, pass.seed, start);
+    const blocks = await pass.extractor!.extract(xt, shape, pass.t);
+    for (const m of members) {
+      addPooled(sums.get(m)!, blocks.get(m.info.name)!, m.tap.pool, 1 / m.tap.ensemble);
     }
-    p.chunks = [];
-    if (cache && p.entry) {
-      await cache.write(p.entry, all, [done, ...p.featureShape]);
-      await Deno.remove(`${cache.dir}/${p.entry}`, { recursive: true }).catch(() => {});
-    }
-    result.set(p.tap.key, tf.tensor(all, [done, ...p.featureShape]));
   }
-  // Keys in the order of `taps`.
-  return new Map(taps.map((t) => [t.key, result.get(t.key)!]));
+  for (const [p, values] of sums) {
+    const bad = values.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const at = start + Math.floor(bad / (values.length / n));
+      throw new RangeError(
+        `Features of ${p.tap.key} are not finite for sample ${at}: ` +
+          "check the input (and the backbone's weights) for NaN or infinite values",
+      );
+    }
+  }
+  return sums;
+}
+
+/** Joins a tap's chunks into one tensor, stored whole in the cache (chunks removed). */
+async function assemble(p: PendingTap, done: number, cache?: FeatureCache): Promise<tf.Tensor> {
+  const size = p.featureShape!.reduce((a, b) => a * b, 1);
+  const all = new Float32Array(done * size);
+  let offset = 0;
+  for (const c of p.chunks) {
+    all.set(c, offset);
+    offset += c.length;
+  }
+  p.chunks = [];
+  if (cache && p.entry) {
+    await cache.write(p.entry, all, [done, ...p.featureShape!]);
+    await Deno.remove(`${cache.dir}/${p.entry}`, { recursive: true }).catch(() => {});
+  }
+  return tf.tensor(all, [done, ...p.featureShape!]);
 }

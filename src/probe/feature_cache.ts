@@ -1,16 +1,22 @@
 /**
  * The feature cache: one safetensors file per (backbone weights, tap, data), written atomically
- * (temporary file + rename) with a SHA-256 of its features in the metadata. An entry that is
- * truncated or corrupted is reported and treated as absent — never used silently. Partial
- * extractions are kept as per-batch chunks so an interrupted run resumes.
+ * (temporary file + rename). Each entry is signed with a SHA-256 over its own name, dtype, shape
+ * and values, so an entry is only ever accepted under the name it was written for: a copied or
+ * linked entry of another tap, a re-shaped one, a truncated or corrupted one is reported and
+ * treated as absent — never used silently. Reads refuse symbolic links and anything that is
+ * not a regular file before reading a byte, check the shape the caller expects, and refuse
+ * values that are not finite. Partial extractions are kept as per-batch chunks so an
+ * interrupted run resumes.
  *
  * @example
  * ```ts
- * import { FeatureCache } from "./feature_cache.ts";
+ * import assert from "node:assert/strict";
+ * import { FeatureCache } from "@diffprobe/core";
  *
  * const cache = new FeatureCache(await Deno.makeTempDir());
  * await cache.write("entry", new Float32Array([1, 2, 3]), [3]);
- * console.log((await cache.read("entry"))?.data); // Float32Array(3) [ 1, 2, 3 ]
+ * assert.deepEqual((await cache.read("entry"))?.data, new Float32Array([1, 2, 3]));
+ * await Deno.remove(cache.dir, { recursive: true });
  * ```
  *
  * @module
@@ -23,6 +29,7 @@ import {
   toFloat32,
   writeSafetensorsFile,
 } from "../io/safetensors.ts";
+import { show } from "../base/validate.ts";
 
 /** Features read back from the cache. */
 export interface CachedFeatures {
@@ -32,24 +39,45 @@ export interface CachedFeatures {
   shape: number[];
 }
 
+/** Largest magnitude a float16 holds (beyond it, values would become infinite). */
+const FLOAT16_MAX = 65504;
+/** The format tag, inside the signed part of every entry. */
+const FORMAT = "diffprobe-features-v2";
+
+/** The signed part of an entry besides its values: format, name, dtype and shape. */
+function signedHeader(name: string, dtype: string, shape: readonly number[]): string {
+  return `${FORMAT}\n${name}\n${dtype}\n${JSON.stringify(shape)}\n`;
+}
+
+/** Whether `shape` fits `expected` (null: any positive size in that place). */
+function shapeFits(shape: readonly number[], expected: readonly (number | null)[]): boolean {
+  return shape.length === expected.length && shape.every((d, i) => (expected[i] ?? d) === d);
+}
+
 /** A folder of cached features. */
 export class FeatureCache {
   /** The folder. */
   readonly dir: string;
-  /** Store features as float16 (half the disk; values rounded to 11 significant bits). */
+  /**
+   * Store features as float16 (half the disk; values rounded to 11 significant bits). An entry
+   * with values beyond float16's range (|v| > 65504) is stored as float32 instead, and that is
+   * said once on stderr.
+   */
   readonly float16: boolean;
   /** Called with a message when an entry is found corrupted (default: `console.warn`). */
   onCorrupt: (message: string) => void = (m) => console.warn(m);
+  #warnedRange = false;
 
   /**
    * Uses `dir` (created on the first write).
    *
    * @example
    * ```ts
-   * import { FeatureCache } from "./feature_cache.ts";
+   * import assert from "node:assert/strict";
+   * import { FeatureCache } from "@diffprobe/core";
    *
    * const cache = new FeatureCache("/tmp/diffprobe-cache", { float16: true });
-   * console.log(cache.float16); // true
+   * assert.equal(cache.float16, true);
    * ```
    */
   constructor(dir: string, options: { float16?: boolean } = {}) {
@@ -62,25 +90,22 @@ export class FeatureCache {
     return join(this.dir, `${name}.safetensors`);
   }
 
-  /** Reads an entry; null when absent, or when corrupted (after reporting it). */
-  async read(name: string): Promise<CachedFeatures | null> {
+  /**
+   * Reads an entry; null when absent, or when it is corrupted, signed for another name, of
+   * another shape than `expected` (null in a place: any size), or holds non-finite values
+   * (after reporting it through {@linkcode FeatureCache.onCorrupt}). Throws a `TypeError`
+   * naming the file when the entry is a symbolic link or not a regular file (a FIFO, a device),
+   * before reading it.
+   */
+  async read(
+    name: string,
+    expected?: readonly (number | null)[],
+  ): Promise<CachedFeatures | null> {
     const path = this.path(name);
-    let bytes: Uint8Array;
+    const bytes = await this.#readRegular(path);
+    if (bytes === null) return null;
     try {
-      bytes = await Deno.readFile(path);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
-    try {
-      const file = parseSafetensors(bytes, path);
-      const entry = file.tensors.get("features");
-      if (!entry) throw new Error('it has no "features" tensor');
-      const sum = await sha256Hex(entry.bytes);
-      if (sum !== file.metadata.sha256) {
-        throw new Error(`its checksum ${sum.slice(0, 12)}… does not match the recorded one`);
-      }
-      return { data: toFloat32(entry), shape: entry.shape };
+      return await this.#verify(name, path, bytes, expected);
     } catch (e) {
       this.onCorrupt(
         `Feature cache entry "${path}" is corrupted (${(e as Error).message}); recomputing it`,
@@ -90,15 +115,86 @@ export class FeatureCache {
     }
   }
 
-  /** Writes an entry atomically. */
+  /** The bytes of a regular file (null when absent); links and special files are refused. */
+  async #readRegular(path: string): Promise<Uint8Array | null> {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.lstat(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    const kind = info.isSymlink ? "a symbolic link" : info.isFile ? null : "not a regular file";
+    if (kind) {
+      throw new TypeError(
+        `Feature cache entry "${path}" is ${kind}: refusing to read it (remove it to recompute)`,
+      );
+    }
+    return await Deno.readFile(path);
+  }
+
+  async #verify(
+    name: string,
+    path: string,
+    bytes: Uint8Array,
+    expected: readonly (number | null)[] | undefined,
+  ): Promise<CachedFeatures> {
+    const file = parseSafetensors(bytes, path);
+    const entry = file.tensors.get("features");
+    if (!entry) throw new Error('it has no "features" tensor');
+    const sum = await sha256Hex(signedHeader(name, entry.dtype, entry.shape), entry.bytes);
+    if (sum !== file.metadata.sha256) {
+      throw new Error(
+        `its checksum ${sum.slice(0, 12)}… over its name "${name}", dtype, shape and values ` +
+          "does not match the recorded one",
+      );
+    }
+    if (expected && !shapeFits(entry.shape, expected)) {
+      const want = expected.map((d) => d ?? "*").join(", ");
+      throw new Error(`its shape [${entry.shape}] is not the expected [${want}]`);
+    }
+    const data = toFloat32(entry);
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new Error(`value ${bad} is ${show(data[bad])}, not finite`);
+    return { data, shape: entry.shape };
+  }
+
+  /**
+   * Writes an entry atomically, signed for `name`. Throws a `RangeError` naming the entry when
+   * `data` does not have `shape`'s size or holds non-finite values.
+   */
   async write(name: string, data: Float32Array, shape: number[]): Promise<void> {
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (count !== data.length) {
+      throw new RangeError(
+        `Feature cache entry "${name}" shape [${shape}] needs ${count} values, got ${data.length}`,
+      );
+    }
+    let peak = 0;
+    for (let i = 0; i < data.length; i++) {
+      const v = Math.abs(data[i]);
+      if (!Number.isFinite(v)) {
+        throw new RangeError(
+          `Feature cache entry "${name}" value ${i} must be finite, got ${data[i]}`,
+        );
+      }
+      if (v > peak) peak = v;
+    }
+    const half = this.float16 && peak <= FLOAT16_MAX;
+    if (this.float16 && !half && !this.#warnedRange) {
+      this.#warnedRange = true;
+      console.warn(
+        `Feature cache "${this.dir}": features up to ${peak} exceed float16's range (65504); ` +
+          "such entries are stored as float32",
+      );
+    }
+    const dtype = half ? "F16" : "F32";
+    const stored = half ? float32ToFloat16Bits(data) : data;
     await Deno.mkdir(join(this.path(name), ".."), { recursive: true });
-    const stored = this.float16 ? float32ToFloat16Bits(data) : data;
-    const sum = await sha256Hex(stored);
     await writeSafetensorsFile(
       this.path(name),
-      { features: { dtype: this.float16 ? "F16" : "F32", shape, data: stored } },
-      { sha256: sum, writer: "diffprobe" },
+      { features: { dtype, shape, data: stored } },
+      { sha256: await sha256Hex(signedHeader(name, dtype, shape), stored), format: FORMAT },
     );
   }
 

@@ -24,14 +24,33 @@ import type { FeatureCache } from "./feature_cache.ts";
 import { type Pooling, tapBlock } from "./tap.ts";
 import { heatmapSvg } from "../report/heatmap.ts";
 
-/** What `sweep` needs of a head (LinearHead, MLPHead and AttentionHead all fit). */
-export interface SweepHead {
+/**
+ * What `sweep` needs of a head (LinearHead, MLPHead and AttentionHead all fit); `F` is the
+ * options type of its `fit` (a head's `FitOptions`).
+ */
+export interface SweepHead<F = Record<string, unknown>> {
   /** Trains on features and targets. */
-  fit(x: tf.Tensor, y: tf.Tensor | number[], options?: Record<string, unknown>): Promise<unknown>;
+  fit(x: tf.Tensor, y: tf.Tensor | number[], options?: F): Promise<unknown>;
+  /** Closed-form ridge regression (LinearHead's), used when the sweep's fit is `"ridge"`. */
+  fitRidge?(x: tf.Tensor, y: tf.Tensor | number[], options?: SweepRidgeOptions): Promise<unknown>;
   /** Metrics on held-out features: `{ accuracy, loss }` or `{ mse, mae, loss }`. */
   evaluate(x: tf.Tensor, y: tf.Tensor | number[]): object;
   /** Releases the head's tensors. */
   dispose(): void;
+}
+
+/** The options a sweep passes to `fitRidge`. */
+export interface SweepRidgeOptions {
+  /** Penalties λ to try (one, as a sweep has no validation split). */
+  penalties?: readonly number[];
+  /** Standardise the features first (default true). */
+  standardize?: boolean;
+}
+
+/** Fit every head in closed form with `fitRidge` (regression `LinearHead`s). */
+export interface SweepRidgeFit extends SweepRidgeOptions {
+  /** Closed-form ridge regression. */
+  method: "ridge";
 }
 
 /** A split: the inputs and their labels or targets. */
@@ -50,16 +69,20 @@ export interface SweepSplit {
   total?: number;
 }
 
-/** Options of {@linkcode sweep}. */
-export interface SweepOptions {
+/** Options of {@linkcode sweep}; `F` is the options type of the heads' `fit`. */
+export interface SweepOptions<F = Record<string, unknown>> {
   /** Timesteps (rows). */
   ts: readonly number[];
   /** Blocks (columns), by number or name. */
   blocks: readonly BlockRef[];
   /** Makes a fresh head for a feature shape. */
-  head: (inputShape: number[]) => SweepHead;
-  /** Options passed to every `fit` (epochs, batch size, learning rate, seed, …). */
-  fit?: Record<string, unknown>;
+  head: (inputShape: number[]) => SweepHead<F>;
+  /**
+   * How every head is fitted: the options of its `fit` (epochs, batch size, learning rate,
+   * seed, …: AdamW training), or `{ method: "ridge", penalties: [λ] }` for the closed-form ridge
+   * of `fitRidge`.
+   */
+  fit?: F | SweepRidgeFit;
   /** Pooling of the features (default `"mean"`). */
   pool?: Pooling;
   /** Noise seed (default 0). */
@@ -120,6 +143,30 @@ function oneShot(data: SweepSplit["data"]): boolean {
 
 const LOWER_IS_BETTER = new Set(["mse", "mae", "loss"]);
 
+function isRidge(fit: unknown): fit is SweepRidgeFit {
+  return typeof fit === "object" && fit !== null &&
+    (fit as { method?: unknown }).method === "ridge";
+}
+
+/** Fits one head as the sweep's `fit` says. */
+async function fitHead<F>(
+  head: SweepHead<F>,
+  x: tf.Tensor,
+  y: tf.Tensor | number[],
+  fit: F | SweepRidgeFit | undefined,
+): Promise<void> {
+  if (!isRidge(fit)) {
+    await head.fit(x, y, fit as F | undefined);
+    return;
+  }
+  if (!head.fitRidge) {
+    throw new TypeError(
+      'Sweep option fit.method "ridge" needs heads with a fitRidge method (regression LinearHeads)',
+    );
+  }
+  await head.fitRidge(x, y, { penalties: fit.penalties, standardize: fit.standardize });
+}
+
 /**
  * Runs a probe at every (t, block) point and returns the rows, the best point and a heatmap.
  *
@@ -146,10 +193,10 @@ const LOWER_IS_BETTER = new Set(["mse", "mae", "loss"]);
  * unet.dispose();
  * ```
  */
-export async function sweep(
+export async function sweep<F = Record<string, unknown>>(
   backbone: Backbone,
   splits: { train: SweepSplit; test: SweepSplit },
-  options: SweepOptions,
+  options: SweepOptions<F>,
 ): Promise<SweepResult> {
   if (options.ts.length === 0 || options.blocks.length === 0) {
     throw new RangeError("A sweep needs at least one timestep and one block");
@@ -205,7 +252,7 @@ export async function sweep(
         const start = performance.now();
         const head = options.head(xTrain.shape.slice(1));
         try {
-          await head.fit(xTrain, splits.train.labels, options.fit);
+          await fitHead(head, xTrain, splits.train.labels, options.fit);
           const metrics = head.evaluate(xTest, splits.test.labels) as Record<string, number>;
           const metricName = options.metric ?? ("accuracy" in metrics ? "accuracy" : "mse");
           if (!(metricName in metrics)) {

@@ -26,10 +26,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { sampleNoise } from "../models/noise.ts";
 import type { Backbone } from "../models/unet.ts";
 import { type ImageGridOptions, writeImageGrid } from "../report/image_grid.ts";
 import { type SignalPanelsOptions, writeSignalPanels } from "../report/signal_panels.ts";
-import { Rng } from "./_rng.ts";
 
 /** Options shared by {@linkcode sampleDDPM} and {@linkcode sampleDDIM}. */
 export interface SampleOptions {
@@ -86,16 +86,6 @@ function sampleShape(backbone: Backbone, shape?: readonly number[]): number[] {
   return Array.isArray(s) ? [s[0], s[1], c] : [s, s, c];
 }
 
-/** Standard normal noise for samples `start .. start + n − 1` of stream `stream`. */
-function noise(seed: number, stream: number, start: number, n: number, shape: number[]): tf.Tensor {
-  const size = shape.reduce((p, d) => p * d, 1);
-  const data = new Float32Array(n * size);
-  for (let i = 0; i < n; i++) {
-    new Rng(seed, stream, start + i).normals(data.subarray(i * size, (i + 1) * size));
-  }
-  return tf.tensor(data, [n, ...shape]);
-}
-
 type Update = (x: tf.Tensor, eps: tf.Tensor, s: StepSpec, z: () => tf.Tensor) => tf.Tensor;
 
 async function run(
@@ -121,12 +111,12 @@ async function run(
   try {
     for (let start = 0; start < count; start += batch) {
       const n = Math.min(batch, count - start);
-      let x = noise(seed, 0, start, n, shape);
+      let x = sampleNoise(seed, start, n, shape, 0);
       try {
         for (const [k, s] of plan.entries()) {
           const next = tf.tidy(() => {
             const eps = backbone.forward(x, s.t, { eps: true }).eps!;
-            return update(x, eps, s, () => noise(seed, 1 + k, start, n, shape));
+            return update(x, eps, s, () => sampleNoise(seed, start, n, shape, 1 + k));
           });
           x.dispose();
           x = next;

@@ -42,9 +42,9 @@ import { type Backbone, UNet } from "../models/unet.ts";
 import { registerTileGradient } from "../nn/tile_grad.ts";
 import { registerWasmKernels } from "../backend/wasm_kernels.ts";
 import { linePlotSvg } from "../report/line_plot.ts";
-import { AdamWOptimizer } from "./optimizer.ts";
-import { learningRateAt } from "./lr_schedule.ts";
-import { permutation, Rng } from "./_rng.ts";
+import { AdamW } from "../optim/adamw.ts";
+import { learningRateAt } from "../optim/lr_schedule.ts";
+import { Random } from "../base/random.ts";
 import {
   loadCheckpoint,
   resolveCheckpoint,
@@ -376,7 +376,7 @@ export async function trainDiffusion(
     return e;
   });
   const ema = new UNet(unet.resolved, unet.plan, emaWeights);
-  const optimizer = new AdamWOptimizer(variables, {
+  const optimizer = new AdamW(variables, {
     beta1: options.beta1,
     beta2: options.beta2,
     epsilon: options.epsilon,
@@ -475,14 +475,14 @@ export async function trainDiffusion(
         const e = Math.floor(k / n);
         if (e !== epoch) {
           epoch = e;
-          order = permutation(n, new Rng(seed, 1, e));
+          order = permutation(n, Random.counter(seed, 1, e));
         }
         indices[i] = order[k % n];
       }
-      const rng = new Rng(seed, 2, step);
-      const ts = Int32Array.from({ length: batchSize }, () => rng.int(T));
+      const rng = Random.counter(seed, 2, step);
+      const ts = Int32Array.from({ length: batchSize }, () => Math.floor(rng.open() * T));
       const flips = options.horizontalFlip
-        ? Uint8Array.from({ length: batchSize }, () => (rng.next() < 0.5 ? 1 : 0))
+        ? Uint8Array.from({ length: batchSize }, () => (rng.open() < 0.5 ? 1 : 0))
         : null;
       const noise = rng.normals(new Float32Array(batchSize * sampleSize));
       const dropoutSeed = rng.uint32() % 0x7fffffff;
@@ -603,4 +603,20 @@ export function checkpointPath(checkpointDir: string, step: number): string {
     throw new RangeError(`Step ${step} is not an integer >= 0`);
   }
   return join(checkpointDir, stepFolder(step));
+}
+
+/**
+ * A permutation of `0 .. n − 1` (Fisher–Yates drawing `floor(open() · (i + 1))`). Not
+ * `Random.shuffle`, whose draws use `next()` ([0, 1)): the two differ for rare draws, and the
+ * batch order of earlier runs must stay bit-identical.
+ */
+function permutation(n: number, rng: Random): Int32Array {
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng.open() * (i + 1));
+    const tmp = p[i];
+    p[i] = p[j];
+    p[j] = tmp;
+  }
+  return p;
 }

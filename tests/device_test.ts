@@ -1,0 +1,223 @@
+/**
+ * The `device` option of the onnx engine: `"cuda"` where CUDA cannot run is an error naming each
+ * missing piece (checked here against an independent `dlopen` of every library the pinned
+ * provider needs), never a CPU run; `"auto"` runs on the CPU and says so once on stderr; the
+ * extractor reports the device that ran. On a machine where CUDA is available the CPU-only
+ * assertions are skipped and `"cuda"` must match the CPU.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import {
+  createBackbone,
+  createOnnxExtractor,
+  cudaStatus,
+  CudaUnavailableError,
+  onnxRuntimeAvailable,
+  onnxRuntimeFolder,
+  type UNet2DConfig,
+} from "../mod.ts";
+import { chooseDevice, createDeviceSession, fixTf32 } from "../src/engine/device.ts";
+import { checkDevice } from "../src/base/device.ts";
+
+const ortReady = await onnxRuntimeAvailable();
+const status = ortReady ? await cudaStatus() : undefined;
+const cpuOnly = ortReady && !status!.available;
+
+const config: UNet2DConfig = {
+  _class_name: "UNet2DModel",
+  block_out_channels: [32, 32],
+  down_block_types: ["DownBlock2D", "DownBlock2D"],
+  up_block_types: ["UpBlock2D", "UpBlock2D"],
+  norm_num_groups: 8,
+  sample_size: 8,
+};
+
+/** Whether this process can load `name` — the same search the CUDA provider's loader does. */
+function loads(name: string): boolean {
+  try {
+    Deno.dlopen(name, {}).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// First in the file: "auto" says once on stderr why it runs on the CPU.
+Deno.test({
+  name: 'device "auto" runs on the CPU here, gives the CPU\'s numbers and says why once on stderr',
+  ignore: !cpuOnly,
+  fn: async () => {
+    const unet = createBackbone(config, { seed: 3 });
+    const lines: string[] = [];
+    const original = console.error;
+    console.error = (...a: unknown[]) => lines.push(a.join(" "));
+    let auto, again;
+    try {
+      auto = await createOnnxExtractor(unet, [2], { device: "auto", threads: 1 });
+      again = await createOnnxExtractor(unet, ["down_blocks.1.0"], { threads: 1 }); // default: auto
+    } finally {
+      console.error = original;
+    }
+    const cpu = await createOnnxExtractor(unet, [2], { device: "cpu", threads: 1 });
+    try {
+      assert.equal(lines.length, 1, lines.join("\n"));
+      assert.match(lines[0], /^diffprobe: device "auto" → CPU \(CUDA not available: /);
+      assert.ok(lines[0].includes(status!.problems[0]), lines[0]);
+      assert.equal(auto.device, "cpu");
+      assert.equal(auto.executionProvider, "cpu");
+      assert.equal(again.device, "cpu");
+      assert.equal(auto.tf32, false);
+      assert.match(auto.deviceReason, /^CUDA not available: /);
+      assert.equal(cpu.device, "cpu");
+      assert.equal(cpu.deviceReason, "asked for");
+      const x = new Float32Array(2 * 8 * 8 * 3).map((_, i) => Math.sin(i));
+      const [a, b] = [await auto.run(x, [2, 8, 8, 3], 10), await cpu.run(x, [2, 8, 8, 3], 10)];
+      assert.deepEqual(
+        await a.get("down_blocks.0.0")!.data(),
+        await b.get("down_blocks.0.0")!.data(),
+      );
+      tf.dispose([...a.values(), ...b.values()]);
+    } finally {
+      auto.dispose();
+      again.dispose();
+      cpu.dispose();
+      unet.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: 'device "cuda" here is an error naming each missing CUDA piece, not a CPU run',
+  ignore: !cpuOnly,
+  fn: async () => {
+    const unet = createBackbone(config, { seed: 3 });
+    try {
+      const error = await createOnnxExtractor(unet, [2], { device: "cuda", threads: 1 }).then(
+        () => assert.fail("device cuda gave an extractor on a machine without CUDA"),
+        (e) => e,
+      );
+      assert.ok(error instanceof CudaUnavailableError, String(error));
+      const message = error.message;
+      assert.match(message, /^CUDA not available: /);
+      // Every library the provider needs that this process cannot load is named, with the
+      // search path that was tried.
+      const libs = [
+        "libcudart.so.13",
+        "libcublasLt.so.13",
+        "libcublas.so.13",
+        "libcurand.so.10",
+        "libcudnn.so.9",
+      ];
+      const missing = libs.filter((l) => !loads(l));
+      for (const lib of missing) {
+        assert.ok(message.includes(lib), `${lib} not named in: ${message}`);
+      }
+      for (const lib of libs.filter((l) => !missing.includes(l))) {
+        assert.ok(!message.includes(`${lib},`) && !message.includes(`${lib} (`), message);
+      }
+      if (missing.length > 0) {
+        assert.match(message, /CUDA libraries not found: .*\(searched LD_LIBRARY_PATH=/);
+        assert.ok(message.includes("/etc/ld.so.cache"));
+      }
+      if (!loads("libcuda.so.1")) {
+        assert.match(
+          message,
+          /no NVIDIA GPU or driver \(.*libcuda\.so\.1: cannot open shared object file/,
+        );
+      }
+      const { folder } = await onnxRuntimeFolder();
+      const installed = await Deno.stat(`${folder}/libonnxruntime_providers_cuda.so`).then(
+        () => true,
+        () => false,
+      );
+      assert.equal(
+        message.includes(`CUDA provider files not installed in ${folder}`),
+        !installed,
+        message,
+      );
+      if (!installed) assert.ok(message.includes("deno task cuda:setup"));
+    } finally {
+      unet.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "fp32 on CUDA needs NVIDIA_TF32_OVERRIDE: without --allow-env it is a clear error",
+  ignore: Deno.permissions.querySync({ name: "env", variable: "NVIDIA_TF32_OVERRIDE" }).state ===
+    "granted",
+  fn: async () => {
+    if (status?.available) {
+      await assert.rejects(chooseDevice("cuda"), /--allow-env=NVIDIA_TF32_OVERRIDE/);
+    }
+    assert.throws(
+      () => fixTf32(false),
+      /grant --allow-env=NVIDIA_TF32_OVERRIDE, or pass tf32: true/,
+    );
+    assert.throws(
+      () => fixTf32(true, () => "0"),
+      /NVIDIA_TF32_OVERRIDE=0 is set, which forces fp32/,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "a CUDA session that fails to start: an error with onnxruntime's reason, or for auto the CPU and one line",
+  ignore: !ortReady,
+  fn: async () => {
+    const failing = (providers: string[]) =>
+      providers[0] === "cuda"
+        ? Promise.reject(
+          new Error("libcublasLt.so.13: cannot open shared object file: No such file"),
+        )
+        : Promise.resolve(`session on ${providers}`);
+    fixTf32(true); // no NVIDIA_TF32_OVERRIDE needed for TF32 (the provider's default)
+    await assert.rejects(
+      createDeviceSession(failing, { device: "cuda", reason: "test", auto: false }, true),
+      (e: Error) =>
+        e instanceof CudaUnavailableError &&
+        e.message === "CUDA not available: the CUDA provider failed to start: " +
+            "libcublasLt.so.13: cannot open shared object file: No such file",
+    );
+    const lines: string[] = [];
+    const original = console.error;
+    console.error = (...a: unknown[]) => lines.push(a.join(" "));
+    try {
+      const made = await createDeviceSession(
+        failing,
+        { device: "cuda", reason: "t", auto: true },
+        true,
+      );
+      assert.deepEqual([made.session, made.device], ["session on cpu", "cpu"]);
+      assert.match(made.reason, /failed to start: libcublasLt\.so\.13/);
+    } finally {
+      console.error = original;
+    }
+    assert.deepEqual(lines, [
+      'diffprobe: device "auto" → CPU (the CUDA provider failed to start: ' +
+      "libcublasLt.so.13: cannot open shared object file: No such file)",
+    ]);
+    // The TF32 choice is per process: asking for fp32 now is an error, not a silent TF32 run.
+    assert.throws(() => fixTf32(false), /TF32 is already allowed for this process/);
+  },
+});
+
+Deno.test("device option: bad values are TypeErrors that list the choices", async () => {
+  assert.throws(() => checkDevice("gpu"), {
+    name: "TypeError",
+    message: 'Device must be one of "auto", "cpu", "cuda", got "gpu"',
+  });
+  assert.equal((await chooseDevice("cpu")).device, "cpu");
+  if (!ortReady) return;
+  const unet = createBackbone(config, { seed: 3 });
+  try {
+    await assert.rejects(
+      // deno-lint-ignore no-explicit-any
+      createOnnxExtractor(unet, [2], { device: "GPU" as any }),
+      /Device must be one of "auto", "cpu", "cuda", got "GPU"/,
+    );
+  } finally {
+    unet.dispose();
+  }
+});
