@@ -100,10 +100,12 @@ export function progressBar(
 
 /**
  * "12.3 s, 45.6 images/s" — the rate only once a second has passed (a batch that came from a
- * cache in a millisecond says nothing about the speed), and with digits that fit its size.
+ * cache in a millisecond says nothing about the speed), with digits that fit its size, and as
+ * seconds per unit when below one per second ("294.1 s, 49.0 s each").
  */
 function rateText(done: number, seconds: number, unit: string): string {
   if (seconds < 1 || done === 0) return `${seconds.toFixed(1)} s`;
   const rate = done / seconds;
+  if (rate < 1) return `${seconds.toFixed(1)} s, ${(seconds / done).toFixed(1)} s each`;
   return `${seconds.toFixed(1)} s, ${rate < 100 ? rate.toFixed(1) : Math.round(rate)} ${unit}/s`;
 }
