@@ -58,6 +58,9 @@ const CASES: [string[], string][] = [
   [["cifar10", "--demo", "--sweep-from", "30"], "--sweep-from must be a whole number in [1, 25]"],
   [["cifar10", "--demo", "--out", "/tmp/diffprobe-cli-test"], "no write permission there"],
   [["cifar10:download", "--bogus"], "Unknown option '--bogus'"],
+  [["cifar10:download", "--out", "/tmp/diffprobe-cli-test"], "may write only under data/"],
+  [["bench:compare", "--batch", "0"], '--batch must be a whole number in [1, 4096], got "0"'],
+  [["cuda:check", "--rounds", "many"], '--rounds must be a whole number in [1, 1000], got "many"'],
 ];
 
 for (const [args, expected] of CASES) {
