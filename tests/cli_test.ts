@@ -88,3 +88,35 @@ Deno.test("--help lists every flag with its default and exits 0", async () => {
     }
   }
 });
+
+Deno.test("missing permissions: one line each on stderr naming the permission, no Aborted lines", async () => {
+  const script =
+    `import { createBackbone, extractFeatures, freeze, tapBlock, tf, useBackend } from "./mod.ts";
+console.log(await useBackend("auto"));
+const unet = freeze(createBackbone({ _class_name: "UNet2DModel", sample_size: 8, block_out_channels: [8, 8],
+  down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 4 }));
+for (let i = 0; i < 2; i++) await extractFeatures(unet, [tapBlock(10, 2)], tf.zeros([1, 8, 8, 3]));
+console.log("done");`;
+  // read access to tests/ only (not node_modules), no --allow-ffi; the program comes on stdin
+  const child = new Deno.Command("deno", {
+    args: ["run", "-q", "--allow-read=tests", "-"],
+    cwd: root,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const out = await child.output();
+  const stdout = new TextDecoder().decode(out.stdout),
+    stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.deepEqual(stdout.trim().split("\n"), ["cpu", "done"]);
+  const lines = stderr.trim().split("\n");
+  assert.equal(lines.filter((l) => l.includes("--allow-read=node_modules")).length, 1, stderr);
+  assert.equal(lines.filter((l) => l.includes("--allow-ffi")).length, 1, stderr);
+  assert.ok(!stderr.includes("Aborted"), stderr);
+  assert.ok(!stderr.includes("Hi, looks like"), stderr);
+});
