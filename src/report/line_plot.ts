@@ -127,6 +127,7 @@ export async function linePlotSvg(
         title: "",
         sort: series.map((s) => s.name),
         scale: { domain: series.map((s) => s.name), range: colors },
+        legend: { labelLimit: 0 },
       },
     },
   } as unknown as TopLevelSpec;
