@@ -51,6 +51,9 @@ const DEMO = {
   data: new URL("./demo/images", import.meta.url).pathname,
   backbone: new URL("./demo/ddpm-cifar10-small-f16", import.meta.url).pathname,
 };
+const REPO = new URL("../../", import.meta.url).pathname;
+/** A path as results and tables show it: relative to the repository when inside it. */
+const shown = (path: string): string => path.startsWith(REPO) ? path.slice(REPO.length) : path;
 const args = parseCli({
   name: "deno task cifar10",
   summary: "Probe a frozen DDPM on CIFAR-10: a t × block sweep, then linear and attention heads.",
@@ -292,7 +295,7 @@ const runs: {
 async function writeResults(): Promise<void> {
   const results = {
     backend,
-    backbone: backboneDir,
+    backbone: shown(backboneDir),
     train: train.size,
     test: test.size,
     runs,
@@ -428,7 +431,7 @@ if (taps.length > 0) {
 
 await writeResults();
 // The results table (stdout) and where the heatmap is.
-console.log(`\nCIFAR-10, ${train.size} training / ${test.size} test images, ${backboneDir}`);
+console.log(`\nCIFAR-10, ${train.size} training / ${test.size} test images, ${shown(backboneDir)}`);
 console.log("head        t     block                          test accuracy   fit + eval (s)");
 for (const r of [...runs].sort((a, b) => b.accuracy - a.accuracy)) {
   console.log(

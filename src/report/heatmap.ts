@@ -36,7 +36,7 @@ export interface HeatmapOptions {
   valueLabel?: string;
   /** Higher is better (default true); flips the colour scale for losses. */
   higherIsBetter?: boolean;
-  /** Digits printed in each cell (default 3; 1 with `percent`). */
+  /** Decimal digits of each value as a fraction (default 3: 0.553, or 55.3 with `percent`). */
   digits?: number;
   /**
    * Show values (fractions) as percentages, in the cells and the legend (default: true when
@@ -76,7 +76,8 @@ export async function heatmapSvg(
   const higher = options.higherIsBetter ?? true;
   const label = options.valueLabel ?? "value";
   const percent = options.percent ?? label === "accuracy";
-  const digits = options.digits ?? (percent ? 1 : 3);
+  // Digits of the value; in percent, two fewer (0.553 with 3 digits shows as 55.3).
+  const digits = Math.max(0, (options.digits ?? 3) - (percent ? 2 : 0));
   const best = cells.reduce((a, b) => (higher ? b.value > a.value : b.value < a.value) ? b : a);
   const lo = Math.min(...cells.map((c) => c.value)), hi = Math.max(...cells.map((c) => c.value));
   const values = cells.map((c) => {
