@@ -34,3 +34,35 @@ quietTfjs();
  * ```
  */
 export const tf: typeof tfjs = tfjs;
+
+/**
+ * TensorFlow.js' tensor types under the same name, so that `tf.Tensor`, `tf.Tensor2D`, … can be
+ * written in type positions with only `import { tf } from "@diffprobe/core"`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { tf } from "@diffprobe/core";
+ *
+ * const x: tf.Tensor2D = tf.zeros([2, 3]);
+ * assert.equal(x.rank, 2);
+ * ```
+ */
+export declare namespace tf {
+  /** A tensor of any rank (`tf.Tensor` of `@tensorflow/tfjs`). */
+  export type Tensor<R extends tfjs.Rank = tfjs.Rank> = tfjs.Tensor<R>;
+  /** A rank-0 tensor. */
+  export type Scalar = tfjs.Scalar;
+  /** A rank-1 tensor. */
+  export type Tensor1D = tfjs.Tensor1D;
+  /** A rank-2 tensor. */
+  export type Tensor2D = tfjs.Tensor2D;
+  /** A rank-3 tensor. */
+  export type Tensor3D = tfjs.Tensor3D;
+  /** A rank-4 tensor (images: NHWC). */
+  export type Tensor4D = tfjs.Tensor4D;
+  /** A trainable tensor. */
+  export type Variable = tfjs.Variable;
+  /** A tensor's element type: "float32", "int32", "bool", "complex64" or "string". */
+  export type DataType = tfjs.DataType;
+}
