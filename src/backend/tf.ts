@@ -49,8 +49,10 @@ export const tf: typeof tfjs = tfjs;
  * ```
  */
 export declare namespace tf {
+  /** A tensor's rank as a type ("R0" … "R6"). */
+  export type Rank = tfjs.Rank;
   /** A tensor of any rank (`tf.Tensor` of `@tensorflow/tfjs`). */
-  export type Tensor<R extends tfjs.Rank = tfjs.Rank> = tfjs.Tensor<R>;
+  export type Tensor<R extends Rank = Rank> = tfjs.Tensor<R>;
   /** A rank-0 tensor. */
   export type Scalar = tfjs.Scalar;
   /** A rank-1 tensor. */
