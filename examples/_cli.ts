@@ -16,7 +16,10 @@ export interface Flag {
   type: "string" | "boolean";
   /** The default value, also shown by `--help`. */
   default?: string;
-  /** What the default is when it depends on other flags (shown by `--help` instead). */
+  /**
+   * What the default is when it depends on other flags (shown by `--help` instead); text in
+   * parentheses is shown as it is, e.g. `"(required unless --demo)"`.
+   */
   defaultText?: string;
   /** The value's placeholder in `--help`, e.g. `"N"` or `"dir"`. */
   value?: string;
@@ -51,7 +54,13 @@ export function helpText<F extends Record<string, Flag>>(command: Command<F>): s
   const rows = Object.entries(command.flags).map(([name, f]) => {
     const left = f.type === "boolean" ? `--${name}` : `--${name} <${f.value ?? "value"}>`;
     const def = f.defaultText ?? (f.default !== undefined ? f.default : undefined);
-    return [left, f.help + (def !== undefined && def !== "" ? ` (default: ${def})` : "")];
+    // A defaultText in parentheses is shown as it is, e.g. "(required unless --demo)".
+    const shown = def === undefined || def === ""
+      ? ""
+      : def.startsWith("(")
+      ? ` ${def}`
+      : ` (default: ${def})`;
+    return [left, f.help + shown];
   });
   rows.push(["--help", "print this help and exit"]);
   const width = Math.min(30, Math.max(...rows.map(([l]) => l.length)) + 2);

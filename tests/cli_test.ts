@@ -84,7 +84,7 @@ Deno.test("--help lists every flag with its default and exits 0", async () => {
     const blocks = stdout.split(/\n(?= {2}--)/).slice(1).map((b) => b.split("\n\n")[0]);
     for (const block of blocks) {
       if (/^ {2}--[a-z-]+ {2}/.test(block)) continue; // a switch: no <value>
-      assert.ok(block.includes("(default: "), `${name}: no default in "${block.trim()}"`);
+      assert.ok(/\((default: |required)/.test(block), `${name}: no default in "${block.trim()}"`);
     }
   }
 });

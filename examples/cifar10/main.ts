@@ -66,13 +66,13 @@ const args = parseCli({
       type: "string",
       value: "dir",
       help: "CIFAR-10: the official binaries or an image folder (train/<class>/*.jpg)",
-      defaultText: "required; the committed sample with --demo",
+      defaultText: "(required; with --demo: the committed sample)",
     },
     backbone: {
       type: "string",
       value: "dir",
       help: "a diffusers UNet2DModel folder (config.json + safetensors)",
-      defaultText: "required; the committed ddpm-cifar10-small-f16 with --demo",
+      defaultText: "(required; with --demo: the committed ddpm-cifar10-small-f16)",
     },
     out: {
       type: "string",
@@ -132,7 +132,7 @@ const args = parseCli({
       type: "string",
       value: "i",
       help: "sweep blocks from this one to the model's last",
-      defaultText: "the model's mid_block (13 for the DDPM CIFAR-10 UNets)",
+      defaultText: "the model's mid_block: 13 in the DDPM CIFAR-10 UNets",
     },
     "sweep-train": {
       type: "string",

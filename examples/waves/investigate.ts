@@ -44,7 +44,7 @@ const args = parseCli({
       multiple: true,
       value: "dir",
       help: "a ddpm-1d folder saved by `deno task waves` (repeatable)",
-      defaultText: "required",
+      defaultText: "(required)",
     },
     data: {
       type: "string",
