@@ -4,8 +4,8 @@
  * `t`, and train a small head on those features.
  *
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone, freeze, useBackend } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, freeze, tf, useBackend } from "@diffprobe/core";
  *
  * await useBackend("auto"); // "wasm" on a plain CPU machine
  * const unet = freeze(createBackbone({
@@ -15,12 +15,13 @@
  * }));
  * const images = tf.randomUniform([2, 32, 32, 3], -1, 1);
  * const { blocks } = unet.forward(images, 30, { capture: [4] }); // block 4 = down_blocks.1.0
- * console.log(blocks.get("down_blocks.1.0")!.shape); // [2, 16, 16, 64]
+ * assert.deepEqual(blocks.get("down_blocks.1.0")!.shape, [2, 16, 16, 64]);
  * unet.dispose();
  * ```
  *
  * @module
  */
+export { tf } from "./src/backend/tf.ts";
 export { type BackendName, useBackend, type UseBackendOptions } from "./src/backend/use_backend.ts";
 export {
   createBackbone,
