@@ -80,7 +80,7 @@ Deno.test("an unsupported config value names the field and value", () => {
   );
   assert.throws(
     () => createBackbone({ ...DDPM_CIFAR10_32, norm_num_groups: 48 }),
-    /norm_num_groups.*48/,
+    /norm_num_groups in the config must be a divisor of every channel count .*, got 48/,
   );
 });
 
