@@ -152,6 +152,7 @@ async function onnxExtractor(m: Model, depth: Depth): Promise<OnnxExtractor> {
       await createOnnxExtractor(m.unet, depth === "full" ? [] : [depth], {
         eps: depth === "full",
         threads: THREADS,
+        device: "cpu",
       }),
     );
   }

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import { oneOf } from "./validate.ts";
 
 /** Where computation runs: `"auto"` (CUDA when it loads, else the CPU), `"cpu"` or `"cuda"`. */
@@ -46,4 +47,65 @@ export const DEVICES: readonly Device[] = ["auto", "cpu", "cuda"];
  */
 export function checkDevice(value: unknown, what = "Device"): Device {
   return value === undefined ? "auto" : oneOf(value, what, DEVICES);
+}
+
+/** The device a TensorFlow.js backend computes on. */
+export type TfjsDevice = ResolvedDevice | "webgpu";
+
+/**
+ * The device the current TensorFlow.js backend computes on: `"cuda"` for the `tensorflow`
+ * backend of `@tensorflow/tfjs-node-gpu` when it uses a GPU, `"webgpu"` for `webgpu`, else
+ * `"cpu"` (`cpu`, `wasm`, CPU libtensorflow).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { tfjsBackendDevice } from "./device.ts";
+ *
+ * await tf.setBackend("cpu");
+ * assert.equal(tfjsBackendDevice(), "cpu");
+ * ```
+ */
+export function tfjsBackendDevice(): TfjsDevice {
+  const name = tf.getBackend();
+  if (name === "webgpu") return "webgpu";
+  const gpu = name === "tensorflow" &&
+    (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+  return gpu ? "cuda" : "cpu";
+}
+
+/**
+ * Checks that work done with TensorFlow.js (`what`: "Head training", …) can run on `device` with
+ * the current backend, and returns the device it runs on. `"auto"` takes the backend as it is;
+ * `"cpu"` refuses a GPU backend; `"cuda"` needs TensorFlow.js on CUDA (the `tensorflow` backend of
+ * `@tensorflow/tfjs-node-gpu`), else the error says what to do instead (`cudaHint`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { tfjsDevice } from "./device.ts";
+ *
+ * await tf.setBackend("cpu");
+ * assert.equal(tfjsDevice("auto", "Head training"), "cpu");
+ * assert.throws(() => tfjsDevice("cuda", "Head training"), /Head training on device "cuda" needs/);
+ * ```
+ */
+export function tfjsDevice(device: unknown, what: string, cudaHint?: string): TfjsDevice {
+  const asked = checkDevice(device, `${what} device`);
+  const actual = tfjsBackendDevice();
+  if (asked === "auto" || asked === actual) return actual;
+  const backend = `the TensorFlow.js backend is "${tf.getBackend()}"`;
+  if (asked === "cpu") {
+    throw new Error(
+      `${what} on device "cpu", but ${backend} (${actual}): call useBackend("wasm") first, ` +
+        'or use device "auto"',
+    );
+  }
+  throw new Error(
+    `${what} on device "cuda" needs TensorFlow.js on CUDA (the "tensorflow" backend of ` +
+      `@tensorflow/tfjs-node-gpu, which needs CUDA 11.2 and cuDNN 8.1), but ${backend}` +
+      (cudaHint ? `; ${cudaHint}` : '; use device "auto" or "cpu"'),
+  );
 }

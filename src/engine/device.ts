@@ -312,7 +312,10 @@ export function cudaStatus(
       return status;
     }
     if (!granted({ name: "ffi" })) {
-      status.problems.push("the CUDA checks and onnxruntime need --allow-ffi");
+      status.problems.push(
+        "the CUDA checks load the system's CUDA libraries and need --allow-ffi without a path " +
+          "(this run allows less)",
+      );
       return status;
     }
     status.searchPath = librarySearchPath();
