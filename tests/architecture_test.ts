@@ -22,8 +22,8 @@ const ALLOWED: Record<string, string[]> = {
   models: ["base", "io", "nn"],
   engine: ["base", "io", "nn", "models"],
   probe: ["base", "io", "nn", "models", "engine", "report"],
-  heads: ["base", "io", "nn", "optim"],
-  train: ["base", "io", "nn", "optim", "models", "backend", "report"],
+  heads: ["base", "io", "nn", "optim", "engine"],
+  train: ["base", "io", "nn", "optim", "models", "backend", "report", "engine"],
   data: ["base", "io"],
 };
 

@@ -58,7 +58,9 @@ import {
 import { StepDraws } from "./_draws.ts";
 import { chooseMicroBatch, splitBatch } from "./_micro_batch.ts";
 import { checkTrainingData, resolveSettings, type Settings } from "./_settings.ts";
-import { tfjsTrainStep, type TrainStep } from "./_step.ts";
+import { type TfjsStepContext, tfjsTrainStep, type TrainStep } from "./_step.ts";
+import { type OnnxStep, onnxTrainStep } from "./_onnx_step.ts";
+import { chooseTrainEngine, type TrainEngine } from "../engine/train_engine.ts";
 import { writeLossCurve } from "./loss_curve.ts";
 
 /** What `onStep` receives after every optimiser step. */
@@ -132,6 +134,14 @@ export interface TrainDiffusionOptions {
    * `step-*`). The seed, batch size, total steps, data shape and model config must match.
    */
   resume?: string;
+  /**
+   * Which engine runs the steps: `"onnx"` (the whole step as one onnxruntime graph; needs
+   * onnxruntime-node and `--allow-ffi`), `"tfjs"` (the current TensorFlow.js backend), or
+   * `"auto"` (default: onnx when onnxruntime-node loads, else tfjs; the choice and its reason
+   * are printed once on stderr). Both draw the same batches, timesteps, flips and noise; their
+   * dropout masks differ. Checkpoints of either engine resume on either.
+   */
+  engine?: TrainEngine;
 }
 
 /** What {@linkcode trainDiffusion} resolves to. */
@@ -215,6 +225,7 @@ export async function trainDiffusion(
   const { ema, optimizer, variables, emaVariables } = run;
   const { seed, batchSize, steps } = settings;
   let lastCheckpoint: string | undefined;
+  let onnx: OnnxStep | undefined;
   try {
     // 3. Resume the weights, EMA, optimiser and history of a checkpoint.
     let start = 0, microBatch = settings.microBatch;
@@ -226,8 +237,11 @@ export async function trainDiffusion(
 
     // 4. The per-step computation and the step's random draws.
     const sampleShape = data.shape.slice(1);
-    run.microBatch = microBatch ?? chooseMicroBatch(unet, sampleShape, variables, batchSize);
-    const trainStep: TrainStep = tfjsTrainStep({
+    const { engine } = await chooseTrainEngine(options.engine ?? "auto");
+    // The onnx engine has no 4 GiB heap: it splits batches only when asked to.
+    run.microBatch = microBatch ??
+      (engine === "onnx" ? batchSize : chooseMicroBatch(unet, sampleShape, variables, batchSize));
+    const context: TfjsStepContext = {
       unet,
       data,
       variables,
@@ -237,7 +251,11 @@ export async function trainDiffusion(
       gradClip: settings.gradClip,
       emaDecay: settings.emaDecay,
       emaWarmup: settings.emaWarmup,
-    });
+    };
+    if (engine === "onnx") {
+      onnx = await onnxTrainStep(context, { batchSize, microBatch: run.microBatch });
+    }
+    const trainStep: TrainStep = onnx?.step ?? tfjsTrainStep(context);
     const draws = new StepDraws({
       seed,
       samples: data.shape[0],
@@ -255,12 +273,14 @@ export async function trainDiffusion(
       await options.onStep?.({ step: step + 1, loss, lr, gradNorm });
       const done = step + 1, every = settings.checkpointEvery;
       if (options.checkpointDir && ((every && done % every === 0) || done === steps)) {
+        onnx?.sync();
         lastCheckpoint = await writeCheckpoint(run, options.checkpointDir, done);
         if (options.lossPlot) await writeLossCurve(options.lossPlot, run.history.losses);
       }
     }
 
-    // 6. The loss plot of the whole run.
+    // 6. The weights, EMA and optimiser state back from the onnx engine; the loss plot.
+    onnx?.sync();
     if (options.lossPlot && run.history.losses.length > 0) {
       await writeLossCurve(options.lossPlot, run.history.losses);
     }
@@ -268,6 +288,7 @@ export async function trainDiffusion(
     ema.dispose();
     throw e;
   } finally {
+    onnx?.dispose();
     optimizer.dispose();
   }
   const { losses, learningRates, gradNorms } = run.history;
