@@ -595,3 +595,48 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "Head.fit: the onnx engine follows the tfjs engine's epoch losses (each head kind)",
+  ignore: !ORT,
+  async fn() {
+    const x = tf.randomNormal([96, 2, 2, 6], 0, 1, "float32", 21);
+    const labels = Array.from(x.dataSync().filter((_, i) => i % 24 === 0), (v) => (v > 0 ? 1 : 0));
+    const makers = [
+      () => new LinearHead({ inputShape: [2, 2, 6], outputs: 2, seed: 1 }),
+      () => new MLPHead({ inputShape: [2, 2, 6], outputs: 2, hidden: [16], seed: 1 }),
+      () =>
+        new AttentionHead({
+          inputShape: [2, 2, 6],
+          outputs: 2,
+          dim: 16,
+          heads: 2,
+          layers: 1,
+          seed: 1,
+        }),
+    ];
+    for (const make of makers) {
+      const fits: number[][] = [];
+      let name = "";
+      for (const engine of ["tfjs", "onnx"] as const) {
+        const head = make();
+        const before = tf.memory().numTensors;
+        const history = await head.fit(x, labels, {
+          epochs: 4,
+          batchSize: 32,
+          learningRate: 3e-3,
+          validationSplit: 0.25,
+          patience: 2,
+          engine,
+        });
+        assert.equal(tf.memory().numTensors, before);
+        fits.push(history.epochs.map((e) => e.valLoss!));
+        name = head.className;
+        head.dispose();
+      }
+      const worst = Math.max(...fits[0].map((l, i) => Math.abs(fits[1][i] - l) / l));
+      assert.ok(worst <= 1e-3, `${name}: ${fits[0]} vs ${fits[1]}`);
+    }
+    x.dispose();
+  },
+});

@@ -13,12 +13,24 @@ import { learningRateAt } from "../optim/lr_schedule.ts";
 import type { EpochLog, FitHistory, FitSettings } from "./fit_options.ts";
 import { type ClassificationMetrics, evaluateRows, type RegressionMetrics } from "./metrics.ts";
 import { type PreparedTargets, sampleLoss } from "./_targets.ts";
+import { chooseTrainEngine, type HeadLike } from "../engine/train_engine.ts";
+import { onnxHeadStep } from "./_onnx_step.ts";
 
 /**
  * One optimisation step on rows `rows` of the training features at `learningRate`: updates the
  * weights and returns the batch's mean loss (a scalar the caller disposes).
  */
-export type HeadTrainStep = (rows: Int32Array, learningRate: number) => tf.Scalar;
+export type HeadTrainStep = (rows: Int32Array, learningRate: number) => Promise<tf.Scalar>;
+
+/** A step and, for engines that keep their own copy of the weights, how to write them back. */
+export interface HeadStepRunner {
+  /** The step. */
+  step: HeadTrainStep;
+  /** Writes the engine's weights into the head's variables (before validation, at the end). */
+  sync(): void;
+  /** Releases what the engine holds. */
+  dispose(): void;
+}
 
 /** What the loop trains: the head's weights and its output on rows of a feature tensor. */
 export interface FitModel {
@@ -30,6 +42,10 @@ export interface FitModel {
   output(x: tf.Tensor, rows: Int32Array): tf.Tensor;
   /** Classes or regressed values. */
   outputs: number;
+  /** Rows `rows` of `x`, standardised as `output` sees them (called inside `tf.tidy`). */
+  features(x: tf.Tensor, rows: Int32Array): tf.Tensor;
+  /** The head (its class, options and weights), for engines that build their own graph. */
+  head: HeadLike;
 }
 
 /** The samples to validate on. */
@@ -45,17 +61,18 @@ export function tfjsHeadStep(
   x: tf.Tensor,
   targets: PreparedTargets,
   optimizer: AdamW,
-): HeadTrainStep {
+): Promise<HeadStepRunner> {
   const variables = [...model.weights.values()];
-  return (rows, learningRate) =>
-    tf.tidy(() => {
+  const step: HeadTrainStep = (rows, learningRate) =>
+    Promise.resolve(tf.tidy(() => {
       const { value, grads } = tf.variableGrads(
         () => sampleLoss(model.output(x, rows), targets, rows, model.outputs).mean() as tf.Scalar,
         variables,
       );
       optimizer.step(variables.map((v) => grads[v.name]), learningRate);
       return value;
-    });
+    }));
+  return Promise.resolve({ step, sync: () => {}, dispose: () => {} });
 }
 
 /** The weights of the best epoch so far (kept only with `patience`). */
@@ -114,7 +131,9 @@ export async function fitLoop(
     beta2: settings.beta2,
     decay: (v) => model.decayed(v),
   });
-  const step = makeStep(model, x, targets, optimizer);
+  const { engine } = await chooseTrainEngine(settings.engine);
+  const runner = await (engine === "onnx" ? onnxHeadStep : makeStep)(model, x, targets, optimizer);
+  const step = runner.step;
   const best = new BestWeights();
   const history: FitHistory = { epochs: [], steps: 0, stoppedEarly: false, restoredBest: false };
   try {
@@ -122,6 +141,7 @@ export async function fitLoop(
     for (let epoch = 1; epoch <= epochs; epoch++) {
       rng.shuffle(train);
       const log = await runEpoch(step, train, batchSize, history, schedule, epoch);
+      runner.sync();
       if (validation !== undefined) {
         const metrics = validate(model, validation, batchSize);
         log.valLoss = metrics.loss;
@@ -146,6 +166,7 @@ export async function fitLoop(
     if (patience !== undefined) history.restoredBest = best.restore(model.weights);
     return history;
   } finally {
+    runner.dispose();
     optimizer.dispose();
     best.dispose();
   }
@@ -165,7 +186,7 @@ async function runEpoch(
   for (let start = 0; start < train.length; start += batchSize) {
     const rows = train.slice(start, start + batchSize);
     lr = learningRateAt(history.steps, schedule);
-    const mean = step(rows, lr);
+    const mean = await step(rows, lr);
     const previous = lossSum;
     lossSum = tf.tidy(() => previous.add(mean.mul(rows.length)) as tf.Scalar);
     tf.dispose([previous, mean]);

@@ -7,12 +7,14 @@
 import type * as tf from "@tensorflow/tfjs";
 import {
   nonNegativeInteger,
+  oneOf,
   positiveInteger,
   positiveNumber,
   safeInteger,
   show,
 } from "../base/validate.ts";
 import type { HeadTargets } from "./head_options.ts";
+import type { TrainEngine } from "../engine/train_engine.ts";
 
 /** What `onEpoch` receives after each epoch. */
 export interface EpochLog {
@@ -83,6 +85,12 @@ export interface FitOptions {
   standardize?: boolean;
   /** Called (and awaited) after every epoch. */
   onEpoch?: (log: EpochLog) => void | Promise<void>;
+  /**
+   * Which engine runs the optimisation steps: `"onnx"` (each step one onnxruntime graph; needs
+   * onnxruntime-node and `--allow-ffi`), `"tfjs"`, or `"auto"` (default: onnx when
+   * onnxruntime-node loads, else tfjs; the choice and its reason are printed once on stderr).
+   */
+  engine?: TrainEngine;
 }
 
 /** {@linkcode FitOptions} checked, with their defaults. */
@@ -101,6 +109,7 @@ export interface FitSettings {
   patience?: number;
   standardize: boolean;
   onEpoch?: (log: EpochLog) => void | Promise<void>;
+  engine: TrainEngine;
 }
 
 /**
@@ -156,5 +165,6 @@ export function resolveFitOptions(options: FitOptions, headSeed: number): FitSet
       : nonNegativeInteger(options.patience, "Patience"),
     standardize: options.standardize ?? true,
     onEpoch: options.onEpoch,
+    engine: oneOf(options.engine ?? "auto", "Training engine", ["auto", "onnx", "tfjs"] as const),
   };
 }

@@ -202,6 +202,8 @@ export abstract class Head<T extends HeadTask = HeadTask> {
       decayed: (v) => this.#decayed.has(v),
       output: (x, rows) => this.forward(this.#rows(x, rows)),
       outputs: this.outputs,
+      features: (x, rows) => this.#rows(x, rows),
+      head: this,
     };
   }
 
