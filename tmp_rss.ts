@@ -6,5 +6,5 @@ const x0 = new Float32Array(4 * 32).map((_, i) => Math.sin(i));
 const noise = new Float32Array(4 * 32).map((_, i) => Math.cos(3 * i));
 for (let k = 1; k <= 2000; k++) {
   await trainer.step({ x0, noise, t: [1, 200, 500, 999], dropout: k, emaDecay: 0.99 }, 1e-4);
-  if (k % 250 === 0) { const m = Deno.memoryUsage(); console.log(k, (m.rss / 2 ** 20).toFixed(1), (m.heapUsed / 2 ** 20).toFixed(1), (m.external / 2 ** 20).toFixed(1)); }
+  if (k === 100 || k % 500 === 0) { const m = Deno.memoryUsage(); console.log(k, (m.rss / 2 ** 20).toFixed(1), (m.heapUsed / 2 ** 20).toFixed(1), (m.external / 2 ** 20).toFixed(1)); }
 }

@@ -22,8 +22,8 @@
  * ```
  *
  * Python defaults to `.venv/bin/python` when it exists (`python3 -m venv .venv &&
- * .venv/bin/pip install torch safetensors numpy`). `--rss` runs 1,000 wave steps of the onnx
- * engine alone and prints the resident set size at steps 100 and 1,000.
+ * .venv/bin/pip install torch safetensors numpy`). `--rss` runs 1,000 steps of the first of
+ * `--models` on the onnx engine alone and prints the resident set size at steps 100 and 1,000.
  *
  * @module
  */
@@ -167,15 +167,16 @@ async function oursFor(model: string): Promise<{ batch: number; step: () => Prom
   throw new RangeError(`Unknown model ${model}: use wave, cifar-small or attention-head`);
 }
 
+const models = args.models!.split(",");
 if (args.rss) {
-  const { step } = await oursFor("wave");
+  const { step } = await oursFor(models[0]);
   const rss: Record<number, number> = {};
   for (let s = 1; s <= 1000; s++) {
     await step();
     if (s === 100 || s === 1000) rss[s] = Deno.memoryUsage().rss / 2 ** 20;
   }
   console.log(
-    `wave model, 1,000 onnx steps: RSS ${rss[100].toFixed(0)} MiB at step 100, ` +
+    `${models[0]}, 1,000 onnx steps: RSS ${rss[100].toFixed(0)} MiB at step 100, ` +
       `${rss[1000].toFixed(0)} MiB at step 1,000`,
   );
   Deno.exit(0);
@@ -208,7 +209,6 @@ async function torchMs(model: string, batch: number): Promise<number> {
 }
 const hello = await readLine();
 
-const models = args.models!.split(",");
 const loadBefore = Deno.loadavg();
 const results: { model: string; ours: number[]; torch: number[] }[] = [];
 for (const model of models) {
