@@ -15,7 +15,7 @@
 
 import { join } from "node:path";
 import { oneOf } from "../base/validate.ts";
-import { readRegularFile, requireRegularFile, statFile } from "./_files.ts";
+import { readDataFile, statDataFile } from "./_files.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
@@ -61,6 +61,10 @@ const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const IMAGE_BYTES = 3 * PLANE;
 const RECORD_BYTES = 1 + IMAGE_BYTES;
+/** Largest batch file read. */
+const MAX_BATCH_BYTES = MAX_RECORDS * RECORD_BYTES;
+/** What a batch file is called in errors. */
+const BATCH = "CIFAR-10 batch file";
 
 /**
  * Reads one split of the CIFAR-10 binary release into an {@linkcode ImageDataset}
@@ -116,8 +120,7 @@ export async function readCifar10Binary(
   // Check every size before allocating the full dataset.
   let records = 0;
   for (const file of files) {
-    const info = await statFile(file, "CIFAR-10 batch file");
-    requireRegularFile(info, file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
+    const info = await statDataFile(file, BATCH, MAX_BATCH_BYTES);
     checkFileSize(file, info.size);
     records += info.size / RECORD_BYTES;
   }
@@ -126,7 +129,7 @@ export async function readCifar10Binary(
   const labels = new Int32Array(records);
   let image = 0;
   for (const file of files) {
-    const bytes = await readRegularFile(file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
+    const bytes = await readDataFile(file, BATCH, MAX_BATCH_BYTES);
     checkFileSize(file, bytes.length); // it may have changed since the stat
     if (image + bytes.length / RECORD_BYTES > records) {
       throw new RangeError(`CIFAR-10 batch file "${file}" grew while it was being read`);
@@ -191,7 +194,7 @@ async function readClassNames(folder: string): Promise<string[]> {
   const file = join(folder, "batches.meta.txt");
   let text: string;
   try {
-    text = new TextDecoder().decode(await readRegularFile(file, "CIFAR-10 class file", 65536));
+    text = new TextDecoder().decode(await readDataFile(file, "CIFAR-10 class file", 65536));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [...CIFAR10_CLASSES];
     throw error;
