@@ -384,11 +384,13 @@ export async function chooseDevice(
     return { device: "cuda", reason, auto: device === "auto" };
   }
   if (device === "cuda") throw new CudaUnavailableError(problems, status);
-  const reason = `CUDA not available: ${problems[0]}`;
+  const reason = `CUDA not available: ${problems.join("; ")}`;
+  // One short line: the first missing piece without its details (device "cuda" gives them all).
+  const first = problems[0].split(" (")[0];
   sayOnce(
-    `diffprobe: device "auto" → CPU (${reason}${
-      problems.length > 1 ? `; ${problems.length - 1} more: device "cuda" lists them` : ""
-    })`,
+    `diffprobe: device "auto" → CPU (CUDA not available: ${first}${
+      problems.length > 1 ? ` and ${problems.length - 1} more` : ""
+    }; device "cuda" says exactly what is missing)`,
   );
   return { device: "cpu", reason, auto: true };
 }
