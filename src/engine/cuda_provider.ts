@@ -199,10 +199,10 @@ async function openSource(
     ? source
     : /^[a-z]+:\/\//i.test(source)
     ? new URL(source)
-    : new URL(`file://${source.startsWith("/") ? "" : Deno.cwd() + "/"}${source}`);
-  const shown = url.protocol === "file:" ? url.pathname : url.href;
+    : new URL(source, `file://${Deno.cwd()}/`);
+  const shown = url.protocol === "file:" ? decodeURIComponent(url.pathname) : url.href;
   if (url.protocol === "file:") {
-    const file = await Deno.open(url.pathname).catch((e) => {
+    const file = await Deno.open(url).catch((e) => {
       throw new Error(`Cannot read the provider tarball "${shown}": ${e.message}`, { cause: e });
     });
     return { stream: file.readable, total: (await file.stat()).size, shown };
