@@ -304,7 +304,11 @@ export function cudaStatus(
 ): Promise<CudaStatus> {
   if (cached && !options.refresh && !options.verify) return cached;
   const run = (async () => {
-    const status: CudaStatus = { available: false, problems: [], searchPath: [] };
+    const status: CudaStatus = {
+      available: false,
+      problems: [],
+      searchPath: librarySearchPath(),
+    };
     if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
       status.problems.push(
         `the CUDA provider is built for Linux x86-64, this is ${Deno.build.os} ${Deno.build.arch}`,
@@ -315,7 +319,6 @@ export function cudaStatus(
       status.problems.push("the CUDA checks and onnxruntime need --allow-ffi");
       return status;
     }
-    status.searchPath = librarySearchPath();
     probeDriver(status);
     await probeProvider(status, options.verify ?? false);
     probeLibraries(status);
