@@ -119,10 +119,12 @@ export class OnnxRuntimeUnavailableError extends Error {
    *
    * @example
    * ```ts
-   * import { OnnxRuntimeUnavailableError } from "./onnx_engine.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxRuntimeUnavailableError } from "@diffprobe/core";
    *
    * const e = new OnnxRuntimeUnavailableError("not installed");
-   * console.log(e.name, e.message.includes("not installed")); // OnnxRuntimeUnavailableError true
+   * assert.equal(e.name, "OnnxRuntimeUnavailableError");
+   * assert.ok(e.message.includes("not installed"));
    * ```
    */
   constructor(reason: string, options?: ErrorOptions) {
@@ -156,9 +158,10 @@ function loadOrt(): Promise<Ort> {
  *
  * @example
  * ```ts
- * import { onnxRuntimeAvailable } from "./onnx_engine.ts";
+ * import assert from "node:assert/strict";
+ * import { onnxRuntimeAvailable } from "@diffprobe/core";
  *
- * console.log(typeof await onnxRuntimeAvailable()); // "boolean"
+ * assert.equal(typeof await onnxRuntimeAvailable(), "boolean"); // false without --allow-ffi
  * ```
  */
 export async function onnxRuntimeAvailable(): Promise<boolean> {
@@ -216,14 +219,14 @@ async function createSession(
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { createOnnxExtractor, onnxRuntimeAvailable } from "./onnx_engine.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, createOnnxExtractor, onnxRuntimeAvailable } from "@diffprobe/core";
  *
  * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
  * if (await onnxRuntimeAvailable()) {
  *   const extractor = await createOnnxExtractor(unet, ["down_blocks.0.0"], { threads: 2 });
- *   console.log(extractor.blocks.map((b) => b.index)); // [2]
+ *   assert.deepEqual(extractor.blocks.map((b) => b.index), [2]);
  *   extractor.dispose();
  * }
  * unet.dispose();
