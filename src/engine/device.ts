@@ -311,6 +311,7 @@ export function cudaStatus(
       );
       return status;
     }
+    status.searchPath = librarySearchPath(); // reported even when the checks cannot run
     if (!granted({ name: "ffi" })) {
       status.problems.push(
         "the CUDA checks load the system's CUDA libraries and need --allow-ffi without a path " +
@@ -318,7 +319,6 @@ export function cudaStatus(
       );
       return status;
     }
-    status.searchPath = librarySearchPath();
     probeDriver(status);
     await probeProvider(status, options.verify ?? false);
     probeLibraries(status);
