@@ -227,3 +227,23 @@ Deno.test("bad extraction options name the option and the value", async () => {
   );
   x.dispose();
 });
+
+Deno.test("non-finite features blame NaN weights, not a finite input", async () => {
+  const owned = await loadBackbone(fixture("tiny-unet2d"));
+  const key = "down_blocks.0.resnets.0.conv1.bias";
+  const old = owned.weights.get(key)!;
+  owned.weights.set(key, tf.fill(old.shape, NaN));
+  old.dispose();
+  const x = tf.zeros([3, 16, 16, 3]);
+  await assert.rejects(
+    extractFeatures(owned, [tapBlock(30, 2)], x, { engine: "tfjs", batchSize: 2 }),
+    {
+      name: "RangeError",
+      message:
+        "Features of tap t30/b2/mean/s0 must be finite, got NaN or ±Infinity for sample 0: " +
+        "the input is finite, so the backbone's weights hold NaN or ±Infinity, or overflow on it",
+    },
+  );
+  x.dispose();
+  owned.dispose();
+});

@@ -8,9 +8,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone } from "../models/backbone.ts";
- * import { createOnnxExtractor, onnxRuntimeAvailable } from "./onnx_engine.ts";
+ * import { createBackbone, createOnnxExtractor, onnxRuntimeAvailable } from "@diffprobe/core";
  *
  * const unet = createBackbone({
  *   _class_name: "UNet2DModel", block_out_channels: [32, 64], layers_per_block: 1,
@@ -21,7 +21,7 @@
  *   const extractor = await createOnnxExtractor(unet, [3, "up_blocks.0.0"]);
  *   const xt = new Float32Array(2 * 16 * 16 * 3).fill(0.5);
  *   const blocks = await extractor.run(xt, [2, 16, 16, 3], [30, 30]);
- *   console.log(blocks.get("up_blocks.0.0")!.shape); // [2, 8, 8, 64]
+ *   assert.deepEqual(blocks.get("up_blocks.0.0")!.shape, [2, 8, 8, 64]);
  *   tf.dispose([...blocks.values()]);
  *   extractor.dispose();
  * }
@@ -124,7 +124,7 @@ export class OnnxRuntimeUnavailableError extends Error {
    *
    * const e = new OnnxRuntimeUnavailableError("not installed");
    * assert.equal(e.name, "OnnxRuntimeUnavailableError");
-   * assert.ok(e.message.includes("not installed"));
+   * assert.match(e.message, /cannot be loaded \(not installed\)/);
    * ```
    */
   constructor(reason: string, options?: ErrorOptions) {
@@ -161,7 +161,7 @@ function loadOrt(): Promise<Ort> {
  * import assert from "node:assert/strict";
  * import { onnxRuntimeAvailable } from "@diffprobe/core";
  *
- * assert.equal(typeof await onnxRuntimeAvailable(), "boolean"); // false without --allow-ffi
+ * assert.equal(typeof await onnxRuntimeAvailable(), "boolean");
  * ```
  */
 export async function onnxRuntimeAvailable(): Promise<boolean> {

@@ -470,15 +470,22 @@ async function computeBatch(
   }
   for (const [p, values] of sums) {
     const bad = values.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) {
-      const at = start + Math.floor(bad / (values.length / n));
-      throw new RangeError(
-        `Features of ${p.tap.key} are not finite for sample ${at}: ` +
-          "check the input (and the backbone's weights) for NaN or infinite values",
-      );
-    }
+    if (bad >= 0) throw notFinite(p.tap, x0, n, start, Math.floor(bad / (values.length / n)));
   }
   return sums;
+}
+
+/** The error for non-finite features of batch sample `i`: blames the input or the weights. */
+function notFinite(tap: Tap, x0: Float32Array, n: number, start: number, i: number): RangeError {
+  const size = x0.length / n;
+  const bad = x0.findIndex((v) => !Number.isFinite(v));
+  const at = start + i;
+  const cause = bad >= 0
+    ? `input sample ${start + Math.floor(bad / size)} holds ${x0[bad]} at value ${bad % size}`
+    : "the input is finite, so the backbone's weights hold NaN or ±Infinity, or overflow on it";
+  return new RangeError(
+    `Features of tap ${tap.key} must be finite, got NaN or ±Infinity for sample ${at}: ${cause}`,
+  );
 }
 
 /** Joins a tap's chunks into one tensor, stored whole in the cache (chunks removed). */
