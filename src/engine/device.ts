@@ -315,6 +315,7 @@ export function cudaStatus(
       );
       return status;
     }
+    status.searchPath = librarySearchPath(); // reported even when the checks cannot run
     if (!granted({ name: "ffi" })) {
       status.problems.push(
         "the CUDA checks load the system's CUDA libraries and need --allow-ffi without a path " +
