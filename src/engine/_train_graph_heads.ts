@@ -175,17 +175,27 @@ function attentionForward(
   const cls = g.expand(g.reshape(get("cls_token"), [1, 1, dim]), [batch, 1, dim]);
   let h = g.concat([cls, t], 1);
   const scale = g.scalar(1 / Math.sqrt(headDim));
+  // Only the class token leaves the last block, so there it alone queries, is projected and
+  // goes through the MLP (keys and values still come from every token): the same values as
+  // running the block on all tokens and slicing after it, with a fraction of the work.
   for (let i = 0; i < layers; i++) {
     const b = `blocks.${i}`;
+    const last = i === layers - 1;
+    const rows = last ? 1 : n;
     const [q, k, v] = g.split(dense(ln(h, `${b}.norm1`), `${b}.attn.qkv`), 2, [dim, dim, dim]);
-    const perHead = (z: string, perm: number[]) =>
-      g.transpose(g.reshape(z, [batch, n, heads, headDim]), perm);
-    const scores = g.mul(g.matmul(perHead(q, [0, 2, 1, 3]), perHead(k, [0, 2, 3, 1])), scale);
-    const attended = g.matmul(g.softmax(scores), perHead(v, [0, 2, 1, 3]));
-    const merged = g.reshape(g.transpose(attended, [0, 2, 1, 3]), [batch, n, dim]);
-    h = g.add(h, dense(merged, `${b}.attn.proj`));
+    const perHead = (z: string, length: number, perm: number[]) =>
+      g.transpose(g.reshape(z, [batch, length, heads, headDim]), perm);
+    const queries = last ? g.slice(q, [0], [1], [1]) : q;
+    const scores = g.mul(
+      g.matmul(perHead(queries, rows, [0, 2, 1, 3]), perHead(k, n, [0, 2, 3, 1])),
+      scale,
+    );
+    const attended = g.matmul(g.softmax(scores), perHead(v, n, [0, 2, 1, 3]));
+    const merged = g.reshape(g.transpose(attended, [0, 2, 1, 3]), [batch, rows, dim]);
+    const residual = last ? g.slice(h, [0], [1], [1]) : h;
+    h = g.add(residual, dense(merged, `${b}.attn.proj`));
     h = g.add(h, dense(g.gelu(dense(ln(h, `${b}.norm2`), `${b}.mlp.fc1`)), `${b}.mlp.fc2`));
   }
-  const first = g.reshape(g.slice(h, [0], [1], [1]), [batch, dim]);
+  const first = g.reshape(h, [batch, dim]);
   return dense(ln(first, "norm"), "head");
 }
