@@ -1,2 +1,0 @@
-import { chooseTrainEngine } from "./src/engine/train_engine.ts";
-console.log(await chooseTrainEngine("auto"));
