@@ -65,6 +65,9 @@ export class TrainSession {
       enableMemPattern: true,
       logSeverityLevel: 3,
       executionProviders: ["cpu"],
+      // Idle pool threads sleep instead of spinning: between steps the JavaScript side (the
+      // next batch, TensorFlow.js work) needs the cores.
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
     });
     return new TrainSession(ort, session, shapes);
   }

@@ -290,14 +290,17 @@ export function tfjsDropoutMasks(
   rate: number,
   seed: number,
 ): Float32Array[] {
-  return shapes.map(({ shape: [n, c, h, w] }, k) =>
-    tf.tidy(() => {
+  return shapes.map(({ shape: [n, c, h, w] }, k) => {
+    const mask = tf.tidy(() => {
       const keep = 1 - rate;
       const u = tf.randomUniform([n, h, w, c], 0, 1, "float32", seed + k);
-      const mask = tf.floor(tf.add(u, keep)).div(keep).transpose([0, 3, 1, 2]);
-      return Float32Array.from(mask.dataSync());
-    })
-  );
+      return tf.floor(tf.add(u, keep)).div(keep).transpose([0, 3, 1, 2]);
+    });
+    // Read outside tf.tidy, which would walk a returned array element by element.
+    const values = Float32Array.from(mask.dataSync());
+    mask.dispose();
+    return values;
+  });
 }
 
 function hyperOf(o: {

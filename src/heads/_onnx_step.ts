@@ -34,7 +34,10 @@ export function onnxHeadStep(
   const k = model.outputs;
   const values = targets.kind === "values" ? targets.values.dataSync() as Float32Array : null;
   const step = async (rows: Int32Array, learningRate: number): Promise<tf.Scalar> => {
-    const features = tf.tidy(() => model.features(x, rows).dataSync() as Float32Array);
+    // Not through tf.tidy's return value: tidy walks a returned array element by element.
+    const rowsTensor = tf.tidy(() => model.features(x, rows));
+    const features = rowsTensor.dataSync() as Float32Array;
+    rowsTensor.dispose();
     const y = new Float32Array(rows.length * k);
     rows.forEach((r, i) => {
       if (targets.kind === "labels") y[i * k + targets.labels[r]] = 1;
