@@ -316,7 +316,10 @@ export function cudaStatus(
       return status;
     }
     if (!granted({ name: "ffi" })) {
-      status.problems.push("the CUDA checks and onnxruntime need --allow-ffi");
+      status.problems.push(
+        "the CUDA checks need --allow-ffi without a path (they load libcuda.so.1 and the CUDA " +
+          "libraries by name)",
+      );
       return status;
     }
     probeDriver(status);
