@@ -4,8 +4,8 @@
  * `t`, and train a small head on those features.
  *
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone, freeze, useBackend } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, freeze, tf, useBackend } from "@diffprobe/core";
  *
  * await useBackend("auto"); // "wasm" on a plain CPU machine
  * const unet = freeze(createBackbone({
@@ -15,12 +15,13 @@
  * }));
  * const images = tf.randomUniform([2, 32, 32, 3], -1, 1);
  * const { blocks } = unet.forward(images, 30, { capture: [4] }); // block 4 = down_blocks.1.0
- * console.log(blocks.get("down_blocks.1.0")!.shape); // [2, 16, 16, 64]
+ * assert.deepEqual(blocks.get("down_blocks.1.0")!.shape, [2, 16, 16, 64]);
  * unet.dispose();
  * ```
  *
  * @module
  */
+export { tf } from "./src/backend/tf.ts";
 export { type BackendName, useBackend, type UseBackendOptions } from "./src/backend/use_backend.ts";
 export {
   createBackbone,
@@ -55,6 +56,7 @@ export {
   OnnxRuntimeUnavailableError,
 } from "./src/engine/onnx_engine.ts";
 export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
+export type { BlockArray, Extractor } from "./src/engine/extractor.ts";
 export type { Device, ResolvedDevice } from "./src/base/device.ts";
 export {
   CUDA_PROVIDER_PACKAGE,
@@ -118,35 +120,32 @@ export {
   parseCsvSeries,
   readCsvSeries,
 } from "./src/data/csv_series.ts";
+export { Head } from "./src/heads/head.ts";
+export type {
+  HeadOptions,
+  HeadTargets,
+  HeadTask,
+  PredictOptions,
+} from "./src/heads/head_options.ts";
+export type { EpochLog, FitHistory, FitOptions } from "./src/heads/fit_options.ts";
+export type { ClassificationMetrics, HeadMetrics, RegressionMetrics } from "./src/heads/metrics.ts";
+export type { HeadManifest, SavedHead } from "./src/heads/head_file.ts";
 export {
-  AttentionHead,
-  type AttentionHeadOptions,
-  type ClassificationMetrics,
-  type EpochLog,
-  type FitHistory,
-  type FitOptions,
-  Head,
-  type HeadManifest,
-  type HeadMetrics,
-  type HeadOptions,
-  type HeadTargets,
-  type HeadTask,
   LinearHead,
   type LinearHeadOptions,
-  loadHead,
-  type MLPActivation,
-  MLPHead,
-  type MLPHeadOptions,
-  type PredictOptions,
-  type RegressionMetrics,
   type RidgeOptions,
   type RidgeResult,
-} from "./src/heads/mod.ts";
+} from "./src/heads/linear_head.ts";
+export { type MLPActivation, MLPHead, type MLPHeadOptions } from "./src/heads/mlp_head.ts";
+export { AttentionHead, type AttentionHeadOptions } from "./src/heads/attention_head.ts";
+export { loadHead } from "./src/heads/load_head.ts";
 export {
   sweep,
   type SweepHead,
   type SweepOptions,
   type SweepResult,
+  type SweepRidgeFit,
+  type SweepRidgeOptions,
   type SweepRow,
   type SweepSplit,
 } from "./src/probe/sweep.ts";
@@ -166,19 +165,14 @@ export {
   writeSafetensorsFile,
 } from "./src/io/safetensors.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./src/io/errors.ts";
-export {
-  type ConvGradMode,
-  getConvGradMode,
-  setConvGradMode,
-  usesCustomConvGrad,
-} from "./src/nn/conv_grad.ts";
+export { type ConvGradMode, setConvGradMode } from "./src/nn/conv_grad.ts";
 export {
   trainDiffusion,
   type TrainDiffusionOptions,
   type TrainDiffusionResult,
   type TrainStepInfo,
-  writeLossCurve,
 } from "./src/train/train_diffusion.ts";
+export { writeLossCurve } from "./src/train/loss_curve.ts";
 export {
   type DDIMSampleOptions,
   sampleDDIM,

@@ -23,7 +23,6 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { cpus } from "node:os";
-import { parseArgs } from "node:util";
 import {
   type Backbone,
   createBackbone,
@@ -35,22 +34,35 @@ import {
   onnxRuntimeFolder,
   sampleNoise,
 } from "../mod.ts";
+import { checkReadable, intFlag, parseCli } from "../examples/_cli.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string" },
-    batch: { type: "string", default: "64" },
-    rounds: { type: "string", default: "7" },
-    threads: { type: "string", default: "2" },
-    python: { type: "string" },
-    t: { type: "string", default: "30" },
+const args = parseCli({
+  name: "deno task bench:compare",
+  summary: "diffprobe (onnx engine) against the PyTorch reference, alternately, images/s.",
+  flags: {
+    model: {
+      type: "string",
+      value: "dir",
+      help: "a diffusers folder",
+      defaultText: "google/ddpm-cifar10-32's config with random weights",
+    },
+    batch: { type: "string", default: "64", value: "N", help: "images per forward pass" },
+    rounds: { type: "string", default: "7", value: "N", help: "alternating rounds" },
+    threads: { type: "string", default: "2", value: "N", help: "threads of both sides" },
+    python: {
+      type: "string",
+      value: "path",
+      help: "a Python with torch, safetensors and numpy",
+      defaultText: ".venv/bin/python, else python3",
+    },
+    t: { type: "string", default: "30", value: "t", help: "noise level" },
   },
 });
-const batch = Number(args.batch);
-const rounds = Number(args.rounds);
-const threads = Number(args.threads);
-const t = Number(args.t);
+const batch = intFlag("batch", args.batch, 1, 4096);
+const rounds = intFlag("rounds", args.rounds, 1, 1000);
+const threads = intFlag("threads", args.threads, 1, 1024);
+const t = intFlag("t", args.t, 0, 999);
+if (args.model) await checkReadable("model", args.model);
 const root = new URL("..", import.meta.url).pathname;
 const python = args.python ??
   (await Deno.stat(`${root}.venv/bin/python`).then(

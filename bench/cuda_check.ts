@@ -27,7 +27,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import {
   type Backbone,
   createBackbone,
@@ -41,22 +40,32 @@ import {
   readSafetensorsFile,
   toFloat32,
 } from "../mod.ts";
+import { intFlag, parseCli } from "../examples/_cli.ts";
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    fixtures: { type: "string" },
-    batch: { type: "string", default: "256" },
-    rounds: { type: "string", default: "5" },
-    tf32: { type: "boolean", default: false },
-    "rehearse-on-cpu": { type: "boolean", default: false },
+const args = parseCli({
+  name: "deno task cuda:check",
+  summary: "CUDA status, onnxruntime's providers, CUDA vs CPU parity on every tap, throughput.",
+  flags: {
+    fixtures: {
+      type: "string",
+      value: "dir",
+      help: "folder with ddpm-cifar10-small and its parity tensors",
+      defaultText: "the reference folder beside the repository",
+    },
+    batch: { type: "string", default: "256", value: "N", help: "images per throughput batch" },
+    rounds: { type: "string", default: "5", value: "N", help: "throughput rounds" },
+    tf32: { type: "boolean", help: "allow TF32 on the GPU (tolerance 1e-2 instead of 1e-4)" },
+    "rehearse-on-cpu": {
+      type: "boolean",
+      help: "run every step with the CPU in CUDA's place (and still exit 1)",
+    },
   },
 });
 /** `--rehearse-on-cpu` runs every step with the CPU in CUDA's place (and still exits 1). */
 const rehearse = args["rehearse-on-cpu"];
 const target = rehearse ? "cpu" : "cuda";
-const batch = Number(args.batch);
-const rounds = Number(args.rounds);
+const batch = intFlag("batch", args.batch, 1, 65536);
+const rounds = intFlag("rounds", args.rounds, 1, 1000);
 const tf32 = args.tf32;
 const fixtures = args.fixtures ??
   new URL("../../shared/fixtures", import.meta.url).pathname;

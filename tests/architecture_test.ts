@@ -1,12 +1,13 @@
 /**
- * The layering of ../shared/ARCHITECTURE.md, checked on the source: which `src/` folder may import
+ * The package's layering, checked on the source: which `src/` folder may import
  * which, that `_`-prefixed internals stay inside their folder, and that examples and benches use
  * only the public `mod.ts`.
  *
  * One refinement of the sketch: `report/` (tables, SVG plots, progress bars) imports nothing from
  * `src/`, so it sits with `io/` at the bottom, and `probe/` (the sweep's heatmap) and `train/`
  * (loss plots, sample grids) may use it. `engine/` (the onnxruntime extractor) lowers a backbone,
- * so it sits between `models/` and `probe/`.
+ * so it sits between `models/` and `probe/`. `optim/` (AdamW and the learning-rate schedule)
+ * sits on `base/`, below `heads/` and `train/`, which both use it.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";

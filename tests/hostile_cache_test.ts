@@ -42,7 +42,7 @@ const entryFiles = (dir: string) =>
 Deno.test("another tap's entry copied over an entry is detected by its name-bound signature and recomputed", async () => {
   const dir = await Deno.makeTempDir({ prefix: "diffprobe-hostile-" });
   const { cache, warnings } = quietCache(dir);
-  const a = tapBlock(30, 3), b = tapBlock(30, 5);
+  const a = tapBlock(30, 3), b = tapBlock(30, 2); // both [3, 32]: only the signature tells
   const fa = await extractFeatures(unet, [a], x, { cache, engine: "tfjs" });
   const [fileA] = entryFiles(dir);
   const fb = await extractFeatures(unet, [b], x, { cache, engine: "tfjs" });
@@ -129,6 +129,22 @@ Deno.test("entries that are links (to /dev/zero, to another entry) or not regula
       "(remove it to recompute)",
   });
   tf.dispose([...first.values()]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("an entry grown to 8 GB (sparse) is refused from its header, without reading it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "diffprobe-hostile-" });
+  const { cache, warnings } = quietCache(dir);
+  await cache.write("big", new Float32Array([1, 2, 3]), [3]);
+  await Deno.truncate(cache.path("big"), 8e9);
+  const start = performance.now();
+  assert.equal(await cache.read("big", [3]), null);
+  assert.ok(performance.now() - start < 2000, "not read");
+  assert.equal(warnings.length, 1);
+  assert.match(
+    warnings[0],
+    /"[^"]+big\.safetensors" is corrupted \(it has 8000000000 bytes, its header describes \d+\)/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 

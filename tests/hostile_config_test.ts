@@ -276,7 +276,7 @@ Deno.test("hostile config: config.json that is a folder, or not JSON, or not an 
   });
   await withConfig(`{"_class_name": ${SECRET}}`, async (folder, path) => {
     await assert.rejects(loadBackbone(folder), (e) => {
-      check(e, TypeError, [`"${path}"`, "not valid UTF-8 JSON"]);
+      check(e, TypeError, [`"${path}"`, "is not valid JSON"]);
       return true;
     });
   });

@@ -112,18 +112,18 @@ Deno.test("sizes, channels and mixed batch sizes the UNet cannot take are refuse
   const odd = tf.zeros([1, 15, 16, 3]);
   await assert.rejects(extractFeatures(unet, [tap], odd), {
     name: "RangeError",
-    message: "data has samples of size 15×16: each side must be a multiple of 2 for this unet2d",
+    message: "Sample size of data must be a multiple of 2 on each side for this unet2d, got 15×16",
   });
   const four = tf.zeros([1, 16, 16, 4]);
   await assert.rejects(extractFeatures(unet, [tap], four), {
     name: "RangeError",
-    message: "data has samples of shape [16,16,4]: this unet2d takes [H, W, C] with C = 3",
+    message: "Sample shape of data must be [H, W, C] with C = 3 for this unet2d, got [16,16,4]",
   });
   const a = tf.zeros([2, 16, 16, 3]), b = tf.zeros([1, 32, 32, 3]);
   await assert.rejects(extractFeatures(unet, [tap], [a, b], { engine: "tfjs" }), {
     name: "RangeError",
-    message: "Batch at sample 2 has samples of shape [32,32,3], earlier ones [16,16,3]: " +
-      "all samples must have one size",
+    message: "Sample shape of the batch at sample 2 must be [16,16,3] like the earlier ones, " +
+      "got [32,32,3]",
   });
   await assert.rejects(
     extractFeatures(unet, [tap], [3 as unknown as tf.Tensor]),
@@ -226,4 +226,24 @@ Deno.test("bad extraction options name the option and the value", async () => {
     },
   );
   x.dispose();
+});
+
+Deno.test("non-finite features blame NaN weights, not a finite input", async () => {
+  const owned = await loadBackbone(fixture("tiny-unet2d"));
+  const key = "down_blocks.0.resnets.0.conv1.bias";
+  const old = owned.weights.get(key)!;
+  owned.weights.set(key, tf.fill(old.shape, NaN));
+  old.dispose();
+  const x = tf.zeros([3, 16, 16, 3]);
+  await assert.rejects(
+    extractFeatures(owned, [tapBlock(30, 2)], x, { engine: "tfjs", batchSize: 2 }),
+    {
+      name: "RangeError",
+      message:
+        "Features of tap t30/b2/mean/s0 must be finite, got NaN or ±Infinity for sample 0: " +
+        "the input is finite, so the backbone's weights hold NaN or ±Infinity, or overflow on it",
+    },
+  );
+  x.dispose();
+  owned.dispose();
 });

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { skipNote } from "./_fixtures.ts";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
@@ -548,16 +549,7 @@ Deno.test("subset copies the chosen images, labels and files", () => {
 // Real data from ../shared (absent in fresh clones)
 
 const SHARED_CIFAR = fileURLToPath(new URL("../../shared/data/cifar10-jpeg/", import.meta.url));
-const hasSharedCifar = (() => {
-  try {
-    return Deno.statSync(join(SHARED_CIFAR, "test")).isDirectory;
-  } catch {
-    return false;
-  }
-})();
-if (!hasSharedCifar) {
-  console.log(`Skipping the CIFAR-10 JPEG test: ${SHARED_CIFAR} not found`);
-}
+const hasSharedCifar = !skipNote("data/cifar10-jpeg/test");
 
 Deno.test({
   name: "readImageFolder decodes the 10,000 CIFAR-10 test JPEGs from ../shared",

@@ -10,7 +10,7 @@ import { freeze } from "../src/probe/freeze.ts";
 import { extractFeatures } from "../src/probe/extract.ts";
 import { tapBlock } from "../src/probe/tap.ts";
 import { sweep } from "../src/probe/sweep.ts";
-import { LinearHead } from "../src/heads/mod.ts";
+import { LinearHead } from "../mod.ts";
 import { fixture } from "./_fixtures.ts";
 
 const unet = freeze(await loadBackbone(fixture("tiny-unet2d")));

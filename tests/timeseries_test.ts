@@ -8,6 +8,7 @@
  * @module
  */
 
+import { skipNote } from "./_fixtures.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -889,14 +890,7 @@ Deno.test("the committed 46035 hourly dataset reads cleanly and matches its READ
 // Real data from ../shared (absent in fresh clones)
 
 const SHARED_NDBC = fileURLToPath(new URL("../../shared/data/ndbc-46035/", import.meta.url));
-const hasShared = (() => {
-  try {
-    return Deno.statSync(SHARED_NDBC).isDirectory;
-  } catch {
-    return false;
-  }
-})();
-if (!hasShared) console.log(`Skipping the NDBC 46035 tests: ${SHARED_NDBC} not found`);
+const hasShared = !skipNote("data/ndbc-46035");
 
 Deno.test({
   name: "readNdbcStdmet reads all 32 files of station 46035 with the documented totals",

@@ -164,7 +164,10 @@ Deno.test("micro-batches accumulate the same gradients as one batch", async () =
 Deno.test("bad options are sentence-case RangeErrors naming the value", async () => {
   const unet = createBackbone(TINY);
   const data = waves(4);
-  await assert.rejects(trainDiffusion(unet, data, { steps: 0 }), /Number of steps 0/);
+  await assert.rejects(
+    trainDiffusion(unet, data, { steps: 0 }),
+    /Number of steps must be a positive integer, got 0/,
+  );
   await assert.rejects(trainDiffusion(unet, tf.zeros([4, 32, 2]), { steps: 1 }), /C = 1/);
   await assert.rejects(trainDiffusion(unet, tf.fill([4, 32, 1], 2), { steps: 1 }), /\[-1, 1\]/);
   unet.dispose();

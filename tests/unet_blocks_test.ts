@@ -1,6 +1,6 @@
 /**
- * The block registry and the UNet's structure against numbers fixed outside this code: API.md's
- * numbering, the parameter count of google/ddpm-cifar10-32 (35,746,307, as diffusers reports it),
+ * The block registry and the UNet's structure against numbers fixed outside this code: the README's
+ * block numbering ("Blocks"), the parameter count of google/ddpm-cifar10-32 (35,746,307, as diffusers reports it),
  * and early exit.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -12,8 +12,8 @@ import { DDPM_CIFAR10_32_CONFIG } from "../src/models/presets.ts";
 /** google/ddpm-cifar10-32's config.json, as published with the model. */
 const DDPM_CIFAR10_32: UNet2DConfig = { ...DDPM_CIFAR10_32_CONFIG, _diffusers_version: "0.1.0" };
 
-/** API.md's numbering for the DDPM CIFAR-10 UNet, written out by hand. */
-const API_NUMBERING = [
+/** The README's numbering for the DDPM CIFAR-10 UNet (its "Blocks" table), written out by hand. */
+const README_NUMBERING = [
   "conv_in",
   "down_blocks.0.0",
   "down_blocks.0.1",
@@ -41,13 +41,13 @@ const API_NUMBERING = [
   "up_blocks.3.2",
 ];
 
-Deno.test("google/ddpm-cifar10-32 config: 35,746,307 parameters, 25 blocks numbered as API.md", () => {
+Deno.test("google/ddpm-cifar10-32 config: 35,746,307 parameters, 25 blocks numbered as in the README", () => {
   const before = tf.memory().numTensors;
   const unet = createBackbone(DDPM_CIFAR10_32, { seed: 0 });
   assert.equal(unet.parameterCount(), 35_746_307);
   assert.equal(unet.blocks.length, 25);
-  assert.deepEqual(unet.blocks.map((b) => b.name), API_NUMBERING);
-  assert.deepEqual(unet.blocks.map((b) => b.index), API_NUMBERING.map((_, i) => i + 1));
+  assert.deepEqual(unet.blocks.map((b) => b.name), README_NUMBERING);
+  assert.deepEqual(unet.blocks.map((b) => b.index), README_NUMBERING.map((_, i) => i + 1));
   assert.equal(unet.block(17).name, "up_blocks.1.0");
   assert.equal(unet.block(24).name, "up_blocks.3.1");
   assert.deepEqual(unet.block(17).shape, [8, 8, 256]);
@@ -80,7 +80,7 @@ Deno.test("an unsupported config value names the field and value", () => {
   );
   assert.throws(
     () => createBackbone({ ...DDPM_CIFAR10_32, norm_num_groups: 48 }),
-    /norm_num_groups.*48/,
+    /norm_num_groups in the config must be a divisor of every channel count .*, got 48/,
   );
 });
 

@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { progressBar } from "../../mod.ts";
+import { checkWritable, parseCli } from "../_cli.ts";
 
 /** The published checksum of the official binary archive (cs.toronto.edu/~kriz/cifar.html). */
 export const CIFAR10_BINARY = {
@@ -139,9 +139,21 @@ export async function download(url: string, path: string, label: string): Promis
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { out: { type: "string", default: "data" } } });
-  const out = values.out!;
-  await Deno.mkdir(out, { recursive: true });
+  const args = parseCli({
+    name: "deno task cifar10:download",
+    summary: "Downloads the CIFAR-10 binaries (MD5-checked) and google/ddpm-cifar10-32 " +
+      "(SHA-256-checked); resumable.",
+    flags: {
+      out: {
+        type: "string",
+        default: "data",
+        value: "dir",
+        help: "where to put them (the task may read and write only data/)",
+      },
+    },
+  });
+  const out = args.out;
+  await checkWritable("out", out, "data");
   // CIFAR-10 binary
   const archive = join(out, CIFAR10_BINARY.file);
   if (!(await Deno.stat(archive).then(() => true, () => false))) {

@@ -15,7 +15,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
   AttentionHead,
@@ -37,58 +36,207 @@ import {
   tapBlock,
   useBackend,
 } from "../../mod.ts";
+import {
+  BACKENDS,
+  checkReadable,
+  checkWritable,
+  choiceFlag,
+  fail,
+  intFlag,
+  intListFlag,
+  parseCli,
+} from "../_cli.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    data: { type: "string" },
-    backbone: { type: "string" },
-    out: { type: "string", default: "out/cifar10" },
-    cache: { type: "string" },
-    t: { type: "string", default: "30" },
-    block: { type: "string", default: "24" },
-    heads: { type: "string", default: "attention,linear" },
-    "attention-pool": { type: "string", default: "4" },
-    "attention-dim": { type: "string", default: "128" },
-    "attention-layers": { type: "string", default: "2" },
-    epochs: { type: "string", default: "15" },
-    "attention-epochs": { type: "string", default: "15" },
-    batch: { type: "string", default: "64" },
-    "limit-train": { type: "string" },
-    "limit-test": { type: "string" },
-    "sweep-ts": { type: "string", default: "10,30,100,300" },
-    "sweep-from": { type: "string", default: "13" },
-    "sweep-train": { type: "string", default: "10000" },
-    "sweep-test": { type: "string", default: "2000" },
-    "no-sweep": { type: "boolean", default: false },
-    backend: { type: "string", default: "auto" },
-    engine: { type: "string", default: "auto" },
-    help: { type: "boolean", default: false },
-  },
-});
-
-if (args.help || !args.data || !args.backbone) {
-  console.log(
-    `Usage: deno task cifar10 --data <cifar10 dir> --backbone <diffusers folder> [--out out/cifar10]
-  --t 30 --block 24            the probed tap (thesis: t = 30, block 24)
-  --heads attention,linear     heads to train at the tap and at the sweep's best point
-  --attention-pool 4           the AttentionHead sees the block map average-pooled to k×k tokens
-  --attention-dim 128 --attention-layers 2   its width and depth (8 heads)
-  --epochs 15 --attention-epochs 15
-  --limit-train N --limit-test N   use a seeded, class-balanced subset (quick runs)
-  --sweep-ts 10,30,100,300 --sweep-from 13   sweep t × blocks from 13 (mid_block) to the last
-  --sweep-train 10000 --sweep-test 2000      sweep on class-balanced subsets
-  --no-sweep  --cache <dir>  --backend auto|wasm|cpu|webgpu|tensorflow`,
-  );
-  Deno.exit(args.help ? 0 : 2);
-}
-
-const int = (name: string, v: string | undefined) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new RangeError(`--${name} must be a whole number, got "${v}"`);
-  }
-  return n;
+const DEMO = {
+  data: new URL("./demo/images", import.meta.url).pathname,
+  backbone: new URL("./demo/ddpm-cifar10-small-f16", import.meta.url).pathname,
 };
+const REPO = new URL("../../", import.meta.url).pathname;
+/** A path as results and tables show it: relative to the repository when inside it. */
+const shown = (path: string): string => path.startsWith(REPO) ? path.slice(REPO.length) : path;
+const args = parseCli({
+  name: "deno task cifar10",
+  summary: "Probe a frozen DDPM on CIFAR-10: a t × block sweep, then linear and attention heads.",
+  flags: {
+    demo: {
+      type: "boolean",
+      help: "run offline on the committed sample (500 / 200 images) and float16 checkpoint",
+    },
+    data: {
+      type: "string",
+      value: "dir",
+      help: "CIFAR-10: the official binaries or an image folder (train/<class>/*.jpg)",
+      defaultText: "(required; with --demo: the committed sample)",
+    },
+    backbone: {
+      type: "string",
+      value: "dir",
+      help: "a diffusers UNet2DModel folder (config.json + safetensors)",
+      defaultText: "(required; with --demo: the committed ddpm-cifar10-small-f16)",
+    },
+    out: {
+      type: "string",
+      value: "dir",
+      help: "output folder",
+      defaultText: "out/cifar10; out/cifar10-demo with --demo",
+    },
+    cache: { type: "string", value: "dir", help: "feature cache", defaultText: "<out>/cache" },
+    t: { type: "string", default: "30", value: "t", help: "noise level of the probed tap" },
+    block: {
+      type: "string",
+      default: "24",
+      value: "i|name",
+      help: "block of the probed tap, by number or diffusers name",
+    },
+    heads: {
+      type: "string",
+      default: "attention,linear",
+      value: "list",
+      help: "heads to train at the tap and at the sweep's best point",
+    },
+    "attention-pool": {
+      type: "string",
+      default: "4",
+      value: "k",
+      help: "the AttentionHead sees the block map average-pooled to k×k tokens",
+    },
+    "attention-dim": { type: "string", default: "128", value: "N", help: "AttentionHead width" },
+    "attention-layers": { type: "string", default: "2", value: "N", help: "its depth (8 heads)" },
+    epochs: { type: "string", default: "15", value: "N", help: "epochs of the linear heads" },
+    "attention-epochs": {
+      type: "string",
+      value: "N",
+      help: "epochs of the attention heads",
+      defaultText: "15; 10 with --demo",
+    },
+    batch: { type: "string", default: "64", value: "N", help: "images per extraction batch" },
+    "limit-train": {
+      type: "string",
+      value: "N",
+      help: "use a seeded, class-balanced training subset",
+      defaultText: "all",
+    },
+    "limit-test": {
+      type: "string",
+      value: "N",
+      help: "use a seeded, class-balanced test subset",
+      defaultText: "all",
+    },
+    "sweep-ts": {
+      type: "string",
+      value: "list",
+      help: "noise levels of the sweep",
+      defaultText: "10,30,100,300; 10,30,100 with --demo",
+    },
+    "sweep-from": {
+      type: "string",
+      value: "i",
+      help: "sweep blocks from this one to the model's last",
+      defaultText: "the model's mid_block: 13 in the DDPM CIFAR-10 UNets",
+    },
+    "sweep-train": {
+      type: "string",
+      value: "N",
+      help: "class-balanced training subset of the sweep",
+      defaultText: "10000; all with --demo",
+    },
+    "sweep-test": {
+      type: "string",
+      value: "N",
+      help: "class-balanced test subset of the sweep",
+      defaultText: "2000; all with --demo",
+    },
+    "no-sweep": { type: "boolean", help: "skip the sweep (heads at --t/--block only)" },
+    backend: {
+      type: "string",
+      default: "auto",
+      value: "name",
+      help: "TensorFlow.js backend: auto, wasm, cpu, webgpu or tensorflow",
+    },
+    engine: {
+      type: "string",
+      default: "auto",
+      value: "name",
+      help: "extraction engine: auto, onnx (onnxruntime-node, needs --allow-ffi) or tfjs",
+    },
+    verbose: { type: "boolean", help: "say why faster backends were skipped" },
+  },
+  notes: [
+    "Writes <out>/results.json (after the sweep and after every head), <out>/sweep.svg and the",
+    "trained heads. The task reads inside the repository and data/ and writes under out/; see",
+    'the README ("Permissions") to use other folders.',
+  ],
+});
+// Every flag is checked here, before any data is read or any model is run.
+const demo = args.demo;
+const dataDir = args.data ?? (demo ? DEMO.data : fail("--data is required (or try --demo)"));
+const backboneDir = args.backbone ??
+  (demo ? DEMO.backbone : fail("--backbone is required (or try --demo)"));
+const out = args.out ?? (demo ? "out/cifar10-demo" : "out/cifar10");
+const cache = args.cache ?? join(out, "cache");
+const t = intFlag("t", args.t, 0, 999);
+const heads = args.heads.split(",").map((h) => h.trim()).filter(Boolean)
+  .map((h) => choiceFlag("heads", h, ["linear", "attention"] as const));
+const pool = intFlag("attention-pool", args["attention-pool"], 1, 64);
+const attentionDim = intFlag("attention-dim", args["attention-dim"], 8, 4096);
+if (attentionDim % 8 !== 0) {
+  fail(`--attention-dim must be a multiple of 8 (8 heads), got "${attentionDim}"`);
+}
+const attentionLayers = intFlag("attention-layers", args["attention-layers"], 1, 64);
+const epochs = intFlag("epochs", args.epochs, 1);
+const attentionEpochs = intFlag(
+  "attention-epochs",
+  args["attention-epochs"] ?? (demo ? "10" : "15"),
+  1,
+);
+const batch = intFlag("batch", args.batch, 1, 65536);
+const limitTrain = args["limit-train"] === undefined
+  ? undefined
+  : intFlag("limit-train", args["limit-train"], 10);
+const limitTest = args["limit-test"] === undefined
+  ? undefined
+  : intFlag("limit-test", args["limit-test"], 10);
+const sweepTs = intListFlag(
+  "sweep-ts",
+  args["sweep-ts"] ?? (demo ? "10,30,100" : "10,30,100,300"),
+  0,
+  999,
+);
+const sweepTrain = args["sweep-train"] === undefined
+  ? (demo ? undefined : 10000)
+  : intFlag("sweep-train", args["sweep-train"], 10);
+const sweepTest = args["sweep-test"] === undefined
+  ? (demo ? undefined : 2000)
+  : intFlag("sweep-test", args["sweep-test"], 10);
+const backendName = choiceFlag("backend", args.backend, BACKENDS);
+const engineName = choiceFlag("engine", args.engine, ["auto", "onnx", "tfjs"] as const);
+await checkReadable("data", dataDir);
+await checkReadable("backbone", backboneDir);
+await checkWritable("out", out);
+await checkWritable("cache", cache);
+
+const backend = await useBackend(backendName, { verbose: args.verbose });
+const engine = await resolveEngine(engineName).catch((e) => fail((e as Error).message));
+const unet: Backbone = freeze(
+  await loadBackbone(backboneDir).catch((e) =>
+    fail(`--backbone ${backboneDir}: ${(e as Error).message}`)
+  ),
+);
+// The tap and the sweep's first block must exist in this model (checked before the data).
+const blockRef = /^\d+$/.test(args.block) ? intFlag("block", args.block, 1) : args.block;
+try {
+  unet.block(blockRef);
+} catch (e) {
+  fail(`--block: ${(e as Error).message}`);
+}
+const lastBlock = unet.blocks.at(-1)!.index!;
+const midBlock = unet.blocks.find((b) => b.name === "mid_block")?.index ?? 1;
+const sweepFrom = args["sweep-from"] === undefined
+  ? midBlock
+  : intFlag("sweep-from", args["sweep-from"], 1, lastBlock);
+console.error(
+  `backend: ${backend}; extraction engine: ${engine}; ${unet.blocks.length} blocks; feature cache: ${cache}`,
+);
 
 /** A seeded class-balanced subset of `n` samples (all when `n` is not given). */
 const balanced = (ds: ImageDataset, n: number | undefined, seed: number): ImageDataset =>
@@ -108,27 +256,11 @@ async function readSplit(
   return ds;
 }
 
-const backend = await useBackend(args.backend as "auto");
-const out = args.out!;
-await Deno.mkdir(out, { recursive: true });
-const cache = args.cache ?? join(out, "cache");
-const engine = await resolveEngine(args.engine as "auto");
-console.error(`backend: ${backend}; extraction engine: ${engine}; feature cache: ${cache}`);
-
-const train = balanced(
-  await readSplit(args.data, "train", cache),
-  args["limit-train"] ? int("limit-train", args["limit-train"]) : undefined,
-  1,
-);
-const test = balanced(
-  await readSplit(args.data, "test", cache),
-  args["limit-test"] ? int("limit-test", args["limit-test"]) : undefined,
-  2,
-);
+const train = balanced(await readSplit(dataDir, "train", cache), limitTrain, 1);
+const test = balanced(await readSplit(dataDir, "test", cache), limitTest, 2);
 console.error(
   `train: ${train.size} images, test: ${test.size} images, ${train.classes.length} classes`,
 );
-const unet: Backbone = freeze(await loadBackbone(args.backbone));
 
 /** Extracts the taps for a dataset through the cache, with a progress bar. */
 async function features(
@@ -137,7 +269,6 @@ async function features(
   phase: string,
 ): Promise<Map<string, tf.Tensor>> {
   const bar = progressBar(phase, ds.size, { unit: "images" });
-  const batch = int("batch", args.batch);
   const result = await extractFeatures(unet, taps, imageBatches(ds, batch, { autoDispose: true }), {
     cache: cache as string | FeatureCache,
     dataKey: `cifar10:${phase.split(" ")[0]}:${ds.size}:${await datasetChecksum(ds)}`,
@@ -148,16 +279,6 @@ async function features(
   bar.stop();
   return result;
 }
-
-const t = int("t", args.t);
-const block = /^\d+$/.test(args.block!) ? int("block", args.block) : args.block!;
-const heads = args.heads!.split(",").map((h) => h.trim()).filter(Boolean);
-for (const kind of heads) {
-  if (kind !== "linear" && kind !== "attention") {
-    throw new RangeError(`Unknown head "${kind}": expected linear or attention`);
-  }
-}
-const pool = int("attention-pool", args["attention-pool"]);
 
 let sweepRows: unknown[] = [];
 let best: { t: number; block: number | null; name: string; metric: number } | null = null;
@@ -174,7 +295,7 @@ const runs: {
 async function writeResults(): Promise<void> {
   const results = {
     backend,
-    backbone: args.backbone,
+    backbone: shown(backboneDir),
     train: train.size,
     test: test.size,
     runs,
@@ -188,11 +309,10 @@ async function writeResults(): Promise<void> {
 // 1. The sweep (linear probe, class-balanced subsets), so that its best point can be probed on
 //    the full sets in the same passes as the thesis's tap.
 if (!args["no-sweep"]) {
-  const from = int("sweep-from", args["sweep-from"]);
-  const blocks = unet.blocks.filter((b) => b.index! >= from).map((b) => b.index!);
-  const ts = args["sweep-ts"]!.split(",").map((s) => int("sweep-ts", s));
-  const sTrain = balanced(train, int("sweep-train", args["sweep-train"]), 3);
-  const sTest = balanced(test, int("sweep-test", args["sweep-test"]), 4);
+  const blocks = unet.blocks.filter((b) => b.index! >= sweepFrom).map((b) => b.index!);
+  const ts = sweepTs;
+  const sTrain = balanced(train, sweepTrain, 3);
+  const sTest = balanced(test, sweepTest, 4);
   console.error(
     `sweep: t ∈ {${ts}} × blocks ${blocks[0]}..${
       blocks.at(-1)
@@ -216,7 +336,7 @@ if (!args["no-sweep"]) {
     ts,
     blocks,
     head: (inputShape) => new LinearHead({ inputShape, outputs: 10, seed: 0 }),
-    fit: { epochs: int("epochs", args.epochs), batchSize: 256, learningRate: 1e-3, weightDecay: 0 },
+    fit: { epochs, batchSize: 256, learningRate: 1e-3, weightDecay: 0 },
     cache,
     engine,
     heatmap: join(out, "sweep.svg"),
@@ -244,7 +364,7 @@ if (!args["no-sweep"]) {
 
 // 2. Every head at the thesis's tap and at the sweep's best point, on the full splits. All taps
 //    are extracted together: one forward pass per distinct t and split.
-const points = [{ t, block: unet.block(block) }];
+const points = [{ t, block: unet.block(blockRef) }];
 if (best && !(best.t === t && best.name === points[0].block.name)) {
   points.push({ t: best.t, block: unet.block(best.block ?? best.name) });
 }
@@ -271,21 +391,21 @@ if (taps.length > 0) {
       const tap = tapFor(point, kind);
       const trainX = xTrain.get(tap.key)!, testX = xTest.get(tap.key)!;
       const start = performance.now();
-      const epochs = int("epochs", kind === "linear" ? args.epochs : args["attention-epochs"]);
+      const headEpochs = kind === "linear" ? epochs : attentionEpochs;
       const head = kind === "linear"
         ? new LinearHead({ inputShape: trainX.shape.slice(1), outputs: 10, seed: 0 })
         : new AttentionHead({
           inputShape: trainX.shape.slice(1),
           outputs: 10,
           seed: 0,
-          dim: int("attention-dim", args["attention-dim"]),
-          layers: int("attention-layers", args["attention-layers"]),
+          dim: attentionDim,
+          layers: attentionLayers,
           heads: 8,
         });
       const label = `${kind} t=${point.t} block ${point.block.index}`;
-      const bar = progressBar(`fit ${label}`, epochs, { unit: "epochs" });
+      const bar = progressBar(`fit ${label}`, headEpochs, { unit: "epochs" });
       await head.fit(trainX, Array.from(train.labels), {
-        epochs,
+        epochs: headEpochs,
         batchSize: 256,
         learningRate: kind === "linear" ? 1e-3 : 3e-4,
         weightDecay: kind === "linear" ? 0 : 0.05,
@@ -310,5 +430,22 @@ if (taps.length > 0) {
 }
 
 await writeResults();
+// The results table (stdout) and where the heatmap is.
+console.log(`\nCIFAR-10, ${train.size} training / ${test.size} test images, ${shown(backboneDir)}`);
+console.log("head        t     block                          test accuracy   fit + eval (s)");
+for (const r of [...runs].sort((a, b) => b.accuracy - a.accuracy)) {
+  console.log(
+    `${r.head.padEnd(11)} ${String(r.t).padEnd(5)} ${`${r.block ?? ""} ${r.name}`.padEnd(30)} ${
+      `${(r.accuracy * 100).toFixed(2)} %`.padStart(13)
+    } ${r.seconds.toFixed(0).padStart(16)}`,
+  );
+}
+if (best) {
+  console.log(
+    `sweep best (linear probe): t=${best.t} block ${best.block} ${best.name}: ${
+      (best.metric * 100).toFixed(2)
+    } %; heatmap: ${join(out, "sweep.svg")}`,
+  );
+}
 console.log(`wrote ${join(out, "results.json")}`);
 unet.dispose();

@@ -20,7 +20,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
   extractFeatures,
@@ -34,46 +33,77 @@ import {
 } from "../../mod.ts";
 import { errors } from "./baselines.ts";
 import { prepareWaves, toSignal, type WaveSplit } from "./prepare.ts";
+import { checkReadable, checkWritable, fail, intFlag, intListFlag, parseCli } from "../_cli.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    backbone: { type: "string", multiple: true },
-    data: { type: "string", multiple: true },
-    out: { type: "string", default: "out/waves-investigate" },
-    length: { type: "string", default: "128" },
-    horizon: { type: "string", default: "6" },
-    channels: { type: "string", default: "WVHT" },
-    ts: { type: "string", default: "1,10" },
-    blocks: { type: "string", default: "8,13,16,24" },
-    pools: { type: "string", default: "8,none" },
-    "head-epochs": { type: "string", default: "60" },
-    quick: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
+const args = parseCli({
+  name: "deno task waves:investigate",
+  summary: "Why the wave probe loses: taps × pooling × fitting on pre-trained 1-D DDPMs.",
+  flags: {
+    backbone: {
+      type: "string",
+      multiple: true,
+      value: "dir",
+      help: "a ddpm-1d folder saved by `deno task waves` (repeatable)",
+      defaultText: "(required)",
+    },
+    data: {
+      type: "string",
+      multiple: true,
+      value: "path",
+      help: "NDBC files or CSVs",
+      defaultText: "the committed 46035 series",
+    },
+    out: { type: "string", default: "out/waves-investigate", value: "dir", help: "output folder" },
+    length: { type: "string", default: "128", value: "hours", help: "input hours L (as trained)" },
+    horizon: { type: "string", default: "6", value: "hours", help: "lead time h" },
+    channels: {
+      type: "string",
+      default: "WVHT",
+      value: "list",
+      help: "input channels (as trained)",
+    },
+    ts: { type: "string", default: "1,10", value: "list", help: "noise levels" },
+    blocks: { type: "string", default: "8,13,16,24", value: "list", help: "blocks" },
+    pools: { type: "string", default: "8,none", value: "list", help: "poolings: k, none or mean" },
+    "head-epochs": {
+      type: "string",
+      default: "60",
+      value: "N",
+      help: "AdamW epochs of the LinearHead (0: ridge only)",
+    },
+    quick: { type: "boolean", help: "thinned splits" },
   },
 });
-if (args.help || !args.backbone?.length) {
-  console.log(
-    `Usage: deno task waves:investigate --backbone <ddpm-1d folder> [--backbone …] [--out dir]
-  --ts 1,10 --blocks 8,13,16,24 --pools 8,none   the grid of taps and poolings
-  --channels WVHT --length 128 --horizon 6        must match the backbones' training
-  --head-epochs 60   AdamW epochs of the LinearHead (0: ridge only)   --quick  thinned splits`,
-  );
-  Deno.exit(args.help ? 0 : 2);
+// Every flag is checked here, before any work.
+if (!args.backbone?.length) {
+  fail("--backbone is required (a ddpm-1d folder saved by `deno task waves`)");
 }
 const list = (s: string) => s.split(",").map((v) => v.trim()).filter(Boolean);
-const whole = (name: string, v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new RangeError(`--${name}: "${v}" is not a whole number`);
-  }
-  return n;
-};
-const L = whole("length", args.length!), H = whole("horizon", args.horizon!);
+const L = intFlag("length", args.length, 8, 4096), H = intFlag("horizon", args.horizon, 1, 8760);
+const ts = intListFlag("ts", args.ts, 0, 999);
+const blockList = intListFlag("blocks", args.blocks, 1);
+const pools: { label: string; pool: Pooling }[] = list(args.pools).map((p) => ({
+  label: p,
+  pool: p === "none" ? "none" : p === "mean" ? "mean" : { size: intFlag("pools", p, 1, L) },
+}));
+const epochs = intFlag("head-epochs", args["head-epochs"], 0);
+for (const path of args.backbone) await checkReadable("backbone", path);
+for (const path of args.data ?? []) await checkReadable("data", path);
+await checkWritable("out", args.out);
+for (const path of args.backbone) {
+  const unet = await loadBackbone(path).catch((e) =>
+    fail(`--backbone ${path}: ${(e as Error).message}`)
+  );
+  const last = unet.blocks.length;
+  unet.dispose();
+  const bad = blockList.find((b) => b > last);
+  if (bad !== undefined) fail(`--blocks must be in [1, ${last}] for ${path}, got "${bad}"`);
+}
 const data = await prepareWaves({
   data: args.data,
   length: L,
   horizon: H,
-  channels: list(args.channels!),
+  channels: list(args.channels),
   quick: args.quick,
 });
 const C = data.channels.length;
@@ -81,7 +111,6 @@ const backend = await useBackend("auto");
 console.error(
   `backend ${backend}; windows train ${data.train.n} / val ${data.val.n} / test ${data.test.n}`,
 );
-await Deno.mkdir(args.out!, { recursive: true });
 
 interface Row {
   backbone: string;
@@ -98,7 +127,7 @@ interface Row {
 const rows: Row[] = [];
 const save = () =>
   Deno.writeTextFile(
-    join(args.out!, "investigation.json"),
+    join(args.out, "investigation.json"),
     JSON.stringify({ length: L, horizon: H, channels: data.channels, rows }, null, 2) + "\n",
   );
 const report = async (row: Row) => {
@@ -163,17 +192,12 @@ const raw = {
 }
 
 const signals = [data.train, data.val, data.test].map((s) => toSignal(s, L, C));
-const epochs = whole("head-epochs", args["head-epochs"]!);
-const pools: { label: string; pool: Pooling }[] = list(args.pools!).map((p) => ({
-  label: p,
-  pool: p === "none" ? "none" : p === "mean" ? "mean" : { size: whole("pools", p) },
-}));
 for (const path of args.backbone) {
   const unet = freeze(await loadBackbone(path));
   const label = path.replace(/\/ddpm-1d\/?$/, "").split("/").pop()!;
-  for (const t of list(args.ts!).map((v) => whole("ts", v))) {
+  for (const t of ts) {
     for (const { label: poolLabel, pool } of pools) {
-      const taps = list(args.blocks!).map((b) => tapBlock(t, whole("blocks", b), { pool }));
+      const taps = blockList.map((b) => tapBlock(t, b, { pool }));
       const bar = progressBar(`${label} t=${t} pool ${poolLabel}`, 3, { unit: "splits" });
       const features: Float32Array[][] = [];
       for (const [i, x] of signals.entries()) {
@@ -266,4 +290,4 @@ for (const r of [...rows].sort((a, b) => a.mse - b.mse)) {
       } ${r.mse.toFixed(5)}`,
   );
 }
-console.log(`wrote ${join(args.out!, "investigation.json")}`);
+console.log(`wrote ${join(args.out, "investigation.json")}`);

@@ -13,13 +13,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
   type Backbone,
   createBackbone,
   extractFeatures,
   freeze,
+  heatmapSvg,
   LinearHead,
   linePlotSvg,
   MLPHead,
@@ -33,54 +33,133 @@ import {
   useBackend,
 } from "../../mod.ts";
 import { errors, persistence } from "./baselines.ts";
+import {
+  BACKENDS,
+  checkReadable,
+  checkWritable,
+  choiceFlag,
+  fail,
+  intFlag,
+  intListFlag,
+  parseCli,
+} from "../_cli.ts";
 import { prepareWaves, toSignal } from "./prepare.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    data: { type: "string", multiple: true },
-    out: { type: "string", default: "out/waves" },
-    quick: { type: "boolean", default: false },
-    length: { type: "string", default: "128" },
-    horizon: { type: "string", default: "6" },
-    channels: { type: "string", default: "WVHT" },
-    "interpolate-gaps": { type: "string", default: "0" },
-    steps: { type: "string" },
-    t: { type: "string", default: "10" },
-    block: { type: "string", default: "16" },
-    pool: { type: "string", default: "none" },
-    "sweep-ts": { type: "string" },
-    "sweep-blocks": { type: "string" },
-    backend: { type: "string", default: "auto" },
-    seed: { type: "string", default: "0" },
-    help: { type: "boolean", default: false },
+const args = parseCli({
+  name: "deno task waves",
+  summary: "Wave height h hours ahead: a linear probe on a pre-trained 1-D DDPM against baselines.",
+  flags: {
+    data: {
+      type: "string",
+      multiple: true,
+      value: "path",
+      help: "NDBC .txt files, a folder of them, or CSVs (repeatable)",
+      defaultText: "the committed examples/waves/data/46035_hourly.csv.gz",
+    },
+    out: { type: "string", default: "out/waves", value: "dir", help: "output folder" },
+    quick: { type: "boolean", help: "a smoke test on thinned splits (about a minute)" },
+    length: { type: "string", default: "128", value: "hours", help: "input hours L" },
+    horizon: { type: "string", default: "6", value: "hours", help: "lead time h" },
+    channels: {
+      type: "string",
+      default: "WVHT",
+      value: "list",
+      help: "input channels, e.g. WVHT,DPD,APD,WSPD (the target is always WVHT)",
+    },
+    "interpolate-gaps": {
+      type: "string",
+      default: "0",
+      value: "hours",
+      help: "fill missing runs up to this long linearly (0: strict, no window spans a gap)",
+    },
+    steps: {
+      type: "string",
+      value: "N",
+      help: "diffusion pre-training steps",
+      defaultText: "1000; 20 with --quick",
+    },
+    t: { type: "string", default: "10", value: "t", help: "noise level of the probed tap" },
+    block: { type: "string", default: "16", value: "i", help: "block of the probed tap" },
+    pool: {
+      type: "string",
+      default: "none",
+      value: "none|mean|k",
+      help: "pooling over time: every step, one mean vector, or k averaged steps",
+    },
+    "sweep-ts": {
+      type: "string",
+      value: "list",
+      help: "noise levels of the t × block sweep",
+      defaultText: "1,10,50; 10,100 with --quick",
+    },
+    "sweep-blocks": {
+      type: "string",
+      value: "list",
+      help: "blocks of the sweep (1 … the model's block count)",
+      defaultText: "8,13,16,24; 13,16 with --quick",
+    },
+    backend: {
+      type: "string",
+      default: "auto",
+      value: "name",
+      help: "TensorFlow.js backend: auto, wasm, cpu, webgpu or tensorflow",
+    },
+    seed: { type: "string", default: "0", value: "N", help: "seed of every random draw" },
+    verbose: { type: "boolean", help: "say why faster backends were skipped" },
   },
+  notes: [
+    "Writes <out>/results.json, predictions.svg, predictions-all.svg, sweep.svg, pretrain_loss.svg",
+    "and the pre-trained model in <out>/ddpm-1d. The task may write only under out/; see the README",
+    '("Permissions") to write elsewhere.',
+  ],
 });
-if (args.help) {
-  console.log(
-    `Usage: deno task waves [--quick] [--data <NDBC .txt files, folder, or CSV>] [--out out/waves]
-  --length 128 --horizon 6       input hours L and lead time h
-  --channels WVHT                input channels, e.g. WVHT,DPD,APD,WSPD (target is always WVHT)
-  --interpolate-gaps 0           fill missing runs up to this many hours linearly (0: strict)
-  --steps N                      diffusion pre-training steps (default 1000, quick 20)
-  --t 10 --block 16 --pool none  the probed tap; pooling: none (every time step), mean, or k steps
-  --sweep-ts 1,10,50 --sweep-blocks 8,13,16,24`,
-  );
-  Deno.exit(0);
+// Every flag is checked here, before any work.
+const quick = args.quick;
+const L = intFlag("length", args.length, 8, 4096), H = intFlag("horizon", args.horizon, 1, 8760);
+const channels = args.channels.split(",").map((c) => c.trim());
+if (channels.some((c) => !/^[A-Za-z][A-Za-z0-9_]*$/.test(c))) {
+  fail(`--channels must be NDBC column names such as WVHT,DPD, got "${args.channels}"`);
 }
-const num = (name: string, v: string | undefined): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new RangeError(`--${name} must be a number, got "${v}"`);
-  return n;
-};
-const quick = args.quick!;
-const L = num("length", args.length), H = num("horizon", args.horizon);
-const channels = args.channels!.split(",").map((c) => c.trim());
 if (channels[0] !== "WVHT") channels.unshift("WVHT");
-const seed = num("seed", args.seed);
-const out = args.out!;
-await Deno.mkdir(out, { recursive: true });
+const seed = intFlag("seed", args.seed, 0, 2 ** 32 - 1);
+const maxGap = intFlag("interpolate-gaps", args["interpolate-gaps"], 0, 8760);
+const steps = args.steps !== undefined ? intFlag("steps", args.steps, 1) : quick ? 20 : 1000;
+const t = intFlag("t", args.t, 0, 999);
+/** "none" (every time step of the block), "mean" (one vector) or k (average to k steps). */
+const pool: Pooling = args.pool === "none" || args.pool === "mean"
+  ? args.pool
+  : { size: intFlag("pool", args.pool, 1, L) };
+const sweepTs = intListFlag("sweep-ts", args["sweep-ts"] ?? (quick ? "10,100" : "1,10,50"), 0, 999);
+const backendName = choiceFlag("backend", args.backend, BACKENDS);
+const out = args.out;
+for (const path of args.data ?? []) await checkReadable("data", path);
+await checkWritable("out", out);
+const C = channels.length;
+const config: UNet1DConfig = {
+  _class_name: "DiffprobeUNet1DModel",
+  in_channels: C,
+  out_channels: C,
+  sample_size: L,
+  block_out_channels: [16, 32, 32, 32],
+  down_block_types: ["DownBlock1D", "DownBlock1D", "AttnDownBlock1D", "DownBlock1D"],
+  up_block_types: ["UpBlock1D", "AttnUpBlock1D", "UpBlock1D", "UpBlock1D"],
+  layers_per_block: 2,
+  norm_num_groups: 8,
+  attention_head_dim: 16,
+  dropout: 0.1,
+};
+if (L % 8 !== 0) fail(`--length must be a multiple of 8 (the UNet halves it 3 times), got "${L}"`);
 const started = performance.now();
-const backend = await useBackend(args.backend as "auto");
+const backend = await useBackend(backendName, { verbose: args.verbose });
+const initial = createBackbone(config, { seed });
+const blockCount = initial.blocks.length;
+const block = intFlag("block", args.block, 1, blockCount);
+const sweepBlocks = intListFlag(
+  "sweep-blocks",
+  args["sweep-blocks"] ?? (quick ? "13,16" : "8,13,16,24"),
+  1,
+  blockCount,
+);
 console.error(`backend: ${backend}`);
 
 // ---- data ---------------------------------------------------------------------------------
@@ -89,10 +168,9 @@ const data = await prepareWaves({
   length: L,
   horizon: H,
   channels,
-  interpolateGaps: num("interpolate-gaps", args["interpolate-gaps"]),
+  interpolateGaps: maxGap,
   quick,
 });
-const maxGap = num("interpolate-gaps", args["interpolate-gaps"]);
 const { scaler, wvhtRange } = data;
 const [tr, va, te] = [data.train, data.val, data.test];
 const [train, val, test] = [tr.windows, va.windows, te.windows];
@@ -100,7 +178,6 @@ console.error(
   `windows (L=${L}, h=${H}, channels ${channels}): train ${train.size} (≤2008), val ${val.size} (2009–2011), ` +
     `test ${test.size} (2014–2017); ${data.straddling} straddle a boundary`,
 );
-const C = channels.length;
 
 type Method = { name: string; mse: number; mseMetres2: number; maeMetres: number; seconds: number };
 const methods: Method[] = [];
@@ -198,23 +275,9 @@ tf.dispose([rawTrain, rawVal, rawTest]);
 
 // ---- the probe: pre-train a 1-D DDPM, freeze it, linear head on one tap --------------------
 since = performance.now();
-const config: UNet1DConfig = {
-  _class_name: "DiffprobeUNet1DModel",
-  in_channels: C,
-  out_channels: C,
-  sample_size: L,
-  block_out_channels: [16, 32, 32, 32],
-  down_block_types: ["DownBlock1D", "DownBlock1D", "AttnDownBlock1D", "DownBlock1D"],
-  up_block_types: ["UpBlock1D", "AttnUpBlock1D", "UpBlock1D", "UpBlock1D"],
-  layers_per_block: 2,
-  norm_num_groups: 8,
-  attention_head_dim: 16,
-  dropout: 0.1,
-};
 const [xTrain, xVal, xTest] = [tr, va, te].map((split) => toSignal(split, L, C));
-const steps = args.steps ? num("steps", args.steps) : quick ? 20 : 1000;
 const bar = progressBar("pre-train DDPM", steps, { unit: "steps" });
-const trained = await trainDiffusion(createBackbone(config, { seed }), xTrain, {
+const trained = await trainDiffusion(initial, xTrain, {
   steps,
   batchSize: 32,
   learningRate: 5e-4,
@@ -229,11 +292,6 @@ await saveBackbone(unet, join(out, "ddpm-1d"));
 const pretrainSeconds = (performance.now() - since) / 1000;
 console.error(`pre-trained ${unet.parameterCount()} parameters in ${pretrainSeconds.toFixed(0)} s`);
 
-/** "none" (every time step of the block), "mean" (one vector) or k (average to k steps). */
-const pool: Pooling = args.pool === "none" || args.pool === "mean"
-  ? args.pool
-  : { size: num("pool", args.pool) };
-const t = num("t", args.t), block = num("block", args.block);
 since = performance.now();
 const tap = tapBlock(t, block, { pool, seed });
 const feats = async (x: tf.Tensor, phase: string) => {
@@ -280,12 +338,6 @@ console.error(`probe (AdamW, not closed form): test MSE ${adamw.mse.toFixed(5)}`
 tf.dispose([fTrain, fVal, fTest]);
 
 // ---- sweep ---------------------------------------------------------------------------------
-const sweepTs = (args["sweep-ts"] ?? (quick ? "10,100" : "1,10,50")).split(",").map((s) =>
-  num("sweep-ts", s)
-);
-const sweepBlocks = (args["sweep-blocks"] ?? (quick ? "13,16" : "8,13,16,24")).split(",").map(
-  (s) => num("sweep-blocks", s),
-);
 const yTrain = tf.tensor1d(tr.targets), yTest = tf.tensor1d(te.targets);
 const swept = await sweep(unet, {
   train: { data: xTrain, labels: yTrain },
@@ -300,34 +352,67 @@ const swept = await sweep(unet, {
   head: (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed }),
   fit: { method: "ridge", penalties: [1e-4] },
   metric: "mse",
-  heatmap: join(out, "sweep.svg"),
-  title: `Linear probe test MSE (normalised) by t and block, h = ${H} h`,
   onPoint: (r) =>
     console.error(`  sweep t=${r.t} block ${r.block} ${r.name}: MSE ${r.metric.toFixed(5)}`),
 });
 tf.dispose([yTrain, yTest, xTrain, xVal, xTest]);
 
 // ---- outputs -------------------------------------------------------------------------------
-const stretch = Math.min(24 * 21, test.size);
-const hours = Array.from({ length: stretch }, (_, i) => test.targetTimes[i]);
+// Three weeks of the test period: observed, the probe and the best baseline in predictions.svg,
+// every method in predictions-all.svg. Missing hours (no window) break the lines.
+const from = test.targetTimes[0], until = from + 21 * 24 * 3600e3;
+let stretch = 0;
+while (stretch < test.size && test.targetTimes[stretch] < until) stretch++;
+const times = Array.from({ length: stretch }, (_, i) => test.targetTimes[i]);
+const steps1 = times.slice(1).map((x, i) => x - times[i]).sort((a, b) => a - b);
+const step = steps1[Math.floor(steps1.length / 2)] ?? 3600e3;
 const inMetres = (a: ArrayLike<number>) =>
   Array.from({ length: stretch }, (_, i) => a[i] * wvhtRange + scaler.min.WVHT);
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const bestBaseline = methods.filter((m) => m.name !== "probe").sort((a, b) => a.mse - b.mse)[0];
+const label = (name: string) =>
+  name === "probe"
+    ? `probe (t = ${t}, block ${block})`
+    : name === "linear"
+    ? "ridge (linear)"
+    : name;
+const series = (names: string[]) => [
+  { name: "observed", x: times, y: inMetres(te.targets), color: "#222222" },
+  ...names.map((m) => ({ name: label(m), x: times, y: inMetres(predictions.get(m)!) })),
+];
+const plotOptions = (what: string) => ({
+  title: `Wave height ${H} h ahead at station 46035, ${what}: test windows ${day(from)} to ${
+    day(times[stretch - 1])
+  } (UTC)`,
+  xType: "time" as const,
+  xLabel: "target time (UTC)",
+  yLabel: "significant wave height (m)",
+  width: 900,
+  breakGaps: 1.5 * step,
+});
 await Deno.writeTextFile(
   join(out, "predictions.svg"),
   await linePlotSvg(
-    [
-      { name: "observed", x: hours, y: inMetres(te.targets) },
-      ...["probe", "mlp", "linear", "persistence"].map((m) => ({
-        name: m,
-        x: hours,
-        y: inMetres(predictions.get(m)!),
-      })),
-    ],
+    series(["probe", bestBaseline.name]),
+    plotOptions(`probe and best baseline`),
+  ),
+);
+await Deno.writeTextFile(
+  join(out, "predictions-all.svg"),
+  await linePlotSvg(
+    series(["probe", "linear", "mlp", "persistence"]),
+    plotOptions("every method"),
+  ),
+);
+await Deno.writeTextFile(
+  join(out, "sweep.svg"),
+  await heatmapSvg(
+    swept.rows.map((r) => ({ t: r.t, block: `${r.block} ${r.name}`, value: r.metric })),
     {
-      title: `Significant wave height ${H} h ahead, first ${stretch} test hours (station 46035)`,
-      xType: "time",
-      yLabel: "WVHT (m)",
-      width: 900,
+      title: `Linear probe test MSE by t and block, h = ${H} h (lower is better)`,
+      valueLabel: "MSE (normalised)",
+      higherIsBetter: false,
+      digits: 4,
     },
   ),
 );
@@ -386,7 +471,7 @@ console.log(
   }`,
 );
 console.log(
-  `wrote ${out}/results.json, predictions.svg, sweep.svg, pretrain_loss.svg in ${
+  `wrote ${out}/results.json, predictions.svg, predictions-all.svg, sweep.svg, pretrain_loss.svg in ${
     seconds.toFixed(0)
   } s`,
 );

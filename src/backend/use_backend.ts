@@ -17,6 +17,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { registerWasmKernels } from "./wasm_kernels.ts";
+import { quietTfjs } from "./quiet.ts";
+import { notice } from "../base/notice.ts";
 
 /** A backend name `useBackend` understands. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -32,6 +34,11 @@ export interface UseBackendOptions {
   tensorflowModules?: string[];
   /** Print why each skipped backend was skipped (default false). */
   verbose?: boolean;
+  /**
+   * Say once on stderr which backend `"auto"` chose when a faster one was skipped for a reason
+   * the user can fix (a missing permission), with the permission to grant (default true).
+   */
+  notices?: boolean;
 }
 
 async function tryTensorflow(modules: string[], reasons: string[]): Promise<boolean> {
@@ -73,7 +80,28 @@ async function tryWebgpu(reasons: string[]): Promise<boolean> {
   return await tf.setBackend("webgpu");
 }
 
+/** The folder of the installed wasm backend package (where its .wasm files are), or null. */
+function wasmPackageDir(): string | null {
+  try {
+    const url = new URL(".", import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
+    return url.protocol === "file:" ? decodeURIComponent(url.pathname) : null;
+  } catch {
+    return null;
+  }
+}
+
 async function tryWasm(reasons: string[]): Promise<boolean> {
+  // Without read access to the package, emscripten prints "Aborted(NotCapable…)" lines and
+  // fails; ask first and say what to grant instead.
+  const dir = wasmPackageDir();
+  if (
+    dir !== null && (await Deno.permissions.query({ name: "read", path: dir })).state !== "granted"
+  ) {
+    reasons.push(
+      `wasm: no read permission for its .wasm files in ${dir} (grant --allow-read=node_modules)`,
+    );
+    return false;
+  }
   try {
     await import("@tensorflow/tfjs-backend-wasm");
     registerWasmKernels(); // faster BatchMatMul (transposed operands) and Tile
@@ -99,15 +127,19 @@ const HOW_TO_FIX: Record<Exclude<BackendName, "auto">, string> = {
  *
  * @example
  * ```ts
- * import { useBackend } from "./use_backend.ts";
+ * import assert from "node:assert/strict";
+ * import { tf, useBackend } from "@diffprobe/core";
  *
- * console.log(await useBackend("cpu")); // "cpu"
+ * assert.equal(await useBackend("cpu"), "cpu");
+ * assert.equal(tf.getBackend(), "cpu");
+ * assert.ok(["tensorflow", "webgpu", "wasm", "cpu"].includes(await useBackend("auto")));
  * ```
  */
 export async function useBackend(
   name: BackendName = "auto",
   options: UseBackendOptions = {},
 ): Promise<Exclude<BackendName, "auto">> {
+  quietTfjs();
   const reasons: string[] = [];
   const modules = options.tensorflowModules ??
     ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"];
@@ -136,6 +168,15 @@ export async function useBackend(
       await tf.ready();
       if (options.verbose && reasons.length > 0) {
         console.error(`useBackend: using ${candidate}; skipped:\n  ${reasons.join("\n  ")}`);
+      } else if (candidate === "cpu" && name === "auto") {
+        const wasm = reasons.find((r) => r.startsWith("wasm:"));
+        notice(
+          "backend-cpu",
+          `diffprobe: using the slow cpu backend because the wasm backend is unavailable (${
+            wasm?.slice(6) ?? "unknown reason"
+          })`,
+          options.notices ?? true,
+        );
       }
       return candidate;
     }

@@ -317,8 +317,8 @@ export function cudaStatus(
     }
     if (!granted({ name: "ffi" })) {
       status.problems.push(
-        "the CUDA checks need --allow-ffi without a path (they load libcuda.so.1 and the CUDA " +
-          "libraries by name)",
+        "the CUDA checks load libcuda.so.1 and the CUDA libraries by name and need --allow-ffi " +
+          "without a path (this run allows less)",
       );
       return status;
     }

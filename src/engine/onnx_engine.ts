@@ -8,9 +8,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone } from "../models/backbone.ts";
- * import { createOnnxExtractor, onnxRuntimeAvailable } from "./onnx_engine.ts";
+ * import { createBackbone, createOnnxExtractor, onnxRuntimeAvailable } from "@diffprobe/core";
  *
  * const unet = createBackbone({
  *   _class_name: "UNet2DModel", block_out_channels: [32, 64], layers_per_block: 1,
@@ -21,7 +21,7 @@
  *   const extractor = await createOnnxExtractor(unet, [3, "up_blocks.0.0"]);
  *   const xt = new Float32Array(2 * 16 * 16 * 3).fill(0.5);
  *   const blocks = await extractor.run(xt, [2, 16, 16, 3], [30, 30]);
- *   console.log(blocks.get("up_blocks.0.0")!.shape); // [2, 8, 8, 64]
+ *   assert.deepEqual(blocks.get("up_blocks.0.0")!.shape, [2, 8, 8, 64]);
  *   tf.dispose([...blocks.values()]);
  *   extractor.dispose();
  * }
@@ -119,10 +119,12 @@ export class OnnxRuntimeUnavailableError extends Error {
    *
    * @example
    * ```ts
-   * import { OnnxRuntimeUnavailableError } from "./onnx_engine.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxRuntimeUnavailableError } from "@diffprobe/core";
    *
    * const e = new OnnxRuntimeUnavailableError("not installed");
-   * console.log(e.name, e.message.includes("not installed")); // OnnxRuntimeUnavailableError true
+   * assert.equal(e.name, "OnnxRuntimeUnavailableError");
+   * assert.match(e.message, /cannot be loaded \(not installed\)/);
    * ```
    */
   constructor(reason: string, options?: ErrorOptions) {
@@ -156,9 +158,10 @@ function loadOrt(): Promise<Ort> {
  *
  * @example
  * ```ts
- * import { onnxRuntimeAvailable } from "./onnx_engine.ts";
+ * import assert from "node:assert/strict";
+ * import { onnxRuntimeAvailable } from "@diffprobe/core";
  *
- * console.log(typeof await onnxRuntimeAvailable()); // "boolean"
+ * assert.equal(typeof await onnxRuntimeAvailable(), "boolean");
  * ```
  */
 export async function onnxRuntimeAvailable(): Promise<boolean> {
@@ -216,14 +219,14 @@ async function createSession(
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { createOnnxExtractor, onnxRuntimeAvailable } from "./onnx_engine.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, createOnnxExtractor, onnxRuntimeAvailable } from "@diffprobe/core";
  *
  * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
  * if (await onnxRuntimeAvailable()) {
  *   const extractor = await createOnnxExtractor(unet, ["down_blocks.0.0"], { threads: 2 });
- *   console.log(extractor.blocks.map((b) => b.index)); // [2]
+ *   assert.deepEqual(extractor.blocks.map((b) => b.index), [2]);
  *   extractor.dispose();
  * }
  * unet.dispose();

@@ -14,6 +14,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createBackbone } from "../models/backbone.ts";
  * import { buildOnnxGraph } from "./onnx_graph.ts";
  *
@@ -23,7 +24,8 @@
  *   norm_num_groups: 8, sample_size: 16,
  * });
  * const graph = buildOnnxGraph(unet, { blocks: [3] });
- * console.log(graph.outputs.map((o) => o.name), graph.model.byteLength > 0); // ["down_blocks.0.downsample"] true
+ * assert.deepEqual(graph.outputs.map((o) => o.name), ["down_blocks.0.downsample"]);
+ * assert.ok(graph.model.byteLength > 0);
  * unet.dispose();
  * ```
  *
@@ -33,6 +35,7 @@ import type { ResolvedConfig } from "../models/config.ts";
 import type { Backbone, BlockRef } from "../models/unet.ts";
 import type { BlockInfo, UNetPlan } from "../models/unet_plan.ts";
 import { timestepEmbedding } from "../nn/timestep_embedding.ts";
+import { show } from "../base/validate.ts";
 import { GraphBuilder } from "./_graph_builder.ts";
 import {
   type Lowering,
@@ -102,12 +105,14 @@ export interface LowerableBackbone extends Backbone {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createBackbone } from "../models/backbone.ts";
  * import { asLowerable } from "./onnx_graph.ts";
  *
  * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
- * console.log(asLowerable(unet).plan.ops.length > 0); // true
+ * assert.ok(asLowerable(unet).plan.ops.length > 0);
+ * assert.throws(() => asLowerable({ kind: "unet2d" } as never), TypeError);
  * unet.dispose();
  * ```
  */
@@ -127,12 +132,15 @@ export function asLowerable(backbone: Backbone): LowerableBackbone {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createBackbone } from "../models/backbone.ts";
  * import { timeEmbeddingInput } from "./onnx_graph.ts";
  *
  * const unet = createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
- * console.log(timeEmbeddingInput(unet, [30, 30]).length); // 64
+ * const temb = timeEmbeddingInput(unet, [30, 30]);
+ * assert.equal(temb.length, 64); // 2 × block_out_channels[0]
+ * assert.deepEqual(temb.slice(0, 32), temb.slice(32));
  * unet.dispose();
  * ```
  */
@@ -153,6 +161,7 @@ export function timeEmbeddingInput(backbone: Backbone, t: ArrayLike<number>): Fl
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createBackbone } from "../models/backbone.ts";
  * import { buildOnnxGraph } from "./onnx_graph.ts";
  *
@@ -160,7 +169,8 @@ export function timeEmbeddingInput(backbone: Backbone, t: ArrayLike<number>): Fl
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 });
  * const early = buildOnnxGraph(unet, { blocks: [2] });
  * const full = buildOnnxGraph(unet, { blocks: [2], eps: true });
- * console.log(early.nodeCount < full.nodeCount, full.outputs.map((o) => o.name)); // true ["down_blocks.0.0", "eps"]
+ * assert.ok(early.nodeCount < full.nodeCount);
+ * assert.deepEqual(full.outputs.map((o) => o.name), ["down_blocks.0.0", "eps"]);
  * unet.dispose();
  * ```
  */
@@ -213,15 +223,15 @@ function graphSize(cfg: ResolvedConfig, given: readonly number[] | undefined): n
   const size = given ? [...given] : oneD ? [cfg.sampleSize[1]] : [...cfg.sampleSize];
   if (size.length !== (oneD ? 1 : 2) || size.some((d) => !Number.isInteger(d) || d < 1)) {
     throw new RangeError(
-      `Input size [${size}] is not valid: expected ${oneD ? "[W]" : "[H, W]"} of positive integers`,
+      `Input size must be ${oneD ? "[W]" : "[H, W]"} of positive integers, got ${show(size)}`,
     );
   }
   const factor = 2 ** (cfg.channels.length - 1);
   if (size.some((d) => d % factor !== 0)) {
     throw new RangeError(
-      `Input size ${
+      `Input size must be a multiple of ${factor} on each side for ${cfg.channels.length} levels, got ${
         size.join("×")
-      } must be a multiple of ${factor} for ${cfg.channels.length} levels`,
+      }`,
     );
   }
   return size;

@@ -47,10 +47,12 @@ function expandRows(column: tf.Tensor2D, width: number): tf.Tensor2D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { layerNorm } from "./_layers.ts";
- * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3]));
- * console.log(y.dataSync()); // ≈ [-1.2247, 0, 1.2247]
+ *
+ * const y = layerNorm(tf.tensor2d([[1, 2, 3]]), tf.ones([3]), tf.zeros([3])).dataSync();
+ * [-1.2247, 0, 1.2247].forEach((v, i) => assert.ok(Math.abs(y[i] - v) < 1e-4));
  * ```
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
@@ -70,9 +72,11 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.T
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { softmax } from "./_layers.ts";
- * console.log(softmax(tf.tensor2d([[0, Math.log(3)]])).dataSync()); // [0.25, 0.75]
+ * const p = softmax(tf.tensor2d([[0, Math.log(3)]])).dataSync();
+ * assert.ok(Math.abs(p[0] - 0.25) < 1e-6 && Math.abs(p[1] - 0.75) < 1e-6);
  * ```
  */
 export function softmax(x: tf.Tensor): tf.Tensor {
@@ -104,9 +108,11 @@ const softmaxRows: (rows: tf.Tensor) => tf.Tensor = tf.customGrad(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { gelu } from "./_layers.ts";
- * console.log(gelu(tf.tensor1d([-1, 0, 1])).dataSync()); // ≈ [-0.1587, 0, 0.8413]
+ * const y = gelu(tf.tensor1d([-1, 0, 1])).dataSync();
+ * [-0.1587, 0, 0.8413].forEach((v, i) => assert.ok(Math.abs(y[i] - v) < 1e-4));
  * ```
  */
 export function gelu(x: tf.Tensor): tf.Tensor {
@@ -195,9 +201,10 @@ export function initTruncatedNormal(rng: Random, size: number, std = 0.02): Floa
  *
  * @example A 2×2 grid in 4 channels: [sin(row), cos(row), sin(col), cos(col)]
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sinCosPositions } from "./_layers.ts";
  * const p = sinCosPositions([2, 2], 4); // position (1, 0) is row 2
- * console.log(Array.from(p.subarray(8, 12))); // ≈ [0.8415, 0.5403, 0, 1]
+ * [0.8415, 0.5403, 0, 1].forEach((v, i) => assert.ok(Math.abs(p[8 + i] - v) < 1e-4));
  * ```
  */
 export function sinCosPositions(spatial: readonly number[], dim: number): Float32Array {
@@ -228,10 +235,12 @@ export function sinCosPositions(spatial: readonly number[], dim: number): Float3
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Random } from "../base/random.ts";
  * import { initXavierUniform } from "./_layers.ts";
  * const w = initXavierUniform(Random.seeded(0), 32, 96); // |w| ≤ √(6 / 128) ≈ 0.2165
- * console.log(w.length); // 3072
+ * assert.equal(w.length, 3072);
+ * assert.ok(w.every((v) => Math.abs(v) <= Math.sqrt(6 / 128)));
  * ```
  */
 export function initXavierUniform(rng: Random, fanIn: number, fanOut: number): Float32Array {

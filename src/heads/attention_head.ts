@@ -6,7 +6,10 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { formatShape, Head, type HeadOptions, type HeadTask, readHeadManifest } from "./head.ts";
+import { Head } from "./head.ts";
+import { checkHeadOptions, type HeadOptions, type HeadTask } from "./head_options.ts";
+import { readSavedHead } from "./head_file.ts";
+import { formatShape } from "./_shape.ts";
 import {
   type AttentionWeights,
   dense,
@@ -19,6 +22,7 @@ import {
   sinCosPositions,
 } from "./_layers.ts";
 import { Random } from "../base/random.ts";
+import { show } from "../base/validate.ts";
 
 /** Options of {@linkcode AttentionHead}. */
 export interface AttentionHeadOptions<T extends HeadTask = HeadTask> extends HeadOptions<T> {
@@ -67,12 +71,14 @@ interface Block {
  *
  * @example Which quadrant of a 4×4 map holds a bump?
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { AttentionHead } from "./attention_head.ts";
+ * import { AttentionHead } from "@diffprobe/core";
+ *
  * const head = new AttentionHead({ inputShape: [4, 4, 8], outputs: 4, dim: 32, heads: 4, layers: 1 });
  * const x = tf.randomNormal([8, 4, 4, 8]);
  * const logits = head.predict(x); // [8, 4]
- * console.log(logits.shape, head.parameterCount);
+ * assert.deepEqual(logits.shape, [8, 4]);
  * tf.dispose([x, logits]);
  * head.dispose();
  * ```
@@ -203,21 +209,80 @@ export class AttentionHead<T extends HeadTask = "classification"> extends Head<T
    * Loads a head saved by {@linkcode Head.save}.
    *
    * @example
-   * ```ts ignore
-   * const head = await AttentionHead.load("out/attention-probe");
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { AttentionHead } from "@diffprobe/core";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const head = new AttentionHead({ inputShape: [2, 2, 4], outputs: 2, dim: 8, heads: 2, layers: 1 });
+   * await head.save(dir);
+   * const loaded = await AttentionHead.load(dir);
+   * assert.equal(loaded.parameterCount, head.parameterCount);
+   * head.dispose();
+   * loaded.dispose();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    *
    * @param dir The folder.
    * @returns The head, with its weights and standardisation statistics.
    */
   static async load(dir: string): Promise<AttentionHead<HeadTask>> {
-    const manifest = await readHeadManifest(dir, "AttentionHead");
-    const head = new AttentionHead<HeadTask>(manifest.options as AttentionHeadOptions);
-    await head.restore(dir, manifest);
+    const saved = await readSavedHead(dir, "AttentionHead", AttentionHead.weightShapes);
+    const head = new AttentionHead<HeadTask>(saved.manifest.options as AttentionHeadOptions);
+    head.restore(saved);
     return head;
+  }
+
+  /**
+   * The names and shapes of the weights an attention head with `options` has (checks the
+   * options; allocates nothing).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { AttentionHead } from "@diffprobe/core";
+   *
+   * const shapes = AttentionHead.weightShapes({ inputShape: [4, 4, 8], outputs: 3, dim: 16 });
+   * assert.deepEqual(shapes.get("pos_embed"), [16, 16]);
+   * assert.deepEqual(shapes.get("head.weight"), [16, 3]);
+   * ```
+   */
+  static weightShapes(options: AttentionHeadOptions): Map<string, number[]> {
+    const { inputShape, outputs, featureSize } = checkHeadOptions(checkAttentionOptions(options));
+    const dim = options.dim ?? 256, layers = options.layers ?? 2;
+    const c = inputShape[inputShape.length - 1];
+    const shapes = new Map<string, number[]>();
+    const tokens = featureSize / c;
+    const linear = (name: string, fanIn: number, fanOut: number) => {
+      shapes.set(`${name}.weight`, [fanIn, fanOut]);
+      shapes.set(`${name}.bias`, [fanOut]);
+    };
+    const norm = (name: string, width: number) => {
+      shapes.set(`${name}.weight`, [width]);
+      shapes.set(`${name}.bias`, [width]);
+    };
+    norm("embed.norm", c);
+    linear("embed.proj", c, dim);
+    shapes.set("pos_embed", [tokens, dim]);
+    shapes.set("cls_token", [dim]);
+    for (let i = 0; i < layers; i++) {
+      norm(`blocks.${i}.norm1`, dim);
+      linear(`blocks.${i}.attn.qkv`, dim, 3 * dim);
+      linear(`blocks.${i}.attn.proj`, dim, dim);
+      norm(`blocks.${i}.norm2`, dim);
+      linear(`blocks.${i}.mlp.fc1`, dim, 4 * dim);
+      linear(`blocks.${i}.mlp.fc2`, 4 * dim, dim);
+    }
+    norm("norm", dim);
+    linear("head", dim, outputs);
+    return shapes;
   }
 }
 
+/** The largest `dim`, `heads` or `layers` of an attention head. */
+const MAX_SIZE = 65536;
+
+/** Checks the attention head's own options (allocates nothing). */
 function checkAttentionOptions<T extends HeadTask>(
   options: AttentionHeadOptions<T>,
 ): AttentionHeadOptions<T> {
@@ -231,8 +296,10 @@ function checkAttentionOptions<T extends HeadTask>(
   }
   for (const key of ["dim", "heads", "layers"] as const) {
     const value = options?.[key];
-    if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
-      throw new RangeError(`Option ${key} must be a positive integer, got ${value}`);
+    if (value !== undefined && !(Number.isInteger(value) && value > 0 && value <= MAX_SIZE)) {
+      throw new RangeError(
+        `Option ${key} must be an integer in [1, ${MAX_SIZE}], got ${show(value)}`,
+      );
     }
   }
   const dim = options?.dim ?? 256;

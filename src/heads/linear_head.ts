@@ -5,13 +5,14 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import { Head } from "./head.ts";
 import {
-  Head,
+  checkHeadOptions,
   type HeadOptions,
   type HeadTargets,
   type HeadTask,
-  readHeadManifest,
-} from "./head.ts";
+} from "./head_options.ts";
+import { readSavedHead } from "./head_file.ts";
 import { solveShiftedCholesky } from "./_ridge.ts";
 import { dense, initLinearUniform } from "./_layers.ts";
 import { Random } from "../base/random.ts";
@@ -40,6 +41,28 @@ export interface RidgeResult {
   penalties: { penalty: number; validationMse: number | null }[];
 }
 
+/** The centred normal equations and the means they were centred by. */
+interface RidgeSystem {
+  a: Float64Array;
+  b: Float64Array;
+  mu: Float64Array;
+  yBar: Float64Array;
+}
+
+/** One penalty's solution and its validation MSE. */
+interface RidgeSolution {
+  penalty: number;
+  w: Float32Array;
+  bias: Float32Array;
+  mse: number;
+}
+
+/** Standardised validation rows and their targets. */
+interface RidgeCheck {
+  rows: tf.Tensor2D;
+  targets: tf.Tensor2D;
+}
+
 /**
  * A linear probe: features `[N, ...inputShape]` are flattened (row-major) and mapped by
  * `x · W + b`, with `W: [features, outputs]` saved as `linear.weight` and `b` as
@@ -47,14 +70,16 @@ export interface RidgeResult {
  *
  * @example A linear probe on pooled features
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { LinearHead } from "./linear_head.ts";
+ * import { LinearHead } from "@diffprobe/core";
+ *
  * const x = tf.randomNormal([64, 16], 0, 1, "float32", 1);
  * const labels = Array.from(x.dataSync().filter((_, i) => i % 16 === 0), (v) => (v > 0 ? 1 : 0));
  * const head = new LinearHead({ inputShape: [16], outputs: 2 });
  * await head.fit(x, labels, { epochs: 30, learningRate: 0.05, batchSize: 16 });
  * const { accuracy } = head.evaluate(x, labels);
- * console.log(accuracy); // close to 1
+ * assert.ok(accuracy > 0.9);
  * head.dispose();
  * x.dispose();
  * ```
@@ -103,15 +128,19 @@ export class LinearHead<T extends HeadTask = "classification"> extends Head<T> {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import * as tf from "@tensorflow/tfjs";
-   * import { LinearHead } from "./linear_head.ts";
+   * import { LinearHead } from "@diffprobe/core";
    *
    * // y = 2·x0 − x1 + 1, exactly.
    * const x = tf.tensor2d([[0, 0], [1, 0], [0, 1], [1, 1], [2, 1]]);
    * const head = new LinearHead({ inputShape: [2], outputs: 1, task: "regression" });
    * await head.fitRidge(x, [1, 3, 0, 2, 4], { penalties: [0] });
-   * const p = head.predict(tf.tensor2d([[3, 3]]));
-   * console.log(p.dataSync()[0].toFixed(4)); // "4.0000"
+   * const q = tf.tensor2d([[3, 3]]);
+   * const p = head.predict(q);
+   * assert.ok(Math.abs(p.dataSync()[0] - 4) < 1e-4);
+   * tf.dispose([x, q, p]);
+   * head.dispose();
    * ```
    *
    * @param x Features `[N, ...inputShape]`.
@@ -137,112 +166,161 @@ export class LinearHead<T extends HeadTask = "classification"> extends Head<T> {
     if (penalties.length > 1 && options.validationData === undefined) {
       throw new RangeError("Choosing among several penalties needs validationData");
     }
-    const d = this.featureSize, k = this.outputs;
+    const d = this.featureSize;
     if (d > 8192) {
       throw new RangeError(
         `fitRidge solves a ${d}×${d} system; use at most 8192 features (pool the features) or fit`,
       );
     }
-    const { n, targets } = this.prepareClosedFormFit(x, y, options.standardize ?? true);
-    const validation = options.validationData;
-    const owned: tf.Tensor[] = [targets];
-    try {
-      // Sums over samples: Σz, Σzzᵀ, Σz·yᵀ, Σy.
-      const sz = new Float64Array(d), szz = new Float64Array(d * d);
-      const szy = new Float64Array(d * k), sy = new Float64Array(k);
-      const chunk = Math.max(1, Math.min(n, Math.floor((1 << 22) / d)));
-      for (let start = 0; start < n; start += chunk) {
-        const size = Math.min(chunk, n - start);
-        const [zz, zy, z1, y1] = tf.tidy(() => {
-          const z = this.standardizedRows(x.slice([start], [size]));
-          const t = targets.slice([start], [size]);
-          return [
-            tf.matMul(z, z, true, false),
-            tf.matMul(z, t, true, false),
-            z.sum(0),
-            t.sum(0),
-          ];
-        });
-        const add = async (acc: Float64Array, tensor: tf.Tensor) => {
-          const v = await tensor.data();
-          for (let i = 0; i < acc.length; i++) acc[i] += v[i];
-        };
-        await add(szz, zz);
-        await add(szy, zy);
-        await add(sz, z1);
-        await add(sy, y1);
-        tf.dispose([zz, zy, z1, y1]);
-      }
-      // Centred: A = Σzzᵀ − n·μμᵀ, B = Σz·yᵀ − n·μ·ȳᵀ; the bias is ȳ − μᵀW.
-      const mu = sz.map((v) => v / n), yBar = sy.map((v) => v / n);
-      const a = new Float64Array(d * d), b = new Float64Array(d * k);
-      for (let i = 0; i < d; i++) {
-        for (let j = 0; j < d; j++) a[i * d + j] = szz[i * d + j] - n * mu[i] * mu[j];
-        for (let c = 0; c < k; c++) b[i * k + c] = szy[i * k + c] - n * mu[i] * yBar[c];
-      }
-      let vTargets: tf.Tensor2D | undefined, vRows: tf.Tensor2D | undefined;
-      if (validation) {
-        vTargets = this.checkedRegressionTargets(validation.x, validation.y);
-        vRows = tf.tidy(() => this.standardizedRows(validation.x));
-        owned.push(vTargets, vRows);
-      }
-      const tried: { penalty: number; validationMse: number | null }[] = [];
-      let best: { penalty: number; w: Float32Array; bias: Float32Array; mse: number } | null = null;
-      for (const penalty of penalties) {
-        const w64 = solveShiftedCholesky(a, b, d, k, penalty * n);
-        if (!w64) {
-          tried.push({ penalty, validationMse: null });
-          continue;
+    return await this.transaction(async () => {
+      const { n, targets } = this.prepareClosedFormFit(x, y, options.standardize ?? true);
+      const owned: tf.Tensor[] = [targets];
+      try {
+        const system = await this.#centredSystem(x, targets, n);
+        const validation = options.validationData;
+        let check: RidgeCheck | undefined;
+        if (validation) {
+          const vTargets = this.checkedRegressionTargets(validation.x, validation.y);
+          owned.push(vTargets);
+          const vRows = tf.tidy(() => this.standardizedRows(validation.x));
+          owned.push(vRows);
+          check = { rows: vRows, targets: vTargets };
         }
-        const w = Float32Array.from(w64);
-        const bias = Float32Array.from(yBar, (v, c) => {
-          let s = v;
-          for (let i = 0; i < d; i++) s -= mu[i] * w64[i * k + c];
-          return s;
+        const { best, tried } = await this.#tryPenalties(system, penalties, n, check);
+        const k = this.outputs;
+        tf.tidy(() => {
+          this.#weight.assign(tf.tensor2d(best.w, [d, k]));
+          this.#bias.assign(tf.tensor1d(best.bias));
         });
-        let mse = 0;
-        if (vRows && vTargets) {
-          const m = tf.tidy(() =>
-            tf.matMul(vRows!, tf.tensor2d(w, [d, k])).add(tf.tensor1d(bias)).sub(vTargets!)
-              .square().mean()
-          );
-          mse = (await m.data())[0];
-          m.dispose();
-        }
-        tried.push({ penalty, validationMse: vRows ? mse : null });
-        if (Number.isFinite(mse) && (!best || mse < best.mse)) best = { penalty, w, bias, mse };
+        return { penalty: best.penalty, penalties: tried };
+      } finally {
+        tf.dispose(owned);
       }
-      if (!best) {
-        throw new RangeError(
-          `Ridge regression found no positive definite system for penalties [${penalties}]: ` +
-            "use larger penalties",
-        );
-      }
-      tf.tidy(() => {
-        this.#weight.assign(tf.tensor2d(best!.w, [d, k]));
-        this.#bias.assign(tf.tensor1d(best!.bias));
+    });
+  }
+
+  /**
+   * The centred normal equations of ridge regression, in float64 from float32 chunk products:
+   * `A = Σzzᵀ − n·μμᵀ`, `B = Σz·yᵀ − n·μ·ȳᵀ`, with the feature means μ and target means ȳ.
+   */
+  async #centredSystem(x: tf.Tensor, targets: tf.Tensor2D, n: number): Promise<RidgeSystem> {
+    const d = this.featureSize, k = this.outputs;
+    const sz = new Float64Array(d), szz = new Float64Array(d * d);
+    const szy = new Float64Array(d * k), sy = new Float64Array(k);
+    const add = async (acc: Float64Array, tensor: tf.Tensor) => {
+      const v = await tensor.data();
+      for (let i = 0; i < acc.length; i++) acc[i] += v[i];
+    };
+    const chunk = Math.max(1, Math.min(n, Math.floor((1 << 22) / d)));
+    for (let start = 0; start < n; start += chunk) {
+      const size = Math.min(chunk, n - start);
+      const sums = tf.tidy(() => {
+        const z = this.standardizedRows(x.slice([start], [size]));
+        const t = targets.slice([start], [size]);
+        return [tf.matMul(z, z, true, false), tf.matMul(z, t, true, false), z.sum(0), t.sum(0)];
       });
-      return { penalty: best.penalty, penalties: tried };
-    } finally {
-      tf.dispose(owned);
+      await add(szz, sums[0]);
+      await add(szy, sums[1]);
+      await add(sz, sums[2]);
+      await add(sy, sums[3]);
+      tf.dispose(sums);
     }
+    const mu = sz.map((v) => v / n), yBar = sy.map((v) => v / n);
+    const a = new Float64Array(d * d), b = new Float64Array(d * k);
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j < d; j++) a[i * d + j] = szz[i * d + j] - n * mu[i] * mu[j];
+      for (let c = 0; c < k; c++) b[i * k + c] = szy[i * k + c] - n * mu[i] * yBar[c];
+    }
+    return { a, b, mu, yBar };
+  }
+
+  /** Solves for every penalty; the best is the lowest validation MSE (or the only one). */
+  async #tryPenalties(
+    { a, b, mu, yBar }: RidgeSystem,
+    penalties: readonly number[],
+    n: number,
+    check: RidgeCheck | undefined,
+  ): Promise<{ best: RidgeSolution; tried: RidgeResult["penalties"] }> {
+    const d = this.featureSize, k = this.outputs;
+    const tried: RidgeResult["penalties"] = [];
+    let best: RidgeSolution | null = null;
+    for (const penalty of penalties) {
+      const w64 = solveShiftedCholesky(a, b, d, k, penalty * n);
+      if (!w64) {
+        tried.push({ penalty, validationMse: null });
+        continue;
+      }
+      const w = Float32Array.from(w64);
+      const bias = Float32Array.from(yBar, (v, c) => {
+        let s = v;
+        for (let i = 0; i < d; i++) s -= mu[i] * w64[i * k + c];
+        return s;
+      });
+      let mse = 0;
+      if (check) {
+        const m = tf.tidy(() =>
+          tf.matMul(check.rows, tf.tensor2d(w, [d, k])).add(tf.tensor1d(bias)).sub(check.targets)
+            .square().mean()
+        );
+        mse = (await m.data())[0];
+        m.dispose();
+      }
+      tried.push({ penalty, validationMse: check ? mse : null });
+      if (Number.isFinite(mse) && (!best || mse < best.mse)) best = { penalty, w, bias, mse };
+    }
+    if (!best) {
+      throw new RangeError(
+        `Ridge regression found no positive definite system for penalties [${penalties}]: ` +
+          "use larger penalties",
+      );
+    }
+    return { best, tried };
   }
 
   /**
    * Loads a head saved by {@linkcode Head.save}.
    *
    * @example
-   * ```ts ignore
-   * const head = await LinearHead.load("out/linear-probe");
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { LinearHead } from "@diffprobe/core";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const head = new LinearHead({ inputShape: [3], outputs: 2, seed: 4 });
+   * await head.save(dir);
+   * const loaded = await LinearHead.load(dir);
+   * assert.deepEqual(loaded.options, head.options);
+   * assert.deepEqual(loaded.weights.get("linear.bias")!.dataSync(), head.weights.get("linear.bias")!.dataSync());
+   * head.dispose();
+   * loaded.dispose();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    *
    * @param dir The folder.
    * @returns The head, with its weights and standardisation statistics.
    */
   static async load(dir: string): Promise<LinearHead<HeadTask>> {
-    const manifest = await readHeadManifest(dir, "LinearHead");
-    const head = new LinearHead<HeadTask>(manifest.options);
-    await head.restore(dir, manifest);
+    const saved = await readSavedHead(dir, "LinearHead", LinearHead.weightShapes);
+    const head = new LinearHead<HeadTask>(saved.manifest.options);
+    head.restore(saved);
     return head;
+  }
+
+  /**
+   * The names and shapes of the weights a linear head with `options` has (checks the options;
+   * allocates nothing).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { LinearHead } from "@diffprobe/core";
+   *
+   * const shapes = LinearHead.weightShapes({ inputShape: [4, 4], outputs: 3 });
+   * assert.deepEqual(shapes.get("linear.weight"), [16, 3]);
+   * ```
+   */
+  static weightShapes(options: LinearHeadOptions): Map<string, number[]> {
+    const { featureSize, outputs } = checkHeadOptions(options);
+    return new Map([["linear.weight", [featureSize, outputs]], ["linear.bias", [outputs]]]);
   }
 }

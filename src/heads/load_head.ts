@@ -5,7 +5,9 @@
  */
 
 import { AttentionHead } from "./attention_head.ts";
-import { type Head, type HeadTask, readHeadManifest } from "./head.ts";
+import type { Head } from "./head.ts";
+import type { HeadTask } from "./head_options.ts";
+import { readHeadManifest } from "./head_file.ts";
 import { LinearHead } from "./linear_head.ts";
 import { MLPHead } from "./mlp_head.ts";
 
@@ -13,10 +15,19 @@ import { MLPHead } from "./mlp_head.ts";
  * Loads any head saved by `Head.save`, dispatching on the class name in `head.json`.
  *
  * @example Reload a probe and use it
- * ```ts ignore
- * import { loadHead } from "./load_head.ts";
- * const head = await loadHead("out/probe");
- * console.log(head.className, head.task);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadHead, MLPHead } from "@diffprobe/core";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const saved = new MLPHead({ inputShape: [3], outputs: 1, task: "regression", hidden: [4] });
+ * await saved.save(dir);
+ * const head = await loadHead(dir);
+ * assert.equal(head.className, "MLPHead");
+ * assert.equal(head.task, "regression");
+ * saved.dispose();
+ * head.dispose();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @param dir The folder holding `head.json` and `head.safetensors`.

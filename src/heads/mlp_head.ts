@@ -6,9 +6,13 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { formatShape, Head, type HeadOptions, type HeadTask, readHeadManifest } from "./head.ts";
+import { Head } from "./head.ts";
+import { checkHeadOptions, type HeadOptions, type HeadTask } from "./head_options.ts";
+import { readSavedHead } from "./head_file.ts";
+import { formatShape } from "./_shape.ts";
 import { dense, gelu, initLinearUniform } from "./_layers.ts";
 import { Random } from "../base/random.ts";
+import { show } from "../base/validate.ts";
 
 /** The hidden-layer non-linearity of an {@linkcode MLPHead}. */
 export type MLPActivation = "gelu" | "relu";
@@ -29,13 +33,15 @@ export interface MLPHeadOptions<T extends HeadTask = HeadTask> extends HeadOptio
  *
  * @example XOR, which no linear probe can solve
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { MLPHead } from "./mlp_head.ts";
+ * import { MLPHead } from "@diffprobe/core";
+ *
  * const x = tf.tensor2d([[0, 0], [0, 1], [1, 0], [1, 1]]).tile([16, 1]);
  * const y = Array.from({ length: 64 }, (_, i) => [0, 1, 1, 0][i % 4]);
  * const head = new MLPHead({ inputShape: [2], outputs: 2, hidden: [16], seed: 1 });
  * await head.fit(x, y, { epochs: 100, batchSize: 16, learningRate: 0.02 });
- * console.log(head.evaluate(x, y).accuracy); // 1
+ * assert.equal(head.evaluate(x, y).accuracy, 1);
  * head.dispose();
  * x.dispose();
  * ```
@@ -90,36 +96,75 @@ export class MLPHead<T extends HeadTask = "classification"> extends Head<T> {
    * Loads a head saved by {@linkcode Head.save}.
    *
    * @example
-   * ```ts ignore
-   * const head = await MLPHead.load("out/mlp-probe");
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MLPHead } from "@diffprobe/core";
+   *
+   * const dir = await Deno.makeTempDir();
+   * const head = new MLPHead({ inputShape: [3], outputs: 2, hidden: [4] });
+   * await head.save(dir);
+   * const loaded = await MLPHead.load(dir);
+   * assert.deepEqual(loaded.options, head.options);
+   * head.dispose();
+   * loaded.dispose();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    *
    * @param dir The folder.
    * @returns The head, with its weights and standardisation statistics.
    */
   static async load(dir: string): Promise<MLPHead<HeadTask>> {
-    const manifest = await readHeadManifest(dir, "MLPHead");
-    const head = new MLPHead<HeadTask>(manifest.options as MLPHeadOptions);
-    await head.restore(dir, manifest);
+    const saved = await readSavedHead(dir, "MLPHead", MLPHead.weightShapes);
+    const head = new MLPHead<HeadTask>(saved.manifest.options as MLPHeadOptions);
+    head.restore(saved);
     return head;
+  }
+
+  /**
+   * The names and shapes of the weights an MLP head with `options` has (checks the options;
+   * allocates nothing).
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { MLPHead } from "@diffprobe/core";
+   *
+   * const shapes = MLPHead.weightShapes({ inputShape: [6], outputs: 2, hidden: [8] });
+   * assert.deepEqual([...shapes.values()], [[6, 8], [8], [8, 2], [2]]);
+   * ```
+   */
+  static weightShapes(options: MLPHeadOptions): Map<string, number[]> {
+    const { featureSize, outputs } = checkHeadOptions(checkMLPOptions(options));
+    const widths = [featureSize, ...(options.hidden ?? [512]), outputs];
+    const shapes = new Map<string, number[]>();
+    for (let i = 0; i + 1 < widths.length; i++) {
+      shapes.set(`layers.${i}.weight`, [widths[i], widths[i + 1]]);
+      shapes.set(`layers.${i}.bias`, [widths[i + 1]]);
+    }
+    return shapes;
   }
 }
 
+/** The widest hidden layer an MLP head may have. */
+const MAX_WIDTH = 65536;
+
+/** Checks the MLP's own options (allocates nothing). */
 function checkMLPOptions<T extends HeadTask>(options: MLPHeadOptions<T>): MLPHeadOptions<T> {
   const hidden = options?.hidden;
   if (
     hidden !== undefined &&
-    (!Array.isArray(hidden) || !hidden.every((d) => Number.isInteger(d) && d > 0))
+    (!Array.isArray(hidden) ||
+      !hidden.every((d) => Number.isInteger(d) && d > 0 && d <= MAX_WIDTH))
   ) {
     throw new RangeError(
-      `Hidden widths must be an array of positive integers, got ${
+      `Hidden widths must be an array of integers in [1, ${MAX_WIDTH}], got ${
         Array.isArray(hidden) ? formatShape(hidden) : String(hidden)
       }`,
     );
   }
   const activation = options?.activation;
   if (activation !== undefined && activation !== "gelu" && activation !== "relu") {
-    throw new RangeError(`Activation must be "gelu" or "relu", got "${activation}"`);
+    throw new RangeError(`Activation must be "gelu" or "relu", got ${show(activation)}`);
   }
   return options;
 }

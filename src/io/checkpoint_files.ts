@@ -31,6 +31,7 @@
 import { isAbsolute, join, posix, relative } from "node:path";
 import { nonNegativeInteger } from "../base/validate.ts";
 import { fileSystemFailure, readRegularFile } from "./bounded_read.ts";
+import { parseJsonBytes } from "./parse_json.ts";
 import { SafetensorsError } from "./errors.ts";
 import { readSafetensorsFile } from "./safetensors.ts";
 import type { SafetensorsEntry } from "./safetensors.ts";
@@ -147,15 +148,8 @@ function parseIndex(
       problem,
       cause === undefined ? undefined : { cause },
     );
-  let index: unknown;
-  try {
-    index = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch (error) {
-    // The position only: the parser's message would quote the file's text.
-    const match = error instanceof Error ? /position (\d+)/.exec(error.message) : null;
-    const detail = match === null ? "" : ` (at character ${match[1]})`;
-    throw fail(`the index is not valid UTF-8 JSON${detail}`, error);
-  }
+  const index = parseJsonBytes(bytes, (problem, cause) => fail(`the index ${problem}`, cause))
+    .value;
   if (!isPlainObject(index)) {
     throw fail(`the index is ${describeValue(index)}, not a JSON object`);
   }

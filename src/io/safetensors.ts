@@ -36,6 +36,7 @@
 import { writeFileAtomic } from "../base/atomic_write.ts";
 import { nonNegativeInteger, show } from "../base/validate.ts";
 import { openRegularFile, readAt, type ReadFail } from "./bounded_read.ts";
+import { parseJsonBytes } from "./parse_json.ts";
 import { SafetensorsError } from "./errors.ts";
 import type { SafetensorsErrorCode } from "./errors.ts";
 
@@ -124,7 +125,6 @@ const DEFAULT_LABEL = "<bytes>";
 
 const IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-const UTF8_DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const UTF8_ENCODER = new TextEncoder();
 
 function isDtype(value: unknown): value is SafetensorsDtype {
@@ -308,29 +308,15 @@ function checkHeaderLength(prefix: Uint8Array, size: number, fail: Fail): number
   return headerLength;
 }
 
-/** Where JSON.parse stopped, from its message, without quoting the text (file contents). */
-function jsonPosition(error: unknown): string {
-  const match = error instanceof Error ? /position (\d+)/.exec(error.message) : null;
-  return match === null ? "" : ` (at character ${match[1]})`;
-}
-
 /** Decodes and parses the header text; checks it is an object without duplicate keys. */
 function parseHeaderJson(
   headerBytes: Uint8Array,
   fail: Fail,
 ): { header: Record<string, unknown>; keys: string[] } {
-  let text: string;
-  try {
-    text = UTF8_DECODER.decode(headerBytes);
-  } catch (error) {
-    throw fail("invalid-json", "the header is not valid UTF-8", error);
-  }
-  let header: unknown;
-  try {
-    header = JSON.parse(text);
-  } catch (error) {
-    throw fail("invalid-json", `the header is not valid JSON${jsonPosition(error)}`, error);
-  }
+  const { value: header, text } = parseJsonBytes(
+    headerBytes,
+    (problem, cause) => fail("invalid-json", `the header ${problem}`, cause),
+  );
   if (!isPlainObject(header)) {
     throw fail("invalid-header", `the header is ${describeValue(header)}, not a JSON object`);
   }

@@ -49,6 +49,7 @@ import { type Backbone, toTfLayout, toTorchLayout, UNet } from "./unet.ts";
 import { noiseSchedule, type ScheduleOptions } from "./schedule.ts";
 import { readRegularFile } from "../io/bounded_read.ts";
 import { readCheckpointTensors } from "../io/checkpoint_files.ts";
+import { parseJsonBytes } from "../io/parse_json.ts";
 import { serializeSafetensors, toFloat32 } from "../io/safetensors.ts";
 import type { SafetensorsEntry, TensorToWrite } from "../io/safetensors.ts";
 
@@ -222,16 +223,15 @@ async function readConfigFile(configPath: string): Promise<UNet2DConfig | UNet1D
     const message = `Cannot read the model config "${configPath}": ${problem}`;
     if (kind === "too-large") return new RangeError(message, { cause });
     if (kind === "not-found") return new Deno.errors.NotFound(message, { cause });
-    return new TypeError(message, { cause });
+    if (kind === "io" && cause instanceof Error) { // keep the file system's class (permissions, …)
+      return new (cause.constructor as ErrorConstructor)(message, { cause });
+    }
+    return new TypeError(message, { cause }); // not a regular file, or a loop of links
   });
-  try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch (e) {
-    // The position only: the parser's message would quote the file's text.
-    const match = e instanceof Error ? /position (\d+)/.exec(e.message) : null;
-    const at = match === null ? "" : ` (at character ${match[1]})`;
-    throw new TypeError(`Model config "${configPath}" is not valid UTF-8 JSON${at}`, { cause: e });
-  }
+  return parseJsonBytes(
+    bytes,
+    (problem, cause) => new TypeError(`Model config "${configPath}" ${problem}`, { cause }),
+  ).value as UNet2DConfig | UNet1DConfig;
 }
 
 /**

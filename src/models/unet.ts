@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { createBackbone } from "./backbone.ts";
  *
@@ -14,7 +15,8 @@
  *   norm_num_groups: 8, sample_size: 16,
  * }, { seed: 1 });
  * const { blocks, eps } = unet.forward(tf.zeros([1, 16, 16, 3]), 30, { capture: [3] });
- * console.log(blocks.get("down_blocks.0.downsample")!.shape, eps); // [1, 8, 8, 32] undefined
+ * assert.deepEqual(blocks.get("down_blocks.0.downsample")!.shape, [1, 8, 8, 32]);
+ * assert.equal(eps, undefined);
  * unet.dispose();
  * ```
  *
@@ -65,7 +67,7 @@ export interface Backbone {
   readonly kind: "unet2d" | "unet1d";
   /** The diffusers-style config. */
   readonly config: UNet2DConfig | UNet1DConfig;
-  /** Numbered blocks in execution order (API.md's numbering). */
+  /** Numbered blocks in execution order (1-based; see the module docs of `unet_plan.ts`). */
   readonly blocks: readonly BlockInfo[];
   /** Every tappable output, including the name-only ones such as `up_blocks.0.2`. */
   readonly allBlocks: readonly BlockInfo[];
@@ -171,20 +173,24 @@ export class UNet implements Backbone {
     if (xt.rank !== expectRank || xt.shape[xt.rank - 1] !== inC) {
       const layout = this.kind === "unet2d" ? "[N, H, W, C]" : "[N, W, C]";
       throw new RangeError(
-        `Input shape [${xt.shape}] does not fit this ${this.kind}: expected ${layout} with C = ${inC}`,
+        `Input shape must be ${layout} with C = ${inC} for this ${this.kind}, got [${xt.shape}]`,
       );
     }
     const n = xt.shape[0];
     const ts = typeof t === "number" ? new Array(n).fill(t) : Array.from(t);
-    if (ts.length !== n) throw new RangeError(`Got ${ts.length} timesteps for a batch of ${n}`);
+    if (ts.length !== n) {
+      throw new RangeError(
+        `Timesteps must be one number or ${n} (one per sample), got ${ts.length} values`,
+      );
+    }
     ts.forEach((ti) => checkTimestep(ti, this.schedule.timesteps));
     const factor = 2 ** (this.resolved.channels.length - 1);
     const spatial = this.kind === "unet2d" ? xt.shape.slice(1, 3) : [xt.shape[1]];
     if (spatial.some((d) => (d ?? 0) % factor !== 0)) {
       throw new RangeError(
-        `Input size ${
+        `Input size must be a multiple of ${factor} on each side for ${this.resolved.channels.length} levels, got ${
           spatial.join("×")
-        } must be a multiple of ${factor} for ${this.resolved.channels.length} levels`,
+        }`,
       );
     }
     const out = tf.tidy(() => {

@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { spatialAttention } from "./attention.ts";
  *
@@ -15,7 +16,7 @@
  *   w.set(`${p}.bias`, tf.zeros([c]));
  * }
  * const y = spatialAttention((k) => w.get(k)!, tf.randomNormal([1, 2, 2, c]), { heads: 2, groups: 2, eps: 1e-6 });
- * console.log(y.shape); // [1, 2, 2, 4]
+ * assert.deepEqual(y.shape, [1, 2, 2, 4]);
  * ```
  *
  * @module
@@ -42,6 +43,7 @@ export interface SpatialAttentionOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { spatialAttention } from "./attention.ts";
  *
@@ -51,7 +53,8 @@ export interface SpatialAttentionOptions {
  *   w.set(`${p}.bias`, tf.zeros([2]));
  * }
  * // Zero projections leave only the residual.
- * spatialAttention((k) => w.get(k)!, tf.ones([1, 1, 3, 2]), { heads: 1, groups: 1, eps: 1e-6 }).print();
+ * const y = spatialAttention((k) => w.get(k)!, tf.ones([1, 1, 3, 2]), { heads: 1, groups: 1, eps: 1e-6 });
+ * assert.deepEqual(Array.from(y.dataSync()), [1, 1, 1, 1, 1, 1]);
  * ```
  */
 export function spatialAttention(

@@ -4,12 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { conv } from "./conv.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([3, 3, 1, 1])], ["bias", tf.zeros([1])]]);
  * const y = conv((k) => w.get(k)!, tf.ones([1, 4, 4, 1]), { padding: 1 });
- * console.log(y.shape); // [1, 4, 4, 1]
+ * assert.deepEqual(y.shape, [1, 4, 4, 1]);
  * ```
  *
  * @module
@@ -35,12 +36,13 @@ export interface ConvOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { conv } from "./conv.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([1, 3, 2, 4])], ["bias", tf.zeros([4])]]);
  * const y = conv((k) => w.get(k)!, tf.ones([2, 1, 8, 2]), { stride: 2, padding: [0, 0, 0, 1] });
- * console.log(y.shape); // [2, 1, 4, 4]
+ * assert.deepEqual(y.shape, [2, 1, 4, 4]);
  * ```
  */
 export function conv(get: WeightGetter, x: tf.Tensor, options: ConvOptions = {}): tf.Tensor4D {

@@ -19,6 +19,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { conv2dWithGrad } from "./conv_grad.ts";
  *
@@ -27,12 +28,13 @@
  * const pad: [[number, number], [number, number], [number, number], [number, number]] =
  *   [[0, 0], [1, 1], [1, 1], [0, 0]];
  * const dw = tf.grad((w: tf.Tensor) => conv2dWithGrad(x, w as tf.Tensor4D, [1, 1], pad).sum())(w);
- * console.log(dw.shape); // [3, 3, 4, 5]
+ * assert.deepEqual(dw.shape, [3, 3, 4, 5]);
  * ```
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { nonNegativeInteger, positiveInteger } from "../base/validate.ts";
 
 /** Per-side zero padding in `tf.conv2d`'s explicit form (NHWC). */
 export type ExplicitPadding = [
@@ -61,18 +63,20 @@ const CUSTOM_BY_DEFAULT = new Set(["wasm", "cpu"]);
  *
  * @example
  * ```ts
- * import { setConvGradMode } from "./conv_grad.ts";
+ * import assert from "node:assert/strict";
+ * import { setConvGradMode } from "@diffprobe/core";
  *
  * const previous = setConvGradMode("custom");
- * setConvGradMode(previous);
+ * assert.equal(setConvGradMode(previous), "custom");
+ * assert.throws(() => setConvGradMode("fast" as "auto"), /"fast"/);
  * ```
  */
 export function setConvGradMode(next: ConvGradMode): ConvGradMode {
   if (next !== "auto" && next !== "builtin" && next !== "custom") {
     throw new RangeError(
-      `Unknown convolution gradient mode ${
+      `Convolution gradient mode must be "auto", "builtin" or "custom", got ${
         JSON.stringify(next)
-      }: expected "auto", "builtin" or "custom"`,
+      }`,
     );
   }
   const previous = mode;
@@ -85,9 +89,10 @@ export function setConvGradMode(next: ConvGradMode): ConvGradMode {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getConvGradMode } from "./conv_grad.ts";
  *
- * console.log(getConvGradMode()); // "auto"
+ * assert.equal(getConvGradMode(), "auto");
  * ```
  */
 export function getConvGradMode(): ConvGradMode {
@@ -100,11 +105,11 @@ export function getConvGradMode(): ConvGradMode {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import "@tensorflow/tfjs-backend-wasm";
  * import { usesCustomConvGrad } from "./conv_grad.ts";
  *
- * console.log(usesCustomConvGrad("wasm")); // true: wasm has no Conv2DBackpropFilter
- * console.log(usesCustomConvGrad("webgpu")); // false where the kernel exists
+ * assert.equal(usesCustomConvGrad("wasm"), true); // wasm has no Conv2DBackpropFilter
  * ```
  */
 export function usesCustomConvGrad(backend: string = tf.getBackend()): boolean {
@@ -118,16 +123,8 @@ function sides(pad: "valid" | ExplicitPadding): [number, number, number, number]
 }
 
 function checkArgs(strides: readonly number[], pad: "valid" | ExplicitPadding): void {
-  for (const s of strides) {
-    if (!Number.isInteger(s) || s < 1) {
-      throw new RangeError(`Convolution stride ${s} is not a positive integer`);
-    }
-  }
-  for (const p of sides(pad)) {
-    if (!Number.isInteger(p) || p < 0) {
-      throw new RangeError(`Convolution padding ${p} is not a non-negative integer`);
-    }
-  }
+  for (const s of strides) positiveInteger(s, "Convolution stride");
+  for (const p of sides(pad)) nonNegativeInteger(p, "Convolution padding");
 }
 
 /**
@@ -165,13 +162,14 @@ function window(t: tf.Tensor4D, axis: 1 | 2, lead: number, length: number): {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { conv2dFilterGrad } from "./conv_grad.ts";
  *
  * const x = tf.ones([1, 4, 4, 1]) as tf.Tensor4D;
  * const dy = tf.ones([1, 4, 4, 1]) as tf.Tensor4D;
  * const dw = conv2dFilterGrad(x, dy, [3, 3, 1, 1], [1, 1], [[0, 0], [1, 1], [1, 1], [0, 0]]);
- * console.log(dw.dataSync()[4]); // 16: the centre tap sees every position
+ * assert.equal(dw.dataSync()[4], 16); // the centre tap sees every position
  * ```
  */
 export function conv2dFilterGrad(
@@ -231,13 +229,15 @@ function flippedKernel(w: tf.Tensor4D): tf.Tensor4D {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { conv2dInputGrad } from "./conv_grad.ts";
  *
  * const w = tf.ones([3, 3, 1, 1]) as tf.Tensor4D;
  * const dy = tf.ones([1, 2, 2, 1]) as tf.Tensor4D;
  * const dx = conv2dInputGrad([1, 4, 4, 1], dy, w, [2, 2], [[0, 0], [0, 1], [0, 1], [0, 0]]);
- * console.log(dx.shape, dx.dataSync()[0]); // [1, 4, 4, 1] 1
+ * assert.deepEqual(dx.shape, [1, 4, 4, 1]);
+ * assert.equal(dx.dataSync()[0], 1);
  * ```
  */
 export function conv2dInputGrad(
@@ -288,12 +288,13 @@ export function conv2dInputGrad(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { conv2dWithGrad } from "./conv_grad.ts";
  *
  * const y = conv2dWithGrad(tf.ones([1, 1, 8, 2]) as tf.Tensor4D, tf.ones([1, 3, 2, 4]) as tf.Tensor4D,
  *   [1, 2], [[0, 0], [0, 0], [0, 1], [0, 0]]);
- * console.log(y.shape); // [1, 1, 4, 4]
+ * assert.deepEqual(y.shape, [1, 1, 4, 4]);
  * ```
  */
 export function conv2dWithGrad(

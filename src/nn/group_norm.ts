@@ -4,11 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { groupNorm } from "./group_norm.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([2])], ["bias", tf.zeros([2])]]);
- * groupNorm((k) => w.get(k)!, tf.tensor4d([1, 3], [1, 1, 1, 2]), 1, 0).print(); // [[[[-1, 1]]]]
+ * const y = groupNorm((k) => w.get(k)!, tf.tensor4d([1, 3], [1, 1, 1, 2]), 1, 0);
+ * assert.deepEqual(y.arraySync(), [[[[-1, 1]]]]);
  * ```
  *
  * @module
@@ -21,12 +23,13 @@ import type { WeightGetter } from "./weights.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { groupNorm } from "./group_norm.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([4])], ["bias", tf.zeros([4])]]);
  * const y = groupNorm((k) => w.get(k)!, tf.randomNormal([2, 3, 3, 4]), 2, 1e-6);
- * console.log(y.shape); // [2, 3, 3, 4]
+ * assert.deepEqual(y.shape, [2, 3, 3, 4]);
  * ```
  */
 export function groupNorm(

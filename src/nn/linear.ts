@@ -4,11 +4,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { linear } from "./linear.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.tensor2d([[1], [2]])], ["bias", tf.tensor1d([0.5])]]);
- * linear((k) => w.get(k)!, tf.tensor2d([[1, 1]])).print(); // [[3.5]]
+ * assert.deepEqual(linear((k) => w.get(k)!, tf.tensor2d([[1, 1]])).arraySync(), [[3.5]]);
  * ```
  *
  * @module
@@ -21,11 +22,12 @@ import type { WeightGetter } from "./weights.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { linear } from "./linear.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.eye(2)], ["bias", tf.zeros([2])]]);
- * console.log(linear((k) => w.get(k)!, tf.ones([3, 2])).shape); // [3, 2]
+ * assert.deepEqual(linear((k) => w.get(k)!, tf.ones([3, 2])).shape, [3, 2]);
  * ```
  */
 export function linear(get: WeightGetter, x: tf.Tensor): tf.Tensor {

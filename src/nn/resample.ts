@@ -5,12 +5,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { downsample, upsample } from "./resample.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([3, 3, 1, 1])], ["bias", tf.zeros([1])]]);
  * const down = downsample((k) => w.get(k)!, tf.ones([1, 8, 8, 1]), 1);
- * console.log(down.shape, upsample((k) => w.get(k)!, down).shape); // [1, 4, 4, 1] [1, 8, 8, 1]
+ * assert.deepEqual(down.shape, [1, 4, 4, 1]);
+ * assert.deepEqual(upsample((k) => w.get(k)!, down).shape, [1, 8, 8, 1]);
  * ```
  *
  * @module
@@ -25,11 +27,12 @@ import type { WeightGetter } from "./weights.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { downsample } from "./resample.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([1, 3, 1, 1])], ["bias", tf.zeros([1])]]);
- * console.log(downsample((k) => w.get(k)!, tf.ones([1, 1, 16, 1]), 0).shape); // [1, 1, 8, 1]
+ * assert.deepEqual(downsample((k) => w.get(k)!, tf.ones([1, 1, 16, 1]), 0).shape, [1, 1, 8, 1]);
  * ```
  */
 export function downsample(get: WeightGetter, x: tf.Tensor, padding: number): tf.Tensor4D {
@@ -45,11 +48,12 @@ export function downsample(get: WeightGetter, x: tf.Tensor, padding: number): tf
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { upsample } from "./resample.ts";
  *
  * const w = new Map<string, tf.Tensor>([["weight", tf.ones([3, 3, 2, 2])], ["bias", tf.zeros([2])]]);
- * console.log(upsample((k) => w.get(k)!, tf.ones([1, 4, 4, 2])).shape); // [1, 8, 8, 2]
+ * assert.deepEqual(upsample((k) => w.get(k)!, tf.ones([1, 4, 4, 2])).shape, [1, 8, 8, 2]);
  * ```
  */
 export function upsample(get: WeightGetter, x: tf.Tensor): tf.Tensor4D {

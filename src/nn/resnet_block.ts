@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { resnetBlock } from "./resnet_block.ts";
  *
@@ -19,7 +20,7 @@
  * const y = resnetBlock((k) => w.get(k)!, tf.ones([1, 2, 2, c]), tf.ones([1, temb]), {
  *   groups: 2, eps: 1e-6, shortcut: false,
  * });
- * console.log(y.shape); // [1, 2, 2, 4]
+ * assert.deepEqual(y.shape, [1, 2, 2, 4]);
  * ```
  *
  * @module
@@ -54,6 +55,7 @@ export interface ResnetBlockOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { resnetBlock } from "./resnet_block.ts";
  *
@@ -61,7 +63,8 @@ export interface ResnetBlockOptions {
  *   key === "time_emb_proj.weight" ? tf.zeros([3, 2]) :
  *   key.startsWith("conv") && key.endsWith("weight") ? tf.zeros([3, 3, 2, 2]) : tf.zeros([2]);
  * // Zero convolutions: the block is the identity.
- * resnetBlock(w, tf.ones([1, 1, 1, 2]), tf.zeros([1, 3]), { groups: 1, eps: 1e-6, shortcut: false }).print();
+ * const y = resnetBlock(w, tf.ones([1, 1, 1, 2]), tf.zeros([1, 3]), { groups: 1, eps: 1e-6, shortcut: false });
+ * assert.deepEqual(y.arraySync(), [[[[1, 1]]]]);
  * ```
  */
 export function resnetBlock(

@@ -11,12 +11,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { registerTileGradient } from "./tile_grad.ts";
  *
  * registerTileGradient();
  * const g = tf.grad((x: tf.Tensor) => tf.broadcastTo(x, [1, 2, 1, 3, 2, 1]).sum())(tf.ones([1, 2, 1, 3, 1, 1]));
- * console.log(g.dataSync()[0]); // 2: each element was copied twice
+ * assert.equal(g.dataSync()[0], 2); // each element was copied twice
  * ```
  *
  * @module
@@ -51,12 +52,13 @@ function untile(dy: tf.Tensor, xShape: readonly number[], reps: readonly number[
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { registerTileGradient } from "./tile_grad.ts";
  *
  * registerTileGradient();
  * const g = tf.grad((x: tf.Tensor) => tf.tile(x, [1, 1, 1, 1, 3]).sum())(tf.ones([1, 1, 1, 1, 2]));
- * console.log(g.shape); // [1, 1, 1, 1, 2]
+ * assert.deepEqual(g.shape, [1, 1, 1, 1, 2]);
  * ```
  */
 export function registerTileGradient(): void {

@@ -4,10 +4,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { timestepEmbedding } from "./timestep_embedding.ts";
  *
  * const emb = timestepEmbedding([0, 500], 8, { flipSinToCos: false, freqShift: 1 });
- * console.log(emb.shape); // [2, 8]
+ * assert.deepEqual(emb.shape, [2, 8]);
  * ```
  *
  * @module
@@ -29,10 +30,11 @@ export interface TimestepEmbeddingOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { timestepEmbedding } from "./timestep_embedding.ts";
  *
  * // t = 0: sin(0) = 0 and cos(0) = 1.
- * timestepEmbedding([0], 4, { flipSinToCos: false, freqShift: 1 }).print(); // [[0, 0, 1, 1]]
+ * assert.deepEqual(timestepEmbedding([0], 4, { flipSinToCos: false, freqShift: 1 }).arraySync(), [[0, 0, 1, 1]]);
  * ```
  */
 export function timestepEmbedding(

@@ -4,12 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { scopeWeights } from "./weights.ts";
  *
  * const all = new Map([["mid_block.resnets.0.conv1.bias", tf.zeros([4])]]);
  * const resnet = scopeWeights((key) => all.get(key)!, "mid_block.resnets.0");
- * console.log(resnet("conv1.bias").shape); // [4]
+ * assert.deepEqual(resnet("conv1.bias").shape, [4]);
  * ```
  *
  * @module
@@ -24,11 +25,12 @@ export type WeightGetter = (key: string) => tf.Tensor;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { scopeWeights } from "./weights.ts";
  *
  * const get = scopeWeights((key) => tf.scalar(key.length), "a.b");
- * console.log(get("c").dataSync()[0]); // 5 ("a.b.c".length)
+ * assert.equal(get("c").dataSync()[0], 5); // "a.b.c".length
  * ```
  */
 export function scopeWeights(get: WeightGetter, prefix: string): WeightGetter {

@@ -33,8 +33,7 @@ export function pooledShape(shape: readonly number[], pool: Pooling, block: stri
   for (const d of spatial) {
     if (d % pool.size !== 0) {
       throw new RangeError(
-        `Cannot pool block ${block} (${spatial.join("×")}) to ${pool.size}: ` +
-          `its size is not a multiple of ${pool.size}`,
+        `Pooling size must divide block ${block}'s ${spatial.join("×")} map, got ${pool.size}`,
       );
     }
   }

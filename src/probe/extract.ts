@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { notice } from "../base/notice.ts";
 import * as tf from "@tensorflow/tfjs";
 import type { Backbone } from "../models/unet.ts";
 import type { BlockInfo } from "../models/unet_plan.ts";
@@ -76,6 +77,17 @@ export interface ExtractOptions {
 /** Which engine runs extraction. */
 export type ExtractionEngine = "auto" | "onnx" | "tfjs";
 
+/** The ffi permission onnxruntime-node needs: for its installed folder when that is known. */
+function ffiDescriptor(): Deno.PermissionDescriptor {
+  try {
+    const url = new URL("..", import.meta.resolve("onnxruntime-node"));
+    if (url.protocol === "file:") return { name: "ffi", path: decodeURIComponent(url.pathname) };
+  } catch {
+    // not resolvable to a file: ask for ffi in general
+  }
+  return { name: "ffi" };
+}
+
 /**
  * Resolves `"auto"` to the engine extraction will use here.
  *
@@ -99,9 +111,23 @@ export async function resolveEngine(engine: ExtractionEngine = "auto"): Promise<
     return "onnx";
   }
   if (["tensorflow", "webgpu"].includes(tf.getBackend())) return "tfjs";
-  // Without --allow-ffi, "auto" quietly uses tfjs instead of prompting for the permission.
-  if ((await Deno.permissions.query({ name: "ffi" })).state !== "granted") return "tfjs";
-  return (await onnxRuntimeAvailable()) ? "onnx" : "tfjs";
+  // Without --allow-ffi, "auto" uses tfjs instead of prompting for the permission, and says so
+  // once on stderr.
+  if ((await Deno.permissions.query(ffiDescriptor())).state !== "granted") {
+    notice(
+      "engine",
+      "diffprobe: extraction uses the tfjs engine; run with --allow-ffi for the onnx engine " +
+        "(onnxruntime-node, about 5–8× faster on a CPU)",
+    );
+    return "tfjs";
+  }
+  if (await onnxRuntimeAvailable()) return "onnx";
+  notice(
+    "engine",
+    "diffprobe: extraction uses the tfjs engine: onnxruntime-node did not load " +
+      "(install it with `deno install`; it is a dependency in deno.json)",
+  );
+  return "tfjs";
 }
 
 /** What a batch source yields: `[b, ...sample]` tensors in [-1, 1]. */
@@ -160,16 +186,16 @@ function checkSampleShape(backbone: Backbone, shape: readonly number[], what: st
   const layout = backbone.kind === "unet2d" ? "[H, W, C]" : "[W, C]";
   if (shape.length !== ref.length || shape.at(-1) !== channels) {
     throw new RangeError(
-      `${what} has samples of shape [${shape}]: this ${backbone.kind} takes ${layout} with ` +
-        `C = ${channels}`,
+      `Sample shape of ${what} must be ${layout} with C = ${channels} for this ${backbone.kind}, ` +
+        `got [${shape}]`,
     );
   }
   const factor = Math.max(...backbone.allBlocks.map((b) => downscale(ref, b)));
   const spatial = shape.slice(0, -1);
   if (spatial.some((d) => d % factor !== 0)) {
     throw new RangeError(
-      `${what} has samples of size ${spatial.join("×")}: each side must be a multiple of ` +
-        `${factor} for this ${backbone.kind}`,
+      `Sample size of ${what} must be a multiple of ${factor} on each side for this ` +
+        `${backbone.kind}, got ${spatial.join("×")}`,
     );
   }
   return [...shape];
@@ -386,8 +412,8 @@ async function runBatches(
         setFeatureShapes(backbone, todo, sample);
       } else if (shape.join() !== sample.join()) {
         throw new RangeError(
-          `Batch at sample ${start} has samples of shape [${shape}], earlier ones [${sample}]: ` +
-            "all samples must have one size",
+          `Sample shape of the batch at sample ${start} must be [${sample}] like the earlier ` +
+            `ones, got [${shape}]`,
         );
       }
       const n = x.shape[0];
@@ -444,15 +470,22 @@ async function computeBatch(
   }
   for (const [p, values] of sums) {
     const bad = values.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) {
-      const at = start + Math.floor(bad / (values.length / n));
-      throw new RangeError(
-        `Features of ${p.tap.key} are not finite for sample ${at}: ` +
-          "check the input (and the backbone's weights) for NaN or infinite values",
-      );
-    }
+    if (bad >= 0) throw notFinite(p.tap, x0, n, start, Math.floor(bad / (values.length / n)));
   }
   return sums;
+}
+
+/** The error for non-finite features of batch sample `i`: blames the input or the weights. */
+function notFinite(tap: Tap, x0: Float32Array, n: number, start: number, i: number): RangeError {
+  const size = x0.length / n;
+  const bad = x0.findIndex((v) => !Number.isFinite(v));
+  const at = start + i;
+  const cause = bad >= 0
+    ? `input sample ${start + Math.floor(bad / size)} holds ${x0[bad]} at value ${bad % size}`
+    : "the input is finite, so the backbone's weights hold NaN or ±Infinity, or overflow on it";
+  return new RangeError(
+    `Features of tap ${tap.key} must be finite, got NaN or ±Infinity for sample ${at}: ${cause}`,
+  );
 }
 
 /** Joins a tap's chunks into one tensor, stored whole in the cache (chunks removed). */

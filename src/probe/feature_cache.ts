@@ -30,6 +30,7 @@ import {
   writeSafetensorsFile,
 } from "../io/safetensors.ts";
 import { show } from "../base/validate.ts";
+import { openRegularFile, readAt, type ReadFail } from "../io/bounded_read.ts";
 
 /** Features read back from the cache. */
 export interface CachedFeatures {
@@ -52,6 +53,47 @@ function signedHeader(name: string, dtype: string, shape: readonly number[]): st
 /** Whether `shape` fits `expected` (null: any positive size in that place). */
 function shapeFits(shape: readonly number[], expected: readonly (number | null)[]): boolean {
   return shape.length === expected.length && shape.every((d, i) => (expected[i] ?? d) === d);
+}
+
+/** Largest header a cache entry may have (they are a few hundred bytes). */
+const MAX_HEADER = 64 * 1024;
+
+/**
+ * Reads an entry file after checking, from its header alone, that its size agrees with the
+ * header and that the features have the expected shape: a huge or sparse file is refused
+ * without reading it.
+ */
+async function readChecked(
+  path: string,
+  expected: readonly (number | null)[] | undefined,
+): Promise<Uint8Array> {
+  const fail: ReadFail = (kind, problem, cause) =>
+    kind === "not-found" ? new Deno.errors.NotFound(problem) : new Error(problem, { cause });
+  const { file, size } = await openRegularFile(path, fail);
+  try {
+    if (size < 8) throw new Error(`it has ${size} bytes, fewer than a header length`);
+    const length = new DataView((await readAt(file, 0, 8, fail)).buffer).getBigUint64(0, true);
+    if (length > BigInt(Math.min(MAX_HEADER, size - 8))) {
+      throw new Error(`its header length ${length} exceeds ${Math.min(MAX_HEADER, size - 8)}`);
+    }
+    const headerLength = Number(length);
+    const header = JSON.parse(new TextDecoder().decode(await readAt(file, 8, headerLength, fail)));
+    const end = header?.features?.data_offsets?.[1];
+    const shape = header?.features?.shape;
+    if (typeof end !== "number" || !Array.isArray(shape)) {
+      throw new Error('it has no "features" tensor');
+    }
+    if (size !== 8 + headerLength + end) {
+      throw new Error(`it has ${size} bytes, its header describes ${8 + headerLength + end}`);
+    }
+    if (expected && !shapeFits(shape, expected)) {
+      const want = expected.map((d) => d ?? "*").join(", ");
+      throw new Error(`its shape ${show(shape)} is not the expected [${want}]`);
+    }
+    return await readAt(file, 0, size, fail);
+  } finally {
+    file.close();
+  }
 }
 
 /** A folder of cached features. */
@@ -102,11 +144,12 @@ export class FeatureCache {
     expected?: readonly (number | null)[],
   ): Promise<CachedFeatures | null> {
     const path = this.path(name);
-    const bytes = await this.#readRegular(path);
-    if (bytes === null) return null;
+    if (!(await this.#isRegular(path))) return null;
     try {
-      return await this.#verify(name, path, bytes, expected);
+      const bytes = await readChecked(path, expected);
+      return await this.#verify(name, path, bytes);
     } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
       this.onCorrupt(
         `Feature cache entry "${path}" is corrupted (${(e as Error).message}); recomputing it`,
       );
@@ -115,13 +158,13 @@ export class FeatureCache {
     }
   }
 
-  /** The bytes of a regular file (null when absent); links and special files are refused. */
-  async #readRegular(path: string): Promise<Uint8Array | null> {
+  /** False when absent; a `TypeError` for links and special files (FIFOs, devices, folders). */
+  async #isRegular(path: string): Promise<boolean> {
     let info: Deno.FileInfo;
     try {
       info = await Deno.lstat(path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
+      if (e instanceof Deno.errors.NotFound) return false;
       throw e;
     }
     const kind = info.isSymlink ? "a symbolic link" : info.isFile ? null : "not a regular file";
@@ -130,14 +173,13 @@ export class FeatureCache {
         `Feature cache entry "${path}" is ${kind}: refusing to read it (remove it to recompute)`,
       );
     }
-    return await Deno.readFile(path);
+    return true;
   }
 
   async #verify(
     name: string,
     path: string,
     bytes: Uint8Array,
-    expected: readonly (number | null)[] | undefined,
   ): Promise<CachedFeatures> {
     const file = parseSafetensors(bytes, path);
     const entry = file.tensors.get("features");
@@ -148,10 +190,6 @@ export class FeatureCache {
         `its checksum ${sum.slice(0, 12)}… over its name "${name}", dtype, shape and values ` +
           "does not match the recorded one",
       );
-    }
-    if (expected && !shapeFits(entry.shape, expected)) {
-      const want = expected.map((d) => d ?? "*").join(", ");
-      throw new Error(`its shape [${entry.shape}] is not the expected [${want}]`);
     }
     const data = toFloat32(entry);
     const bad = data.findIndex((v) => !Number.isFinite(v));

@@ -3,12 +3,12 @@
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { freeze } from "./freeze.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, freeze } from "@diffprobe/core";
  *
  * const frozen = freeze(createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 }));
- * console.log(frozen.frozen); // true
+ * assert.equal(frozen.frozen, true);
  * frozen.dispose();
  * ```
  *
@@ -29,14 +29,15 @@ export interface FrozenBackbone extends Backbone {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone } from "../models/backbone.ts";
- * import { freeze } from "./freeze.ts";
+ * import { createBackbone, freeze } from "@diffprobe/core";
  *
  * const unet = freeze(createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"], norm_num_groups: 8 }));
  * const { blocks } = unet.forward(tf.zeros([1, 32, 32, 3]), 30, { capture: [1] });
- * console.log(blocks.get("conv_in")!.shape); // [1, 32, 32, 32]
+ * assert.deepEqual(blocks.get("conv_in")!.shape, [1, 32, 32, 32]);
+ * assert.throws(() => unet.forward(tf.zeros([1, 32, 32, 3]), 30, { training: true }), TypeError);
  * unet.dispose();
  * ```
  */

@@ -23,6 +23,7 @@ import { extractFeatures, type ExtractionEngine, type FeatureData } from "./extr
 import type { FeatureCache } from "./feature_cache.ts";
 import { type Pooling, tapBlock } from "./tap.ts";
 import { heatmapSvg } from "../report/heatmap.ts";
+import { writeFileAtomic } from "../base/atomic_write.ts";
 
 /**
  * What `sweep` needs of a head (LinearHead, MLPHead and AttentionHead all fit); `F` is the
@@ -172,9 +173,9 @@ async function fitHead<F>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { createBackbone } from "../models/backbone.ts";
- * import { sweep, type SweepHead } from "./sweep.ts";
+ * import { createBackbone, sweep, type SweepHead } from "@diffprobe/core";
  *
  * // A stand-in head that predicts the mean: enough to show the grid.
  * const meanHead = (): SweepHead => ({
@@ -188,7 +189,7 @@ async function fitHead<F>(
  * const x = tf.randomNormal([4, 16, 1]);
  * const { rows } = await sweep(unet, { train: { data: x, labels: [0, 1, 2, 3] }, test: { data: x, labels: [0, 1, 2, 3] } },
  *   { ts: [10, 100], blocks: [1, 2], head: meanHead });
- * console.log(rows.length); // 4
+ * assert.deepEqual(rows.map((r) => `${r.t}/${r.block}`), ["10/1", "10/2", "100/1", "100/2"]);
  * x.dispose();
  * unet.dispose();
  * ```
@@ -198,18 +199,7 @@ export async function sweep<F = Record<string, unknown>>(
   splits: { train: SweepSplit; test: SweepSplit },
   options: SweepOptions<F>,
 ): Promise<SweepResult> {
-  if (options.ts.length === 0 || options.blocks.length === 0) {
-    throw new RangeError("A sweep needs at least one timestep and one block");
-  }
-  for (const [name, split] of Object.entries(splits)) {
-    if (oneShot(split.data) && options.ts.length > 1) {
-      throw new TypeError(
-        `The ${name} split's data is a one-shot iterator (a generator), but a sweep reads it ` +
-          `once per timestep (${options.ts.length} times): pass a tensor, an array of batches, ` +
-          "or a function returning a fresh iterable",
-      );
-    }
-  }
+  checkSweep(splits, options);
   const infos = options.blocks.map((b) => backbone.block(b));
   const rows: SweepRow[] = [];
   for (const t of options.ts) {
@@ -220,7 +210,7 @@ export async function sweep<F = Record<string, unknown>>(
         timesteps: backbone.schedule.timesteps,
       })
     );
-    const extract = (split: SweepSplit, phase: string) =>
+    const extract = (split: SweepSplit, phase: "train" | "test") =>
       extractFeatures(
         backbone,
         taps,
@@ -237,48 +227,86 @@ export async function sweep<F = Record<string, unknown>>(
     const train = await extract(splits.train, "train");
     const test = await extract(splits.test, "test");
     try {
-      for (const [name, got] of [["train", train], ["test", test]] as const) {
-        const n = got.values().next().value!.shape[0];
-        const labels = splits[name].labels;
-        const expected = labels instanceof tf.Tensor ? labels.shape[0] : labels.length;
-        if (n !== expected) {
-          throw new RangeError(
-            `The ${name} split gave ${n} samples at t=${t} but has ${expected} labels`,
-          );
-        }
-      }
+      checkLabelCounts(splits, { train, test }, t);
       for (let i = 0; i < taps.length; i++) {
-        const xTrain = train.get(taps[i].key)!, xTest = test.get(taps[i].key)!;
-        const start = performance.now();
-        const head = options.head(xTrain.shape.slice(1));
-        try {
-          await fitHead(head, xTrain, splits.train.labels, options.fit);
-          const metrics = head.evaluate(xTest, splits.test.labels) as Record<string, number>;
-          const metricName = options.metric ?? ("accuracy" in metrics ? "accuracy" : "mse");
-          if (!(metricName in metrics)) {
-            throw new RangeError(
-              `Metric "${metricName}" is not among the head's metrics: ${Object.keys(metrics)}`,
-            );
-          }
-          const row: SweepRow = {
-            t,
-            block: infos[i].index,
-            name: infos[i].name,
-            metric: metrics[metricName],
-            metricName,
-            metrics,
-            seconds: (performance.now() - start) / 1000,
-          };
-          rows.push(row);
-          options.onPoint?.(row);
-        } finally {
-          head.dispose();
-        }
+        const row = await probePoint(
+          options,
+          [train.get(taps[i].key)!, test.get(taps[i].key)!],
+          splits,
+        );
+        rows.push({ t, block: infos[i].index, name: infos[i].name, ...row });
+        options.onPoint?.(rows.at(-1)!);
       }
     } finally {
       tf.dispose([...train.values(), ...test.values()]);
     }
   }
+  return await summarise(rows, options);
+}
+
+/** Refuses an empty grid, and one-shot iterators that would be read more than once. */
+function checkSweep<F>(
+  splits: { train: SweepSplit; test: SweepSplit },
+  options: SweepOptions<F>,
+): void {
+  if (options.ts.length === 0 || options.blocks.length === 0) {
+    throw new RangeError("A sweep needs at least one timestep and one block");
+  }
+  for (const [name, split] of Object.entries(splits)) {
+    if (oneShot(split.data) && options.ts.length > 1) {
+      throw new TypeError(
+        `The ${name} split's data is a one-shot iterator (a generator), but a sweep reads it ` +
+          `once per timestep (${options.ts.length} times): pass a tensor, an array of batches, ` +
+          "or a function returning a fresh iterable",
+      );
+    }
+  }
+}
+
+/** Each split's features must have one row per label. */
+function checkLabelCounts(
+  splits: { train: SweepSplit; test: SweepSplit },
+  features: { train: Map<string, tf.Tensor>; test: Map<string, tf.Tensor> },
+  t: number,
+): void {
+  for (const name of ["train", "test"] as const) {
+    const n = features[name].values().next().value!.shape[0];
+    const labels = splits[name].labels;
+    const expected = labels instanceof tf.Tensor ? labels.shape[0] : labels.length;
+    if (n !== expected) {
+      throw new RangeError(
+        `The ${name} split gave ${n} samples at t=${t} but has ${expected} labels`,
+      );
+    }
+  }
+}
+
+/** Fits a fresh head on one point's training features and evaluates it on the test ones. */
+async function probePoint<F>(
+  options: SweepOptions<F>,
+  [xTrain, xTest]: [tf.Tensor, tf.Tensor],
+  splits: { train: SweepSplit; test: SweepSplit },
+): Promise<Omit<SweepRow, "t" | "block" | "name">> {
+  const start = performance.now();
+  const head = options.head(xTrain.shape.slice(1));
+  try {
+    await fitHead(head, xTrain, splits.train.labels, options.fit);
+    const metrics = head.evaluate(xTest, splits.test.labels) as Record<string, number>;
+    const metricName = options.metric ?? ("accuracy" in metrics ? "accuracy" : "mse");
+    if (!(metricName in metrics)) {
+      throw new RangeError(
+        `Metric "${metricName}" is not among the head's metrics: ${Object.keys(metrics)}`,
+      );
+    }
+    const seconds = (performance.now() - start) / 1000;
+    return { metric: metrics[metricName], metricName, metrics, seconds };
+  } finally {
+    head.dispose();
+  }
+}
+
+/** The best row and the heatmap (written atomically when asked). */
+async function summarise<F>(rows: SweepRow[], options: SweepOptions<F>): Promise<SweepResult> {
   const lower = LOWER_IS_BETTER.has(rows[0].metricName);
   const best = rows.reduce((a, b) => (lower ? b.metric < a.metric : b.metric > a.metric) ? b : a);
   const svg = await heatmapSvg(
@@ -294,10 +322,6 @@ export async function sweep<F = Record<string, unknown>>(
       digits: lower ? 4 : 3,
     },
   );
-  if (options.heatmap) {
-    const tmp = `${options.heatmap}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeTextFile(tmp, svg);
-    await Deno.rename(tmp, options.heatmap);
-  }
+  if (options.heatmap) await writeFileAtomic(options.heatmap, svg);
   return { rows, best, svg };
 }

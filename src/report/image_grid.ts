@@ -35,11 +35,11 @@ export interface ImageGridOptions {
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { imageGridPng } from "./image_grid.ts";
+ * import assert from "node:assert/strict";
+ * import { imageGridPng, tf } from "@diffprobe/core";
  *
  * const png = imageGridPng(tf.randomUniform([4, 16, 16, 1], -1, 1), { scale: 2 });
- * console.log(png.length > 0); // true
+ * assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
  * ```
  */
 export function imageGridPng(images: tf.Tensor, options: ImageGridOptions = {}): Uint8Array {
@@ -92,12 +92,13 @@ export function imageGridPng(images: tf.Tensor, options: ImageGridOptions = {}):
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { writeImageGrid } from "./image_grid.ts";
+ * import assert from "node:assert/strict";
+ * import { tf, writeImageGrid } from "@diffprobe/core";
  *
  * const dir = await Deno.makeTempDir();
  * await writeImageGrid(`${dir}/samples.png`, tf.zeros([2, 4, 4, 3]));
- * console.log((await Deno.stat(`${dir}/samples.png`)).isFile); // true
+ * assert.ok((await Deno.stat(`${dir}/samples.png`)).isFile);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeImageGrid(

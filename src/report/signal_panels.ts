@@ -38,11 +38,11 @@ export interface SignalPanelsOptions {
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { signalPanelsSvg } from "./signal_panels.ts";
+ * import assert from "node:assert/strict";
+ * import { signalPanelsSvg, tf } from "@diffprobe/core";
  *
  * const svg = await signalPanelsSvg(tf.zeros([2, 16, 2]), { columns: 2, yDomain: null });
- * console.log(svg.includes("</svg>")); // true
+ * assert.ok(svg.startsWith("<svg") && svg.includes("</svg>"));
  * ```
  */
 export async function signalPanelsSvg(
@@ -104,12 +104,13 @@ export async function signalPanelsSvg(
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { writeSignalPanels } from "./signal_panels.ts";
+ * import assert from "node:assert/strict";
+ * import { tf, writeSignalPanels } from "@diffprobe/core";
  *
  * const dir = await Deno.makeTempDir();
  * await writeSignalPanels(`${dir}/samples.svg`, tf.zeros([3, 32, 1]));
- * console.log((await Deno.stat(`${dir}/samples.svg`)).isFile); // true
+ * assert.ok((await Deno.stat(`${dir}/samples.svg`)).isFile);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSignalPanels(

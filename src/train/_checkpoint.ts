@@ -15,6 +15,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../base/atomic_write.ts";
+import { show } from "../base/validate.ts";
 import { loadBackbone, saveBackbone } from "../models/backbone.ts";
 import type { Backbone } from "../models/unet.ts";
 import { readSafetensorsFile, toFloat32, writeSafetensorsFile } from "../io/safetensors.ts";
@@ -90,7 +92,7 @@ export async function saveCheckpoint(
     await writeSafetensorsFile(join(tmp, "optimizer.safetensors"), tensors, {
       iterations: String(state.optimizer.iterations),
     });
-    await Deno.writeTextFile(join(tmp, "state.json"), JSON.stringify(state) + "\n");
+    await writeFileAtomic(join(tmp, "state.json"), JSON.stringify(state) + "\n");
     await Deno.remove(final, { recursive: true }).catch(() => {});
     await Deno.rename(tmp, final);
   } catch (e) {
@@ -164,7 +166,11 @@ export async function loadCheckpoint(
   }
   if (state.format !== "diffprobe-train-state" || state.version !== 1) {
     throw new RangeError(
-      `"${join(folder, "state.json")}" is not a version-1 diffprobe training state`,
+      `"${
+        join(folder, "state.json")
+      }" field format/version must be "diffprobe-train-state" / 1, got ${show(state.format)} / ${
+        show(state.version)
+      }`,
     );
   }
   const file = await readSafetensorsFile(join(folder, "optimizer.safetensors"));

@@ -9,8 +9,8 @@
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { sampleDDIM } from "./sample.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, sampleDDIM } from "@diffprobe/core";
  *
  * const unet = createBackbone({
  *   _class_name: "DiffprobeUNet1DModel", in_channels: 1, out_channels: 1, sample_size: 32,
@@ -18,7 +18,7 @@
  *   down_block_types: ["DownBlock1D", "DownBlock1D"], up_block_types: ["UpBlock1D", "UpBlock1D"],
  * });
  * const samples = await sampleDDIM(unet, { count: 4, steps: 5 });
- * console.log(samples.shape); // [4, 32, 1]
+ * assert.deepEqual(samples.shape, [4, 32, 1]);
  * samples.dispose();
  * unet.dispose();
  * ```
@@ -26,6 +26,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { integerInRange, positiveInteger, show } from "../base/validate.ts";
 import { sampleNoise } from "../models/noise.ts";
 import type { Backbone } from "../models/unet.ts";
 import { type ImageGridOptions, writeImageGrid } from "../report/image_grid.ts";
@@ -63,9 +64,7 @@ interface StepSpec {
 
 function timesteps(backbone: Backbone, steps: number): StepSpec[] {
   const T = backbone.schedule.timesteps;
-  if (!Number.isInteger(steps) || steps < 1 || steps > T) {
-    throw new RangeError(`Number of sampling steps ${steps} is not an integer in [1, ${T}]`);
-  }
+  integerInRange(steps, "Number of sampling steps", 1, T);
   const ratio = Math.floor(T / steps);
   const ab = backbone.schedule.alphasCumprod;
   const out: StepSpec[] = [];
@@ -95,14 +94,10 @@ async function run(
   update: Update,
 ): Promise<tf.Tensor> {
   const count = options.count;
-  if (!Number.isInteger(count) || count < 1) {
-    throw new RangeError(`Number of samples ${count} is not a positive integer`);
-  }
+  positiveInteger(count, "Number of samples");
   const seed = options.seed ?? 0;
   const batch = options.batchSize ?? Math.min(count, 64);
-  if (!Number.isInteger(batch) || batch < 1) {
-    throw new RangeError(`Sampling batch size ${batch} is not a positive integer`);
-  }
+  positiveInteger(batch, "Sampling batch size");
   const shape = sampleShape(backbone, options.shape);
   const plan = timesteps(backbone, options.steps ?? defaultSteps);
   const total = plan.length * Math.ceil(count / batch);
@@ -150,8 +145,8 @@ function predictX0(x: tf.Tensor, eps: tf.Tensor, alphaBar: number, clip: boolean
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { sampleDDPM } from "./sample.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, sampleDDPM } from "@diffprobe/core";
  *
  * const unet = createBackbone({
  *   _class_name: "UNet2DModel", sample_size: 8, block_out_channels: [16, 16], layers_per_block: 1,
@@ -159,7 +154,7 @@ function predictX0(x: tf.Tensor, eps: tf.Tensor, alphaBar: number, clip: boolean
  *   norm_num_groups: 8,
  * });
  * const images = await sampleDDPM(unet, { count: 2, steps: 4, seed: 1 });
- * console.log(images.shape); // [2, 8, 8, 3]
+ * assert.deepEqual(images.shape, [2, 8, 8, 3]);
  * images.dispose();
  * unet.dispose();
  * ```
@@ -185,8 +180,8 @@ export function sampleDDPM(backbone: Backbone, options: SampleOptions): Promise<
  *
  * @example
  * ```ts
- * import { createBackbone } from "../models/backbone.ts";
- * import { sampleDDIM } from "./sample.ts";
+ * import assert from "node:assert/strict";
+ * import { createBackbone, sampleDDIM } from "@diffprobe/core";
  *
  * const unet = createBackbone({
  *   _class_name: "UNet2DModel", sample_size: 8, block_out_channels: [16, 16], layers_per_block: 1,
@@ -194,7 +189,7 @@ export function sampleDDPM(backbone: Backbone, options: SampleOptions): Promise<
  *   norm_num_groups: 8,
  * });
  * const images = await sampleDDIM(unet, { count: 2, steps: 3, eta: 0 });
- * console.log(images.shape); // [2, 8, 8, 3]
+ * assert.deepEqual(images.shape, [2, 8, 8, 3]);
  * images.dispose();
  * unet.dispose();
  * ```
@@ -202,8 +197,8 @@ export function sampleDDPM(backbone: Backbone, options: SampleOptions): Promise<
 export function sampleDDIM(backbone: Backbone, options: DDIMSampleOptions): Promise<tf.Tensor> {
   const clip = options.clipSample ?? true;
   const eta = options.eta ?? 0;
-  if (!(eta >= 0) || !Number.isFinite(eta)) {
-    throw new RangeError(`DDIM eta ${eta} is not a number >= 0`);
+  if (typeof eta !== "number" || !(eta >= 0) || !Number.isFinite(eta)) {
+    throw new RangeError(`DDIM eta must be a finite number >= 0, got ${show(eta)}`);
   }
   return run(backbone, options, 50, (x, eps, s, z) => {
     const x0 = predictX0(x, eps, s.alphaBar, clip);
@@ -229,12 +224,16 @@ export interface WriteSamplesOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { writeSamples } from "./sample.ts";
+ * import { writeSamples } from "@diffprobe/core";
  *
  * const dir = await Deno.makeTempDir();
  * await writeSamples(`${dir}/images.png`, tf.zeros([4, 8, 8, 3]));
  * await writeSamples(`${dir}/signals.svg`, tf.zeros([4, 32, 1]));
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["images.png", "signals.svg"]);
+ * await assert.rejects(writeSamples(`${dir}/images.svg`, tf.zeros([1, 8, 8, 3])), /PNG/);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSamples(
@@ -244,12 +243,12 @@ export async function writeSamples(
 ): Promise<void> {
   if (samples.rank === 4) {
     if (!path.toLowerCase().endsWith(".png")) {
-      throw new RangeError(`Images are written as PNG: "${path}" should end in .png`);
+      throw new RangeError(`Images are written as PNG: the path must end in .png, got "${path}"`);
     }
     await writeImageGrid(path, samples, options.grid);
   } else if (samples.rank === 3) {
     if (!path.toLowerCase().endsWith(".svg")) {
-      throw new RangeError(`Signals are written as SVG: "${path}" should end in .svg`);
+      throw new RangeError(`Signals are written as SVG: the path must end in .svg, got "${path}"`);
     }
     await writeSignalPanels(path, samples, options.panels);
   } else {
