@@ -43,6 +43,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { nonNegativeInteger } from "../base/validate.ts";
+import { type Device, type TfjsDevice, tfjsDevice } from "../base/device.ts";
 import { type Backbone, UNet } from "../models/unet.ts";
 import { registerTileGradient } from "../nn/tile_grad.ts";
 import { registerWasmKernels } from "../backend/wasm_kernels.ts";
@@ -132,6 +133,12 @@ export interface TrainDiffusionOptions {
    * `step-*`). The seed, batch size, total steps, data shape and model config must match.
    */
   resume?: string;
+  /**
+   * Where to train (default `"auto"`: the current TensorFlow.js backend). `"cuda"` needs the onnx
+   * training engine (not in this version) or TensorFlow.js on CUDA (`@tensorflow/tfjs-node-gpu`):
+   * otherwise an error before any work.
+   */
+  device?: Device;
 }
 
 /** What {@linkcode trainDiffusion} resolves to. */
@@ -148,6 +155,8 @@ export interface TrainDiffusionResult {
   step: number;
   /** The last checkpoint written, if any. */
   checkpoint?: string;
+  /** The device the run trained on (that of the TensorFlow.js backend). */
+  device: TfjsDevice;
 }
 
 /** The per-step history of a run. */
@@ -206,6 +215,11 @@ export async function trainDiffusion(
   options: TrainDiffusionOptions,
 ): Promise<TrainDiffusionResult> {
   // 1. Check the backbone, the options and the data, before any work.
+  const device = tfjsDevice(
+    options.device,
+    "Training",
+    'training on CUDA needs the onnx training engine, which is not in this version: use device "auto" or "cpu"',
+  );
   const unet = trainableBackbone(backbone);
   const settings = resolveSettings(options);
   checkTrainingData(unet, data);
@@ -271,7 +285,15 @@ export async function trainDiffusion(
     optimizer.dispose();
   }
   const { losses, learningRates, gradNorms } = run.history;
-  return { ema, losses, learningRates, gradNorms, step: losses.length, checkpoint: lastCheckpoint };
+  return {
+    ema,
+    losses,
+    learningRates,
+    gradNorms,
+    step: losses.length,
+    checkpoint: lastCheckpoint,
+    device,
+  };
 }
 
 /** Makes the weights trainable variables and starts their EMA and the optimiser. */
