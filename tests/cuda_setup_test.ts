@@ -126,6 +126,26 @@ Deno.test("cuda setup: finds the files in the tarball, verifies them, places the
       0o111,
     );
 
+    // The download path (fetch, streamed, hashed on the way), without network: a data: URL.
+    const second = await Deno.makeTempDir();
+    try {
+      const tgz = await Deno.readFile(`${work}/pkg.tgz`);
+      let base64 = "";
+      for (let i = 0; i < tgz.length; i += 0x8000) {
+        base64 += String.fromCharCode(...tgz.subarray(i, i + 0x8000));
+      }
+      const fetched = await installCudaProvider({
+        folder: second,
+        source: `data:application/gzip;base64,${btoa(base64)}`,
+        pins,
+        onnxruntimeVersion: "1.29.0",
+      });
+      assert.equal(fetched.alreadyInstalled, false);
+      assert.deepEqual(await Deno.readFile(`${second}/libonnxruntime_providers_cuda.so`), cuda);
+    } finally {
+      await Deno.remove(second, { recursive: true });
+    }
+
     // Installed files that match are kept: the source is not even opened.
     const again = await installCudaProvider({
       folder: target,

@@ -69,7 +69,7 @@ const canMkfifo = granted({ name: "run", command: "mkfifo" });
 const canSymlink = granted({ name: "write" }) || granted({ name: "run", command: "ln" });
 
 async function symlink(target: string, path: string): Promise<void> {
-  if (granted({ name: "write" })) return await symlink(target, path);
+  if (granted({ name: "write" })) return await Deno.symlink(target, path);
   const { success } = await new Deno.Command("ln", { args: ["-s", target, path] }).output();
   assert.ok(success, `ln -s ${target} ${path}`);
 }

@@ -9,7 +9,7 @@ import { decode as decodeJpeg } from "jpeg-js";
 import { PNG } from "pngjs";
 import { Buffer } from "node:buffer";
 import { inflateSync } from "node:zlib";
-import { readRegularFileSync } from "./_files.ts";
+import { readDataFileSync } from "./_files.ts";
 
 /**
  * Largest image accepted, in pixels: 2^25 = 33,554,432 (e.g. 8192 × 4096). Checked on the size in
@@ -220,7 +220,7 @@ export function decodeChunk(files: readonly string[]): ChunkResult {
   let error: ChunkError | undefined;
   for (let k = 0; k < files.length; k++) {
     try {
-      const bytes = readRegularFileSync(files[k], "Image file", MAX_IMAGE_FILE_BYTES);
+      const bytes = readDataFileSync(files[k], "Image file", MAX_IMAGE_FILE_BYTES);
       images.push(decodeImage(bytes, files[k]));
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));

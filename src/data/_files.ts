@@ -1,104 +1,72 @@
 /**
- * File helpers shared by the data readers: reading a file only after checking that it is a
- * regular file of bounded size (a path to `/dev/zero` or a FIFO would otherwise exhaust memory or
- * hang), bounded gunzipping, expanding a folder into its data files, and clipping long values in
- * messages. Internal.
+ * The data readers' layer over `io/bounded_read.ts`: their error style for refused reads
+ * (`"<What> "<path>" must be a regular file, got a FIFO (named pipe)"`, keeping the file
+ * system's error class for a missing file or a link loop), reading UTF-8 text with bounded
+ * gunzipping, expanding a folder into its data files, and clipping long values in messages.
+ * Internal.
  *
  * @module
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  type ReadFail,
+  readRegularFile,
+  readRegularFileSync,
+  statPath,
+  statRegularFile,
+} from "../io/bounded_read.ts";
 
 /** Largest text file (or decompressed `.gz` content) the series readers accept: 256 MiB. */
 export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
 
 /**
- * `Deno.stat` of `path` (following symlinks), with errors that name `what` and the path: a
- * missing file stays `Deno.errors.NotFound`, a symlink loop `Deno.errors.FilesystemLoop`.
+ * The errors of the data readers for a refused read of `path`, named `what` ("CSV file"): a
+ * `TypeError` for another kind of file than a regular one, a `RangeError` for one over
+ * `maxBytes`, and otherwise the file system's own class (`Deno.errors.NotFound`,
+ * `Deno.errors.FilesystemLoop`, …) with a message naming `what` and the path.
  */
-export async function statFile(path: string, what: string): Promise<Deno.FileInfo> {
-  try {
-    return await Deno.stat(path);
-  } catch (error) {
-    throw renamed(error, what, path);
-  }
-}
-
-/** Synchronous {@linkcode statFile}. */
-export function statFileSync(path: string, what: string): Deno.FileInfo {
-  try {
-    return Deno.statSync(path);
-  } catch (error) {
-    throw renamed(error, what, path);
-  }
+function dataReadFail(path: string, what: string, maxBytes = Infinity): ReadFail {
+  return (kind, problem, cause, found) => {
+    const file = `${what} "${path}"`;
+    if (kind === "not-regular") {
+      return new TypeError(`${file} must be a regular file, got ${found}`, { cause });
+    }
+    if (kind === "too-large") {
+      return new RangeError(`${file} must have at most ${maxBytes} bytes, got ${found}`);
+    }
+    const phrase = kind === "loop"
+      ? "is a symbolic link loop"
+      : kind === "not-found"
+      ? "does not exist"
+      : "cannot be read";
+    const message = `${file} ${phrase}: ${cause instanceof Error ? cause.message : problem}`;
+    const Class = cause instanceof Error
+      ? cause.constructor as new (message: string, options?: ErrorOptions) => Error
+      : Error;
+    return new Class(message, { cause });
+  };
 }
 
 /**
- * Throws unless `info` describes a regular file of at most `maxBytes` bytes: a `TypeError` for
- * another kind of file (directory, FIFO, device, socket), a `RangeError` for one too large.
+ * The bytes of the regular file `path` of at most `maxBytes` bytes (checked before it is
+ * opened), with the errors of {@linkcode dataReadFail}.
  */
-export function requireRegularFile(
-  info: Deno.FileInfo,
-  path: string,
-  what: string,
-  maxBytes: number,
-): void {
-  if (!info.isFile) {
-    throw new TypeError(`${what} "${path}" must be a regular file, got a ${kindOf(info)}`);
-  }
-  if (info.size > maxBytes) {
-    throw new RangeError(
-      `${what} "${path}" must have at most ${maxBytes} bytes, got ${info.size} bytes`,
-    );
-  }
+export function readDataFile(path: string, what: string, maxBytes: number): Promise<Uint8Array> {
+  return readRegularFile(path, maxBytes, dataReadFail(path, what, maxBytes));
 }
 
 /**
- * The bytes of `path`, read only after {@linkcode statFile} and {@linkcode requireRegularFile}
- * accept it, so that no special file is opened and no oversized file is read.
+ * The info of the regular file `path` of at most `maxBytes` bytes, with the errors of
+ * {@linkcode dataReadFail}.
  */
-export async function readRegularFile(
-  path: string,
-  what: string,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  requireRegularFile(await statFile(path, what), path, what, maxBytes);
-  try {
-    using file = await Deno.open(path);
-    // The file may have been replaced since the stat: check the opened file itself.
-    const info = await file.stat();
-    requireRegularFile(info, path, what, maxBytes);
-    const bytes = new Uint8Array(info.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = await file.read(bytes.subarray(at));
-      if (n === null) break;
-      at += n;
-    }
-    return at === bytes.length ? bytes : bytes.subarray(0, at);
-  } catch (error) {
-    throw renamed(error, what, path);
-  }
+export function statDataFile(path: string, what: string, maxBytes: number): Promise<Deno.FileInfo> {
+  return statRegularFile(path, dataReadFail(path, what, maxBytes), maxBytes);
 }
 
-/** Synchronous {@linkcode readRegularFile}, for the decode workers. */
-export function readRegularFileSync(path: string, what: string, maxBytes: number): Uint8Array {
-  requireRegularFile(statFileSync(path, what), path, what, maxBytes);
-  try {
-    using file = Deno.openSync(path);
-    const info = file.statSync();
-    requireRegularFile(info, path, what, maxBytes);
-    const bytes = new Uint8Array(info.size);
-    let at = 0;
-    while (at < bytes.length) {
-      const n = file.readSync(bytes.subarray(at));
-      if (n === null) break;
-      at += n;
-    }
-    return at === bytes.length ? bytes : bytes.subarray(0, at);
-  } catch (error) {
-    throw renamed(error, what, path);
-  }
+/** Synchronous {@linkcode readDataFile}, for the image decode workers. */
+export function readDataFileSync(path: string, what: string, maxBytes: number): Uint8Array {
+  return readRegularFileSync(path, maxBytes, dataReadFail(path, what, maxBytes));
 }
 
 /**
@@ -116,7 +84,7 @@ export async function listDataFiles(
     return paths.map(toPath);
   }
   const path = toPath(paths);
-  if (!(await statFile(path, what)).isDirectory) return [path];
+  if (!(await statPath(path, dataReadFail(path, what))).isDirectory) return [path];
   const pattern = new RegExp(`\\.${extension}(\\.gz)?$`, "i");
   const names: string[] = [];
   for await (const entry of Deno.readDir(path)) {
@@ -138,7 +106,11 @@ export async function listDataFiles(
  * @throws {RangeError} If the file or its content is too large.
  */
 export async function readText(path: string, what: string): Promise<string> {
-  const bytes = await readRegularFile(path, what, MAX_TEXT_BYTES);
+  const bytes = await readRegularFile(
+    path,
+    MAX_TEXT_BYTES,
+    dataReadFail(path, what, MAX_TEXT_BYTES),
+  );
   if (!/\.gz$/i.test(path)) return new TextDecoder().decode(bytes);
   return new TextDecoder().decode(await gunzip(bytes, path, what));
 }
@@ -181,34 +153,6 @@ async function gunzip(bytes: Uint8Array, path: string, what: string): Promise<Ui
 /** A value shortened to 40 characters for an error message. */
 export function clip(s: string): string {
   return s.length > 40 ? s.slice(0, 37) + "..." : s;
-}
-
-/** What kind of file `info` describes, for messages. */
-export function kindOf(info: Deno.FileInfo): string {
-  if (info.isFile) return "regular file";
-  if (info.isDirectory) return "directory";
-  if (info.isFifo) return "FIFO (named pipe)";
-  if (info.isCharDevice) return "character device";
-  if (info.isBlockDevice) return "block device";
-  if (info.isSocket) return "socket";
-  return "special file";
-}
-
-/** `error` with a message naming `what` and `path`, keeping its class where it has one. */
-function renamed(error: unknown, what: string, path: string): Error {
-  if (!(error instanceof Error)) return new Error(`${what} "${path}": ${String(error)}`);
-  if (error.message.includes(`"${path}"`)) return error;
-  const problem = error instanceof Deno.errors.FilesystemLoop
-    ? "is a symbolic link loop"
-    : error instanceof Deno.errors.NotFound
-    ? "does not exist"
-    : "cannot be read";
-  const Class = error.constructor as new (message: string, options?: ErrorOptions) => Error;
-  try {
-    return new Class(`${what} "${path}" ${problem}: ${error.message}`, { cause: error });
-  } catch {
-    return new Error(`${what} "${path}" ${problem}: ${error.message}`, { cause: error });
-  }
 }
 
 function messageOf(error: unknown): string {

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../base/atomic_write.ts";
 import { MAX_IMAGE_PIXELS } from "./_decode_image.ts";
-import { readRegularFile } from "./_files.ts";
+import { readDataFile } from "./_files.ts";
 import { basename, join, resolve } from "node:path";
 import { parseSafetensors, serializeSafetensors, toInt32 } from "../io/safetensors.ts";
 import { datasetChecksum, type ImageDataset } from "./image_dataset.ts";
@@ -73,7 +73,7 @@ export async function readImageCache(
   try {
     // Pixels, labels and metadata (file names) of the largest images allowed.
     const maxBytes = files.length * (MAX_IMAGE_PIXELS * 3 + 4 + 4096) + 65536;
-    bytes = await readRegularFile(location.path, "Image cache", maxBytes);
+    bytes = await readDataFile(location.path, "Image cache", maxBytes);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     warn(location.path, `cannot be read (${messageOf(error)}); rebuilding it`);

@@ -6,7 +6,13 @@
 
 import { join } from "node:path";
 import { oneOf } from "../base/validate.ts";
-import { CIFAR10_CLASSES, type Cifar10Split, readCifar10Binary } from "./cifar10_binary.ts";
+import {
+  batchNames,
+  CIFAR10_CLASSES,
+  type Cifar10Split,
+  findBatchFolder,
+  readCifar10Binary,
+} from "./cifar10_binary.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 import { readImageFolder } from "./image_folder.ts";
 
@@ -61,10 +67,7 @@ export async function readCifar10(
   options: ReadCifar10Options = {},
 ): Promise<ImageDataset> {
   oneOf(split, "CIFAR-10 split", ["train", "test"]);
-  const batch = split === "train" ? "data_batch_1.bin" : "test_batch.bin";
-  if (
-    await isFile(join(path, batch)) || await isFile(join(path, "cifar-10-batches-bin", batch))
-  ) {
+  if (await findBatchFolder(path, split) !== undefined) {
     return await readCifar10Binary(path, split, { onProgress: options.onProgress });
   }
   if (await isDirectory(join(path, split))) {
@@ -77,13 +80,10 @@ export async function readCifar10(
     });
   }
   throw new Deno.errors.NotFound(
-    `CIFAR-10 folder "${path}" holds neither the binary release ("${batch}", directly or in ` +
+    `CIFAR-10 folder "${path}" holds neither the binary release ("${batchNames(split)[0]}", ` +
+      `directly or in ` +
       `cifar-10-batches-bin/) nor an image folder "${join(path, split)}/<class>/"`,
   );
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return await Deno.stat(path).then((info) => info.isFile, () => false);
 }
 
 async function isDirectory(path: string): Promise<boolean> {

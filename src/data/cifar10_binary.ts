@@ -15,7 +15,7 @@
 
 import { join } from "node:path";
 import { oneOf } from "../base/validate.ts";
-import { readRegularFile, requireRegularFile, statFile } from "./_files.ts";
+import { readDataFile, statDataFile } from "./_files.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
@@ -61,6 +61,10 @@ const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const IMAGE_BYTES = 3 * PLANE;
 const RECORD_BYTES = 1 + IMAGE_BYTES;
+/** Largest batch file read. */
+const MAX_BATCH_BYTES = MAX_RECORDS * RECORD_BYTES;
+/** What a batch file is called in errors. */
+const BATCH = "CIFAR-10 batch file";
 
 /**
  * Reads one split of the CIFAR-10 binary release into an {@linkcode ImageDataset}
@@ -106,18 +110,19 @@ export async function readCifar10Binary(
   options: ReadCifar10BinaryOptions = {},
 ): Promise<ImageDataset> {
   oneOf(split, "CIFAR-10 split", ["train", "test"]);
-  const names = split === "train"
-    ? [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`)
-    : ["test_batch.bin"];
-
-  const folder = await findBatchFolder(dir, names[0]);
+  const names = batchNames(split);
+  const folder = await findBatchFolder(dir, split);
+  if (folder === undefined) {
+    throw new Deno.errors.NotFound(
+      `CIFAR-10 batch file "${names[0]}" not found in "${dir}" or "${join(dir, NESTED_FOLDER)}"`,
+    );
+  }
   const files = names.map((name) => join(folder, name));
 
   // Check every size before allocating the full dataset.
   let records = 0;
   for (const file of files) {
-    const info = await statFile(file, "CIFAR-10 batch file");
-    requireRegularFile(info, file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
+    const info = await statDataFile(file, BATCH, MAX_BATCH_BYTES);
     checkFileSize(file, info.size);
     records += info.size / RECORD_BYTES;
   }
@@ -126,7 +131,7 @@ export async function readCifar10Binary(
   const labels = new Int32Array(records);
   let image = 0;
   for (const file of files) {
-    const bytes = await readRegularFile(file, "CIFAR-10 batch file", MAX_RECORDS * RECORD_BYTES);
+    const bytes = await readDataFile(file, BATCH, MAX_BATCH_BYTES);
     checkFileSize(file, bytes.length); // it may have changed since the stat
     if (image + bytes.length / RECORD_BYTES > records) {
       throw new RangeError(`CIFAR-10 batch file "${file}" grew while it was being read`);
@@ -162,14 +167,52 @@ export async function readCifar10Binary(
   };
 }
 
-/** `dir` itself when it holds `probe`, else `dir/cifar-10-batches-bin` when that does. */
-async function findBatchFolder(dir: string, probe: string): Promise<string> {
-  if (await exists(join(dir, probe))) return dir;
-  const nested = join(dir, "cifar-10-batches-bin");
-  if (await exists(join(nested, probe))) return nested;
-  throw new Deno.errors.NotFound(
-    `CIFAR-10 batch file "${probe}" not found in "${dir}" or "${nested}"`,
-  );
+/**
+ * The batch files of a split of the binary release, in reading order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { batchNames } from "./cifar10_binary.ts";
+ *
+ * assert.deepEqual(batchNames("test"), ["test_batch.bin"]);
+ * assert.equal(batchNames("train")[4], "data_batch_5.bin");
+ * ```
+ */
+export function batchNames(split: Cifar10Split): string[] {
+  return split === "train" ? [1, 2, 3, 4, 5].map((k) => `data_batch_${k}.bin`) : ["test_batch.bin"];
+}
+
+/** The folder of the binary release inside the official archive. */
+const NESTED_FOLDER = "cifar-10-batches-bin";
+
+/**
+ * The folder that holds the binary release's batches of `split`: `dir` itself when it holds the
+ * split's first batch file, else `dir/cifar-10-batches-bin` when that does, else `undefined`.
+ * Errors other than a missing file (a link loop, no permission) are thrown.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { findBatchFolder } from "./cifar10_binary.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/cifar-10-batches-bin`);
+ * await Deno.writeFile(`${dir}/cifar-10-batches-bin/test_batch.bin`, new Uint8Array(3073));
+ * assert.equal(await findBatchFolder(dir, "test"), `${dir}/cifar-10-batches-bin`);
+ * assert.equal(await findBatchFolder(dir, "train"), undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function findBatchFolder(
+  dir: string,
+  split: Cifar10Split,
+): Promise<string | undefined> {
+  const probe = batchNames(split)[0];
+  for (const folder of [dir, join(dir, NESTED_FOLDER)]) {
+    if (await exists(join(folder, probe))) return folder;
+  }
+  return undefined;
 }
 
 function checkFileSize(file: string, size: number): void {
@@ -191,7 +234,7 @@ async function readClassNames(folder: string): Promise<string[]> {
   const file = join(folder, "batches.meta.txt");
   let text: string;
   try {
-    text = new TextDecoder().decode(await readRegularFile(file, "CIFAR-10 class file", 65536));
+    text = new TextDecoder().decode(await readDataFile(file, "CIFAR-10 class file", 65536));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return [...CIFAR10_CLASSES];
     throw error;

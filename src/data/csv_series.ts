@@ -26,12 +26,12 @@
  * @module
  */
 
-import { basename } from "node:path";
-import { clip, listDataFiles, readText } from "./_files.ts";
+import { clip } from "./_files.ts";
 import { parse } from "csv-parse/sync";
 import { show } from "../base/validate.ts";
 import { ownRecord, sortedSeries } from "./_series.ts";
-import type { ReadIssue, ReadResult } from "./timeseries.ts";
+import { issueCollector, numberField, readSeriesFiles } from "./_series_reader.ts";
+import type { ReadResult } from "./timeseries.ts";
 
 /**
  * How the time column is written:
@@ -105,11 +105,7 @@ export function parseCsvSeries(
   file = "<text>",
   options: CsvSeriesOptions = {},
 ): ReadResult {
-  const issues: ReadIssue[] = [];
-  const report = (line: number, reason: string): void => {
-    if (options.strict) throw new RangeError(`Malformed CSV row at ${file}:${line}: ${reason}`);
-    issues.push({ file, line, reason });
-  };
+  const { issues, report } = issueCollector(file, "CSV row", options.strict);
   const records = readRecords(text, file, options, report);
   if (records.length === 0) {
     throw new RangeError(`Cannot read ${file}: it has no header row`);
@@ -177,36 +173,23 @@ export async function readCsvSeries(
   paths: string | URL | readonly (string | URL)[],
   options: CsvSeriesOptions = {},
 ): Promise<ReadResult> {
-  const files = await listDataFiles(paths, "csv", "CSV series");
-  const parts: ReadResult[] = [];
-  for (const path of files) {
-    parts.push(parseCsvSeries(await readText(path, "CSV file"), basename(path), options));
-  }
-  const names = Object.keys(parts[0].series.columns);
-  for (const p of parts) {
-    const these = Object.keys(p.series.columns);
-    if (these.join("\u0000") !== names.join("\u0000")) {
-      throw new RangeError(
-        `Cannot merge ${p.files[0]} with ${parts[0].files[0]}: columns ${these.join(", ")} ` +
-          `differ from ${names.join(", ")} (select columns with the columns option)`,
-      );
-    }
-  }
-  const times: number[] = [];
-  const values: number[][] = names.map(() => []);
-  for (const p of parts) {
-    for (let r = 0; r < p.rows; r++) times.push(p.series.times[r]);
-    names.forEach((name, k) => {
-      const col = p.series.columns[name];
-      for (let r = 0; r < p.rows; r++) values[k].push(col[r]);
-    });
-  }
-  return {
-    series: sortedSeries(times, ownRecord(names.map((name, k) => [name, values[k]]))),
-    issues: parts.flatMap((p) => p.issues),
-    rows: times.length,
-    files: parts.map((p) => p.files[0]),
-  };
+  return await readSeriesFiles(
+    paths,
+    { extension: "csv", list: "CSV series", file: "CSV file" },
+    (text, name) => parseCsvSeries(text, name, options),
+    (parts) => {
+      const names = Object.keys(parts[0].series.columns);
+      for (const p of parts) {
+        const these = Object.keys(p.series.columns);
+        if (these.join("\u0000") !== names.join("\u0000")) {
+          throw new RangeError(
+            `Cannot merge ${p.files[0]} with ${parts[0].files[0]}: columns ${these.join(", ")} ` +
+              `differ from ${names.join(", ")} (select columns with the columns option)`,
+          );
+        }
+      }
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -318,11 +301,8 @@ function parseValues(
       row[k] = NaN;
       continue;
     }
-    if (!NUMBER.test(s)) return `non-numeric value "${clip(s)}" in column ${names[k]}`;
-    const v = Number(s);
-    if (!Number.isFinite(Math.fround(v))) {
-      return `value "${clip(s)}" in column ${names[k]} is beyond the float32 range`;
-    }
+    const v = numberField(s, names[k], NUMBER);
+    if (typeof v === "string") return v;
     row[k] = v;
   }
   return undefined;

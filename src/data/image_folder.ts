@@ -24,7 +24,7 @@ import {
   readImageCache,
   writeImageCache,
 } from "./_image_cache.ts";
-import { kindOf } from "./_files.ts";
+import { describeKind } from "../io/bounded_read.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 
 /**
@@ -322,7 +322,7 @@ async function listImages(classDir: string, base: string): Promise<string[]> {
     if (entry.isSymlink) await requireInside(path, base, "Image file");
     else if (!entry.isFile) {
       throw new TypeError(
-        `Image file "${path}" must be a regular file, got a ${kindOf(await Deno.lstat(path))}`,
+        `Image file "${path}" must be a regular file, got ${describeKind(await Deno.lstat(path))}`,
       );
     }
     names.push(entry.name);

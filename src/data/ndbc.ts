@@ -45,10 +45,10 @@
  * @module
  */
 
-import { basename } from "node:path";
-import { clip, listDataFiles, readText } from "./_files.ts";
+import { clip } from "./_files.ts";
 import { ownRecord, sortedSeries } from "./_series.ts";
-import type { ReadIssue, ReadResult } from "./timeseries.ts";
+import { issueCollector, numberField, readSeriesFiles } from "./_series_reader.ts";
+import type { ReadResult } from "./timeseries.ts";
 
 /**
  * Options of {@linkcode parseNdbcStdmet} and {@linkcode readNdbcStdmet}.
@@ -155,11 +155,7 @@ export function parseNdbcStdmet(
   // The 2000–2004 layout (no minute column, TIDE last): NDBC added TIDE in mid-2000, and its 2000
   // files hold rows of both widths.
   const tideOptional = header.timeFields === 4 && header.names[header.names.length - 1] === "TIDE";
-  const issues: ReadIssue[] = [];
-  const report = (line: number, reason: string): void => {
-    if (options.strict) throw new RangeError(`Malformed NDBC line at ${file}:${line}: ${reason}`);
-    issues.push({ file, line, reason });
-  };
+  const { issues, report } = issueCollector(file, "NDBC line", options.strict);
 
   const times: number[] = [];
   const values: number[][] = keep.map(() => []);
@@ -221,34 +217,11 @@ export async function readNdbcStdmet(
   paths: string | URL | readonly (string | URL)[],
   options: NdbcOptions = {},
 ): Promise<ReadResult> {
-  const files = await listDataFiles(paths, "txt", "NDBC files");
-  const parts: ReadResult[] = [];
-  for (const path of files) {
-    parts.push(parseNdbcStdmet(await readText(path, "NDBC file"), basename(path), options));
-  }
-  const names: string[] = [];
-  for (const p of parts) {
-    for (const name of Object.keys(p.series.columns)) if (!names.includes(name)) names.push(name);
-  }
-  const total = parts.reduce((n, p) => n + p.rows, 0);
-  const times: number[] = new Array(total);
-  const columns = ownRecord(names.map((name) => [name, new Array<number>(total)]));
-  let at = 0;
-  for (const p of parts) {
-    for (let r = 0; r < p.rows; r++) times[at + r] = p.series.times[r];
-    for (const name of names) {
-      const src = Object.hasOwn(p.series.columns, name) ? p.series.columns[name] : undefined;
-      const dst = columns[name];
-      for (let r = 0; r < p.rows; r++) dst[at + r] = src ? src[r] : NaN;
-    }
-    at += p.rows;
-  }
-  return {
-    series: sortedSeries(times, columns),
-    issues: parts.flatMap((p) => p.issues),
-    rows: total,
-    files: parts.map((p) => p.files[0]),
-  };
+  return await readSeriesFiles(
+    paths,
+    { extension: "txt", list: "NDBC files", file: "NDBC file" },
+    (text, name) => parseNdbcStdmet(text, name, options),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,11 +319,8 @@ function parseRow(
  */
 function parseValue(s: string | undefined, name: string): number | string {
   if (s === undefined || s === "MM") return NaN;
-  if (!NUMBER.test(s)) return `non-numeric value "${clip(s)}" in column ${name}`;
-  const v = Number(s);
-  if (!Number.isFinite(Math.fround(v))) {
-    return `value "${clip(s)}" in column ${name} is beyond the float32 range`;
-  }
+  const v = numberField(s, name, NUMBER);
+  if (typeof v === "string") return v;
   return Object.hasOwn(NDBC_SENTINELS, name) && v === NDBC_SENTINELS[name] ? NaN : v;
 }
 

@@ -142,7 +142,7 @@ export async function onnxRuntimeFolder(): Promise<OnnxRuntimeFolder> {
 export interface InstallCudaProviderOptions {
   /** Target folder (default: onnxruntime-node's binary folder, see {@linkcode onnxRuntimeFolder}). */
   folder?: string;
-  /** The tarball: an `https:` / `http:` / `file:` URL or a local path (default: the registry's). */
+  /** The tarball: a URL (`https:`, `file:`, …) or a local path (default: the registry's). */
   source?: string | URL;
   /** Digests to check against (default {@linkcode CUDA_PROVIDER_PACKAGE}). */
   pins?: ProviderPins;
@@ -197,12 +197,12 @@ async function openSource(
 ): Promise<{ stream: ReadableStream<Uint8Array>; total?: number; shown: string }> {
   const url = source instanceof URL
     ? source
-    : /^[a-z]+:\/\//i.test(source)
+    : /^[a-z][a-z0-9+.-]+:/i.test(source)
     ? new URL(source)
-    : new URL(`file://${source.startsWith("/") ? "" : Deno.cwd() + "/"}${source}`);
-  const shown = url.protocol === "file:" ? url.pathname : url.href;
+    : new URL(source, `file://${Deno.cwd()}/`);
+  const shown = url.protocol === "file:" ? decodeURIComponent(url.pathname) : url.href;
   if (url.protocol === "file:") {
-    const file = await Deno.open(url.pathname).catch((e) => {
+    const file = await Deno.open(url).catch((e) => {
       throw new Error(`Cannot read the provider tarball "${shown}": ${e.message}`, { cause: e });
     });
     return { stream: file.readable, total: (await file.stat()).size, shown };

@@ -304,7 +304,11 @@ export function cudaStatus(
 ): Promise<CudaStatus> {
   if (cached && !options.refresh && !options.verify) return cached;
   const run = (async () => {
-    const status: CudaStatus = { available: false, problems: [], searchPath: [] };
+    const status: CudaStatus = {
+      available: false,
+      problems: [],
+      searchPath: librarySearchPath(),
+    };
     if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
       status.problems.push(
         `the CUDA provider is built for Linux x86-64, this is ${Deno.build.os} ${Deno.build.arch}`,
@@ -387,11 +391,13 @@ export async function chooseDevice(
     return { device: "cuda", reason, auto: device === "auto" };
   }
   if (device === "cuda") throw new CudaUnavailableError(problems, status);
-  const reason = `CUDA not available: ${problems[0]}`;
+  const reason = `CUDA not available: ${problems.join("; ")}`;
+  // One short line: the first missing piece without its details (device "cuda" gives them all).
+  const first = problems[0].split(" (")[0];
   sayOnce(
-    `diffprobe: device "auto" → CPU (${reason}${
-      problems.length > 1 ? `; ${problems.length - 1} more: device "cuda" lists them` : ""
-    })`,
+    `diffprobe: device "auto" → CPU (CUDA not available: ${first}${
+      problems.length > 1 ? ` and ${problems.length - 1} more` : ""
+    }; device "cuda" says exactly what is missing)`,
   );
   return { device: "cpu", reason, auto: true };
 }

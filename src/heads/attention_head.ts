@@ -7,7 +7,12 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { Head } from "./head.ts";
-import { checkHeadOptions, type HeadOptions, type HeadTask } from "./head_options.ts";
+import {
+  checkHeadOptions,
+  type HeadOptions,
+  type HeadTask,
+  MAX_HEAD_SIZE,
+} from "./head_options.ts";
 import { readSavedHead } from "./head_file.ts";
 import { formatShape } from "./_shape.ts";
 import {
@@ -22,7 +27,7 @@ import {
   sinCosPositions,
 } from "./_layers.ts";
 import { Random } from "../base/random.ts";
-import { show } from "../base/validate.ts";
+import { integerInRange } from "../base/validate.ts";
 
 /** Options of {@linkcode AttentionHead}. */
 export interface AttentionHeadOptions<T extends HeadTask = HeadTask> extends HeadOptions<T> {
@@ -279,9 +284,6 @@ export class AttentionHead<T extends HeadTask = "classification"> extends Head<T
   }
 }
 
-/** The largest `dim`, `heads` or `layers` of an attention head. */
-const MAX_SIZE = 65536;
-
 /** Checks the attention head's own options (allocates nothing). */
 function checkAttentionOptions<T extends HeadTask>(
   options: AttentionHeadOptions<T>,
@@ -296,11 +298,7 @@ function checkAttentionOptions<T extends HeadTask>(
   }
   for (const key of ["dim", "heads", "layers"] as const) {
     const value = options?.[key];
-    if (value !== undefined && !(Number.isInteger(value) && value > 0 && value <= MAX_SIZE)) {
-      throw new RangeError(
-        `Option ${key} must be an integer in [1, ${MAX_SIZE}], got ${show(value)}`,
-      );
-    }
+    if (value !== undefined) integerInRange(value, `Option ${key}`, 1, MAX_HEAD_SIZE);
   }
   const dim = options?.dim ?? 256;
   const heads = options?.heads ?? 8;

@@ -36,6 +36,10 @@ export interface PredictOptions {
 /** The largest number of features of one sample (2^28, 1 GiB of float32 per statistic). */
 export const MAX_FEATURES = 2 ** 28;
 
+/** The largest size a head's own options may give (an MLP's hidden width, an attention head's
+ * `dim`, `heads` or `layers`): 65,536. */
+export const MAX_HEAD_SIZE = 65536;
+
 /** {@linkcode HeadOptions} checked, with defaults, plus the feature count. */
 export interface ResolvedHeadOptions<T extends HeadTask> {
   inputShape: number[];

@@ -7,7 +7,12 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { Head } from "./head.ts";
-import { checkHeadOptions, type HeadOptions, type HeadTask } from "./head_options.ts";
+import {
+  checkHeadOptions,
+  type HeadOptions,
+  type HeadTask,
+  MAX_HEAD_SIZE,
+} from "./head_options.ts";
 import { readSavedHead } from "./head_file.ts";
 import { formatShape } from "./_shape.ts";
 import { dense, gelu, initLinearUniform } from "./_layers.ts";
@@ -145,19 +150,16 @@ export class MLPHead<T extends HeadTask = "classification"> extends Head<T> {
   }
 }
 
-/** The widest hidden layer an MLP head may have. */
-const MAX_WIDTH = 65536;
-
 /** Checks the MLP's own options (allocates nothing). */
 function checkMLPOptions<T extends HeadTask>(options: MLPHeadOptions<T>): MLPHeadOptions<T> {
   const hidden = options?.hidden;
   if (
     hidden !== undefined &&
     (!Array.isArray(hidden) ||
-      !hidden.every((d) => Number.isInteger(d) && d > 0 && d <= MAX_WIDTH))
+      !hidden.every((d) => Number.isInteger(d) && d > 0 && d <= MAX_HEAD_SIZE))
   ) {
     throw new RangeError(
-      `Hidden widths must be an array of integers in [1, ${MAX_WIDTH}], got ${
+      `Hidden widths must be an array of integers in [1, ${MAX_HEAD_SIZE}], got ${
         Array.isArray(hidden) ? formatShape(hidden) : String(hidden)
       }`,
     );

@@ -31,12 +31,36 @@
  */
 export type ReadFailure = "not-found" | "not-regular" | "too-large" | "loop" | "io";
 
-/** Builds the error to throw for a refused read; `problem` is a lowercase sentence fragment. */
-export type ReadFail = (kind: ReadFailure, problem: string, cause?: unknown) => Error;
+/**
+ * Builds the error to throw for a refused read. `problem` is a lowercase sentence fragment
+ * ("it is a FIFO (named pipe), not a regular file"); `cause` is the file system's error, when
+ * there is one; `found` is the offending value alone, for messages in the
+ * `"… must be <rule>, got <found>"` style: the kind of file for `"not-regular"`
+ * (`"a FIFO (named pipe)"`), the size for `"too-large"` (`"100 bytes"`).
+ */
+export type ReadFail = (
+  kind: ReadFailure,
+  problem: string,
+  cause?: unknown,
+  found?: string,
+) => Error;
 
-/** What a non-regular file is, for messages ("a directory", "a FIFO (named pipe)", …). */
-function describeKind(info: Deno.FileInfo): string {
+/**
+ * What kind of file `info` describes, with its article, for messages ("a directory", "a FIFO
+ * (named pipe)", "a character device", …).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeKind } from "./bounded_read.ts";
+ *
+ * assert.equal(describeKind(await Deno.stat("/dev/null")), "a character device");
+ * ```
+ */
+export function describeKind(info: Deno.FileInfo): string {
+  if (info.isFile) return "a regular file";
   if (info.isDirectory) return "a directory";
+  if (info.isSymlink) return "a symbolic link";
   if (info.isFifo) return "a FIFO (named pipe)";
   if (info.isCharDevice) return "a character device";
   if (info.isBlockDevice) return "a block device";
@@ -60,11 +84,82 @@ export function fileSystemFailure(error: unknown): [ReadFailure, string] {
   return ["io", `the file could not be read (${reason})`];
 }
 
+/** The error `fail` builds for a file-system error. */
+function failed(error: unknown, fail: ReadFail): Error {
+  const [kind, problem] = fileSystemFailure(error);
+  return fail(kind, problem, error, kind === "not-regular" ? "a directory" : undefined);
+}
+
+/** A `.catch` handler that rethrows a file-system error as the error `fail` builds. */
+function rethrow(fail: ReadFail): (error: unknown) => never {
+  return (error) => {
+    throw failed(error, fail);
+  };
+}
+
+/** `op()` (a synchronous file-system call), its error rethrown as the error `fail` builds. */
+function attempt<T>(op: () => T, fail: ReadFail): T {
+  try {
+    return op();
+  } catch (error) {
+    throw failed(error, fail);
+  }
+}
+
+/** `info` when it is a regular file of at most `maxBytes` bytes; else the error `fail` builds. */
+function requireRegular(info: Deno.FileInfo, maxBytes: number, fail: ReadFail): Deno.FileInfo {
+  if (!info.isFile) {
+    const kind = describeKind(info);
+    throw fail("not-regular", `it is ${kind}, not a regular file`, undefined, kind);
+  }
+  if (info.size > maxBytes) {
+    throw fail(
+      "too-large",
+      `the file is ${info.size} bytes, above the limit of ${maxBytes} bytes`,
+      undefined,
+      `${info.size} bytes`,
+    );
+  }
+  return info;
+}
+
+/** The error for a file that ended before `end` (it shrank after it was stat'ed). */
+function endedEarly(at: number, end: number, fail: ReadFail): Error {
+  return fail(
+    "io",
+    `the file ended at byte ${at}, before byte ${end} (it changed while being read)`,
+  );
+}
+
 /**
- * Stats `path` (following symbolic links) and returns its info when it is a regular file.
+ * `Deno.stat` of `path` (following symbolic links), any kind of file; a failure becomes the
+ * error `fail` builds (`"not-found"`, `"loop"`, …).
+ *
+ * @param path The path.
+ * @param fail Builds the error for a failure.
+ * @returns The path's info.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { statPath } from "./bounded_read.ts";
+ *
+ * const fail = (kind: string, problem: string) => new Error(`${kind}: ${problem}`);
+ * assert.ok((await statPath("/", fail)).isDirectory);
+ * await assert.rejects(statPath("/no/such/file", fail), /not-found: the file does not exist/);
+ * ```
+ */
+export function statPath(path: string, fail: ReadFail): Promise<Deno.FileInfo> {
+  return Deno.stat(path).catch(rethrow(fail));
+}
+
+/**
+ * Stats `path` (following symbolic links) and returns its info when it is a regular file of at
+ * most `maxBytes` bytes.
  *
  * @param path The file.
  * @param fail Builds the error for a refusal.
+ * @param maxBytes The largest size accepted (no limit by default).
  * @returns The file's info (`size` is its length in bytes).
  *
  * @example
@@ -76,26 +171,21 @@ export function fileSystemFailure(error: unknown): [ReadFailure, string] {
  * await assert.rejects(statRegularFile("/dev/null", fail), /not-regular: .*character device/);
  * ```
  */
-export async function statRegularFile(path: string, fail: ReadFail): Promise<Deno.FileInfo> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(path);
-  } catch (error) {
-    const [kind, problem] = fileSystemFailure(error);
-    throw fail(kind, problem, error);
-  }
-  if (!info.isFile) {
-    throw fail("not-regular", `it is ${describeKind(info)}, not a regular file`);
-  }
-  return info;
+export async function statRegularFile(
+  path: string,
+  fail: ReadFail,
+  maxBytes = Infinity,
+): Promise<Deno.FileInfo> {
+  return requireRegular(await statPath(path, fail), maxBytes, fail);
 }
 
 /**
- * Opens a regular file for reading after checking, before and after opening, that it is one.
- * The caller closes the handle.
+ * Opens a regular file of at most `maxBytes` bytes for reading after checking, before and after
+ * opening, that it is one: nothing else is ever opened. The caller closes the handle.
  *
  * @param path The file.
  * @param fail Builds the error for a refusal.
+ * @param maxBytes The largest size accepted (no limit by default).
  * @returns The open handle and the file's size in bytes.
  *
  * @example
@@ -114,19 +204,14 @@ export async function statRegularFile(path: string, fail: ReadFail): Promise<Den
 export async function openRegularFile(
   path: string,
   fail: ReadFail,
+  maxBytes = Infinity,
 ): Promise<{ file: Deno.FsFile; size: number }> {
-  await statRegularFile(path, fail);
-  let file: Deno.FsFile;
+  await statRegularFile(path, fail, maxBytes);
+  const file = await Deno.open(path, { read: true }).catch(rethrow(fail));
   try {
-    file = await Deno.open(path, { read: true });
-  } catch (error) {
-    const [kind, problem] = fileSystemFailure(error);
-    throw fail(kind, problem, error);
-  }
-  try {
-    const info = await file.stat(); // the file actually opened, should the path have changed
-    if (!info.isFile) throw fail("not-regular", `it is ${describeKind(info)}, not a regular file`);
-    return { file, size: info.size };
+    // The file actually opened, should the path have changed since the stat.
+    const info = await file.stat().catch(rethrow(fail));
+    return { file, size: requireRegular(info, maxBytes, fail).size };
   } catch (error) {
     file.close();
     throw error;
@@ -163,31 +248,19 @@ export async function readAt(
   fail: ReadFail,
 ): Promise<Uint8Array> {
   const out = new Uint8Array(length);
-  let filled = 0;
-  while (filled < length) {
-    let n: number | null;
-    try {
-      if (filled === 0) await file.seek(offset, Deno.SeekMode.Start);
-      n = await file.read(out.subarray(filled));
-    } catch (error) {
-      const [kind, problem] = fileSystemFailure(error);
-      throw fail(kind, problem, error);
-    }
-    if (n === null) {
-      throw fail(
-        "io",
-        `the file ended at byte ${offset + filled}, before byte ${offset + length} ` +
-          `(it changed while being read)`,
-      );
-    }
+  for (let filled = 0; filled < length;) {
+    if (filled === 0) await file.seek(offset, Deno.SeekMode.Start).catch(rethrow(fail));
+    const n = await file.read(out.subarray(filled)).catch(rethrow(fail));
+    if (n === null) throw endedEarly(offset + filled, offset + length, fail);
     filled += n;
   }
   return out;
 }
 
 /**
- * Reads a whole regular file of at most `maxBytes` bytes: the size is checked before anything
- * is read, and no more than that size is read even if the file grows.
+ * Reads a whole regular file of at most `maxBytes` bytes: the kind and size are checked before
+ * the file is opened (and again on the opened file), and no more than that size is read even
+ * if the file grows.
  *
  * @param path The file.
  * @param maxBytes The largest size accepted.
@@ -213,12 +286,44 @@ export async function readRegularFile(
   maxBytes: number,
   fail: ReadFail,
 ): Promise<Uint8Array> {
-  const { file, size } = await openRegularFile(path, fail);
+  const { file, size } = await openRegularFile(path, fail, maxBytes);
   try {
-    if (size > maxBytes) {
-      throw fail("too-large", `the file is ${size} bytes, above the limit of ${maxBytes} bytes`);
-    }
     return await readAt(file, 0, size, fail);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Synchronous {@linkcode readRegularFile}, for the image decode workers (whose chunk decoder is
+ * synchronous): the same checks, in the same order.
+ *
+ * @param path The file.
+ * @param maxBytes The largest size accepted.
+ * @param fail Builds the error for a refusal.
+ * @returns The file's bytes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readRegularFileSync } from "./bounded_read.ts";
+ *
+ * const fail = (kind: string, problem: string) => new Error(`${kind}: ${problem}`);
+ * assert.throws(() => readRegularFileSync("/dev/zero", 1024, fail), /not-regular/);
+ * ```
+ */
+export function readRegularFileSync(path: string, maxBytes: number, fail: ReadFail): Uint8Array {
+  requireRegular(attempt(() => Deno.statSync(path), fail), maxBytes, fail);
+  const file = attempt(() => Deno.openSync(path, { read: true }), fail);
+  try {
+    const info = attempt(() => file.statSync(), fail); // the file actually opened
+    const out = new Uint8Array(requireRegular(info, maxBytes, fail).size);
+    for (let filled = 0; filled < out.length;) {
+      const n = attempt(() => file.readSync(out.subarray(filled)), fail);
+      if (n === null) throw endedEarly(filled, out.length, fail);
+      filled += n;
+    }
+    return out;
   } finally {
     file.close();
   }

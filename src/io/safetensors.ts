@@ -99,23 +99,43 @@ export interface TensorToWrite {
   data: ArrayBufferView;
 }
 
-const DTYPE_SIZES: Readonly<Record<SafetensorsDtype, number>> = Object.freeze({
-  F64: 8,
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  U16: 2,
-  U32: 4,
-  U64: 8,
-  BOOL: 1,
+/** A typed-array class, for `instanceof` checks. */
+type ViewClass = abstract new (...args: never[]) => ArrayBufferView;
+
+/** `Float16Array` where the runtime has it. */
+const FLOAT16: readonly ViewClass[] =
+  typeof (globalThis as Record<string, unknown>).Float16Array === "function"
+    ? [(globalThis as unknown as Record<string, ViewClass>).Float16Array]
+    : [];
+
+/**
+ * What each dtype is: its element size in bytes, the typed arrays that hold its values for
+ * {@linkcode serializeSafetensors} (beside a `Uint8Array` or `DataView` of raw little-endian
+ * bytes, accepted for every dtype), and how messages name them.
+ */
+const DTYPES: Readonly<
+  Record<SafetensorsDtype, { size: number; views: readonly ViewClass[]; viewName: string }>
+> = Object.freeze({
+  F64: { size: 8, views: [Float64Array], viewName: "Float64Array" },
+  F32: { size: 4, views: [Float32Array], viewName: "Float32Array" },
+  F16: {
+    size: 2,
+    views: [Uint16Array, ...FLOAT16],
+    viewName: "Uint16Array (raw bits) or Float16Array",
+  },
+  BF16: { size: 2, views: [Uint16Array], viewName: "Uint16Array (raw bits)" },
+  I64: { size: 8, views: [BigInt64Array], viewName: "BigInt64Array" },
+  I32: { size: 4, views: [Int32Array], viewName: "Int32Array" },
+  I16: { size: 2, views: [Int16Array], viewName: "Int16Array" },
+  I8: { size: 1, views: [Int8Array], viewName: "Int8Array" },
+  U8: { size: 1, views: [Uint8ClampedArray], viewName: "Uint8Array" },
+  U16: { size: 2, views: [Uint16Array], viewName: "Uint16Array" },
+  U32: { size: 4, views: [Uint32Array], viewName: "Uint32Array" },
+  U64: { size: 8, views: [BigUint64Array], viewName: "BigUint64Array" },
+  BOOL: { size: 1, views: [], viewName: "Uint8Array of 0 and 1" },
 });
 
-const DTYPE_LIST = Object.keys(DTYPE_SIZES).join(", ");
+const DTYPE_LIST = Object.keys(DTYPES).join(", ");
 
 /** Largest header accepted, as in the reference implementation. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -128,7 +148,7 @@ const IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const UTF8_ENCODER = new TextEncoder();
 
 function isDtype(value: unknown): value is SafetensorsDtype {
-  return typeof value === "string" && Object.hasOwn(DTYPE_SIZES, value);
+  return typeof value === "string" && Object.hasOwn(DTYPES, value);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -410,7 +430,7 @@ function parseEntry(name: string, value: unknown, bufferLength: number, fail: Fa
   }
   const [begin, end] = checkOffsets(tensor, value.data_offsets, bufferLength, fail);
   const count = elementCount(shape, bufferLength);
-  const needed = count * DTYPE_SIZES[dtype];
+  const needed = count * DTYPES[dtype].size;
   if (needed !== end - begin) {
     const need = Number.isFinite(needed)
       ? `need ${needed} bytes`
@@ -595,11 +615,11 @@ function checkEntry(entry: SafetensorsEntry, caller: string): number {
     }
   }
   const count = elementCount(shape, bytes.length);
-  if (count * DTYPE_SIZES[dtype] !== bytes.length) {
+  if (count * DTYPES[dtype].size !== bytes.length) {
     throw new RangeError(
       `${caller} entry.bytes must hold shape ${showShape(shape)} × ${dtype} ` +
         `(${
-          Number.isFinite(count) ? count * DTYPE_SIZES[dtype] : "too many"
+          Number.isFinite(count) ? count * DTYPES[dtype].size : "too many"
         } bytes), got ${bytes.length} bytes`,
     );
   }
@@ -665,6 +685,7 @@ export function toFloat32(entry: SafetensorsEntry): Float32Array {
   const { dtype, bytes } = entry;
   const out = new Float32Array(count);
   const view = viewOf(bytes);
+  if (decodeNarrowInts(dtype, bytes, view, out)) return out;
   switch (dtype) {
     case "F32":
       if (IS_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
@@ -696,41 +717,39 @@ export function toFloat32(entry: SafetensorsEntry): Float32Array {
     case "U32":
       for (let i = 0; i < count; i++) out[i] = view.getUint32(4 * i, true);
       break;
-    case "I16":
-    case "U16":
-    case "I8":
-    case "U8":
-    case "BOOL":
-      decodeNarrowInts(dtype, bytes, view, out);
-      break;
   }
   return out;
 }
 
-/** Decodes the dtypes whose values fit every output array exactly (I16, U16, I8, U8, BOOL). */
+/**
+ * Decodes the dtypes whose values fit every output array exactly (I16, U16, I8, U8, BOOL) into
+ * `out`; returns false, decoding nothing, for any other dtype.
+ */
 function decodeNarrowInts(
-  dtype: "I16" | "U16" | "I8" | "U8" | "BOOL",
+  dtype: SafetensorsDtype,
   bytes: Uint8Array,
   view: DataView,
   out: Float32Array | Int32Array,
-): void {
+): boolean {
   const count = out.length;
   switch (dtype) {
     case "I16":
       for (let i = 0; i < count; i++) out[i] = view.getInt16(2 * i, true);
-      break;
+      return true;
     case "U16":
       for (let i = 0; i < count; i++) out[i] = view.getUint16(2 * i, true);
-      break;
+      return true;
     case "I8":
       for (let i = 0; i < count; i++) out[i] = view.getInt8(i);
-      break;
+      return true;
     case "U8":
       out.set(bytes);
-      break;
+      return true;
     case "BOOL":
       for (let i = 0; i < count; i++) out[i] = bytes[i] === 0 ? 0 : 1;
-      break;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -765,6 +784,7 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
   const view = viewOf(bytes);
   const outOfRange = (value: bigint | number, index: number) =>
     new RangeError(`toInt32 values must fit in int32, got the ${dtype} ${value} at index ${index}`);
+  if (decodeNarrowInts(dtype, bytes, view, out)) return out;
   switch (dtype) {
     case "F64":
     case "F32":
@@ -794,13 +814,6 @@ export function toInt32(entry: SafetensorsEntry): Int32Array {
     case "I32":
       if (IS_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
       else for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true);
-      break;
-    case "I16":
-    case "U16":
-    case "I8":
-    case "U8":
-    case "BOOL":
-      decodeNarrowInts(dtype, bytes, view, out);
       break;
   }
   return out;
@@ -862,56 +875,11 @@ export function float32ToFloat16Bits(x: Float32Array): Uint16Array {
   return out;
 }
 
+/** Whether `data` can hold a tensor of `dtype`: raw bytes, or one of the dtype's own arrays. */
 function matchesDtype(data: ArrayBufferView, dtype: SafetensorsDtype): boolean {
-  if (data instanceof Uint8Array || data instanceof DataView) return true; // raw bytes
-  switch (dtype) {
-    case "F64":
-      return data instanceof Float64Array;
-    case "F32":
-      return data instanceof Float32Array;
-    case "F16": {
-      const float16: unknown = (globalThis as Record<string, unknown>).Float16Array;
-      return data instanceof Uint16Array ||
-        (typeof float16 === "function" && data instanceof float16);
-    }
-    case "BF16":
-    case "U16":
-      return data instanceof Uint16Array;
-    case "I64":
-      return data instanceof BigInt64Array;
-    case "U64":
-      return data instanceof BigUint64Array;
-    case "I32":
-      return data instanceof Int32Array;
-    case "U32":
-      return data instanceof Uint32Array;
-    case "I16":
-      return data instanceof Int16Array;
-    case "I8":
-      return data instanceof Int8Array;
-    case "U8":
-      return data instanceof Uint8ClampedArray;
-    case "BOOL":
-      return false;
-  }
+  return data instanceof Uint8Array || data instanceof DataView ||
+    DTYPES[dtype].views.some((View) => data instanceof View);
 }
-
-/** The name of a tensor's own typed array, for messages. */
-const EXPECTED_VIEW: Readonly<Record<SafetensorsDtype, string>> = {
-  F64: "Float64Array",
-  F32: "Float32Array",
-  F16: "Uint16Array (raw bits) or Float16Array",
-  BF16: "Uint16Array (raw bits)",
-  I64: "BigInt64Array",
-  I32: "Int32Array",
-  I16: "Int16Array",
-  I8: "Int8Array",
-  U8: "Uint8Array",
-  U16: "Uint16Array",
-  U32: "Uint32Array",
-  U64: "BigUint64Array",
-  BOOL: "Uint8Array of 0 and 1",
-};
 
 interface PreparedTensor {
   name: string;
@@ -960,12 +928,12 @@ function prepareTensor(name: string, tensor: TensorToWrite): PreparedTensor {
   }
   if (!matchesDtype(data, dtype)) {
     throw new TypeError(
-      `${label} data must be a ${EXPECTED_VIEW[dtype]} for dtype ${dtype} ` +
+      `${label} data must be a ${DTYPES[dtype].viewName} for dtype ${dtype} ` +
         `(or a Uint8Array of raw little-endian bytes), got a ${data.constructor.name}`,
     );
   }
   const count = elementCount(shape, Number.MAX_SAFE_INTEGER);
-  const needed = count * DTYPE_SIZES[dtype];
+  const needed = count * DTYPES[dtype].size;
   if (needed !== data.byteLength) {
     throw new RangeError(
       `${label} data must hold shape ${showShape(shape)} × ${dtype} ` +
@@ -1071,7 +1039,7 @@ export function serializeSafetensors(
   let position = 8 + headerLength;
   for (const t of prepared) {
     out.set(t.bytes, position);
-    const itemSize = DTYPE_SIZES[t.dtype];
+    const itemSize = DTYPES[t.dtype].size;
     if (!IS_LITTLE_ENDIAN && t.native && itemSize > 1) { // typed arrays are big-endian here
       for (let i = position; i < position + t.bytes.length; i += itemSize) {
         out.subarray(i, i + itemSize).reverse();

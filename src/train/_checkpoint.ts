@@ -19,6 +19,7 @@ import { writeFileAtomic } from "../base/atomic_write.ts";
 import { show } from "../base/validate.ts";
 import { loadBackbone, saveBackbone } from "../models/backbone.ts";
 import type { Backbone } from "../models/unet.ts";
+import { readRegularFile } from "../io/bounded_read.ts";
 import { readSafetensorsFile, toFloat32, writeSafetensorsFile } from "../io/safetensors.ts";
 import type { TensorToWrite } from "../io/safetensors.ts";
 
@@ -156,13 +157,14 @@ export async function loadCheckpoint(
   folder: string,
   names: readonly string[],
 ): Promise<LoadedCheckpoint> {
+  const statePath = join(folder, "state.json");
   let state: TrainState;
   try {
-    state = JSON.parse(await Deno.readTextFile(join(folder, "state.json")));
+    // A regular file of at most 1 MiB (the state is a few hundred bytes): never a FIFO or device.
+    const bytes = await readRegularFile(statePath, 1 << 20, (_k, problem) => new Error(problem));
+    state = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    throw new TypeError(
-      `Cannot read the training state "${join(folder, "state.json")}": ${(e as Error).message}`,
-    );
+    throw new TypeError(`Cannot read the training state "${statePath}": ${(e as Error).message}`);
   }
   if (state.format !== "diffprobe-train-state" || state.version !== 1) {
     throw new RangeError(
