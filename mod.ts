@@ -40,6 +40,7 @@ export { freeze, type FrozenBackbone } from "./src/probe/freeze.ts";
 export { type Pooling, type Tap, tapBlock, type TapOptions } from "./src/probe/tap.ts";
 export {
   extractFeatures,
+  type ExtractionDevice,
   type ExtractionEngine,
   type ExtractOptions,
   type FeatureData,
@@ -57,7 +58,7 @@ export {
 } from "./src/engine/onnx_engine.ts";
 export type { UpsampleLowering } from "./src/engine/onnx_graph.ts";
 export type { BlockArray, Extractor } from "./src/engine/extractor.ts";
-export type { Device, ResolvedDevice } from "./src/base/device.ts";
+export type { Device, ResolvedDevice, TfjsDevice } from "./src/base/device.ts";
 export {
   CUDA_PROVIDER_PACKAGE,
   type CudaProviderInstall,

@@ -12,8 +12,14 @@ import {
   createOnnxExtractor,
   cudaStatus,
   CudaUnavailableError,
+  extractFeatures,
+  type ExtractionDevice,
+  LinearHead,
   onnxRuntimeAvailable,
   onnxRuntimeFolder,
+  sweep,
+  tapBlock,
+  trainDiffusion,
   type UNet2DConfig,
 } from "../mod.ts";
 import { chooseDevice, createDeviceSession, fixTf32 } from "../src/engine/device.ts";
@@ -221,4 +227,120 @@ Deno.test("device option: bad values are TypeErrors that list the choices", asyn
   } finally {
     unet.dispose();
   }
+});
+
+// The `device` option of extraction, sweeps, head training and pre-training.
+
+Deno.test({
+  name:
+    'extractFeatures: device "cuda" here is the named CUDA error before any batch; "auto" reports the CPU',
+  ignore: !cpuOnly,
+  fn: async () => {
+    const unet = createBackbone(config, { seed: 3 });
+    const images = tf.randomUniform([3, 8, 8, 3], -1, 1, "float32", 4);
+    const tap = tapBlock(10, 2);
+    try {
+      const before = tf.memory().numTensors;
+      let batches = 0;
+      await assert.rejects(
+        extractFeatures(unet, [tap], images, {
+          device: "cuda",
+          onProgress: () => batches++,
+        }),
+        (e: Error) =>
+          e instanceof CudaUnavailableError && e.message.startsWith("CUDA not available: "),
+      );
+      assert.equal(batches, 0);
+      assert.equal(tf.memory().numTensors, before);
+      // The tfjs engine on a CPU backend cannot honour "cuda" either, and says why.
+      await assert.rejects(
+        extractFeatures(unet, [tap], images, { device: "cuda", engine: "tfjs" }),
+        /on device "cuda" needs TensorFlow\.js on CUDA .*CUDA 11\.2 and cuDNN 8\.1/,
+      );
+      const seen: ExtractionDevice[] = [];
+      const out = await extractFeatures(unet, [tap], images, {
+        device: "auto",
+        engine: "onnx",
+        onDevice: (d) => seen.push(d),
+      });
+      assert.deepEqual(seen.map((d) => [d.engine, d.device, d.tf32, d.batchSize]), [
+        ["onnx", "cpu", false, 64],
+      ]);
+      assert.match(seen[0].reason, /^CUDA not available: /);
+      const cpu = await extractFeatures(unet, [tap], images, { device: "cpu", engine: "onnx" });
+      assert.deepEqual(await out.get(tap.key)!.data(), await cpu.get(tap.key)!.data());
+      tf.dispose([...out.values(), ...cpu.values()]);
+      await assert.rejects(
+        // deno-lint-ignore no-explicit-any
+        extractFeatures(unet, [tap], images, { device: "gpu" as any }),
+        /Extraction device must be one of "auto", "cpu", "cuda", got "gpu"/,
+      );
+    } finally {
+      images.dispose();
+      unet.dispose();
+    }
+  },
+});
+
+Deno.test("head fit and trainDiffusion: device cuda without TensorFlow.js on CUDA is a clear error; cpu runs and is reported", async () => {
+  await tf.setBackend("cpu");
+  const x = tf.randomNormal([8, 4], 0, 1, "float32", 1);
+  const head = new LinearHead({ inputShape: [4], outputs: 2 });
+  const unet = createBackbone(config, { seed: 3 });
+  const images = tf.randomUniform([2, 8, 8, 3], -1, 1, "float32", 2);
+  try {
+    await assert.rejects(
+      head.fit(x, [0, 1, 0, 1, 0, 1, 0, 1], { epochs: 1, device: "cuda" }),
+      /Head training on device "cuda" needs TensorFlow\.js on CUDA .* the TensorFlow\.js backend is "cpu"/,
+    );
+    const history = await head.fit(x, [0, 1, 0, 1, 0, 1, 0, 1], { epochs: 1, device: "cpu" });
+    assert.equal(history.device, "cpu");
+    await assert.rejects(
+      trainDiffusion(unet, images, { steps: 1, batchSize: 2, device: "cuda" }),
+      /training on CUDA needs the onnx training engine/,
+    );
+    const trained = await trainDiffusion(unet, images, { steps: 1, batchSize: 2, device: "auto" });
+    assert.equal(trained.device, "cpu");
+    trained.ema.dispose();
+  } finally {
+    tf.dispose([x, images]);
+    head.dispose();
+    unet.dispose();
+  }
+});
+
+Deno.test({
+  name:
+    'sweep: device "cuda" here fails with the named CUDA error; the result reports the device that ran',
+  ignore: !cpuOnly,
+  fn: async () => {
+    const unet = createBackbone(config, { seed: 3 });
+    const x = tf.randomUniform([4, 8, 8, 3], -1, 1, "float32", 5);
+    const split = { data: x, labels: [0, 1, 0, 1] };
+    const head = () => ({
+      fit: () => Promise.resolve(),
+      evaluate: () => ({ mse: 1 }),
+      dispose: () => {},
+    });
+    try {
+      await assert.rejects(
+        sweep(unet, { train: split, test: split }, { ts: [10], blocks: [2], head, device: "cuda" }),
+        (e: Error) => e instanceof CudaUnavailableError,
+      );
+      const result = await sweep(unet, { train: split, test: split }, {
+        ts: [10],
+        blocks: [2],
+        head,
+        device: "cpu",
+        engine: "onnx",
+      });
+      assert.deepEqual(
+        [result.device?.engine, result.device?.device, result.device?.batchSize],
+        ["onnx", "cpu", 64],
+      );
+    } finally {
+      x.dispose();
+      unet.dispose();
+    }
+  },
 });

@@ -315,11 +315,10 @@ export function cudaStatus(
       );
       return status;
     }
-    status.searchPath = librarySearchPath(); // reported even when the checks cannot run
     if (!granted({ name: "ffi" })) {
       status.problems.push(
-        "the CUDA checks load the system's CUDA libraries and need --allow-ffi without a path " +
-          "(this run allows less)",
+        "the CUDA checks load libcuda.so.1 and the CUDA libraries by name and need --allow-ffi " +
+          "without a path (this run allows less)",
       );
       return status;
     }

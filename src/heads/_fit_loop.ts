@@ -116,7 +116,7 @@ export async function fitLoop(
   settings: FitSettings,
   rng: Random,
   makeStep: typeof tfjsHeadStep = tfjsHeadStep,
-): Promise<FitHistory> {
+): Promise<Omit<FitHistory, "device">> {
   const { epochs, batchSize, learningRate: peak, patience } = settings;
   const stepsPerEpoch = Math.ceil(train.length / batchSize);
   const totalSteps = epochs * stepsPerEpoch;
@@ -135,7 +135,12 @@ export async function fitLoop(
   const runner = await (engine === "onnx" ? onnxHeadStep : makeStep)(model, x, targets, optimizer);
   const step = runner.step;
   const best = new BestWeights();
-  const history: FitHistory = { epochs: [], steps: 0, stoppedEarly: false, restoredBest: false };
+  const history: Omit<FitHistory, "device"> = {
+    epochs: [],
+    steps: 0,
+    stoppedEarly: false,
+    restoredBest: false,
+  };
   try {
     let bestLoss = Infinity, sinceBest = 0;
     for (let epoch = 1; epoch <= epochs; epoch++) {
@@ -177,7 +182,7 @@ async function runEpoch(
   step: HeadTrainStep,
   train: Int32Array,
   batchSize: number,
-  history: FitHistory,
+  history: Omit<FitHistory, "device">,
   schedule: { peak: number; totalSteps: number; warmupSteps: number },
   epoch: number,
 ): Promise<EpochLog> {

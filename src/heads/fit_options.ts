@@ -15,6 +15,7 @@ import {
 } from "../base/validate.ts";
 import type { HeadTargets } from "./head_options.ts";
 import type { TrainEngine } from "../engine/train_engine.ts";
+import type { Device, TfjsDevice } from "../base/device.ts";
 
 /** What `onEpoch` receives after each epoch. */
 export interface EpochLog {
@@ -42,10 +43,18 @@ export interface FitHistory {
   stoppedEarly: boolean;
   /** Whether the weights of `bestEpoch` were put back at the end (whenever `patience` is set). */
   restoredBest: boolean;
+  /** The device the head trained on (that of the TensorFlow.js backend). */
+  device: TfjsDevice;
 }
 
 /** Options of `Head.fit`. */
 export interface FitOptions {
+  /**
+   * Where to train (default `"auto"`: the current TensorFlow.js backend). `"cuda"` needs
+   * TensorFlow.js on CUDA (`@tensorflow/tfjs-node-gpu`) and `"cpu"` a CPU backend; otherwise
+   * `fit` fails before any work, saying why.
+   */
+  device?: Device;
   /** Passes over the training samples. Default 10. */
   epochs?: number;
   /** Samples per optimisation step (the last step of an epoch may be smaller). Default 256. */

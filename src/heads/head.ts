@@ -18,6 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Random } from "../base/random.ts";
 import { positiveInteger } from "../base/validate.ts";
+import { tfjsDevice } from "../base/device.ts";
 import type { TensorToWrite } from "../io/safetensors.ts";
 import {
   checkHeadOptions,
@@ -160,6 +161,7 @@ export abstract class Head<T extends HeadTask = HeadTask> {
    */
   async fit(x: tf.Tensor, y: HeadTargets, options: FitOptions = {}): Promise<FitHistory> {
     this.#assertAlive();
+    const device = tfjsDevice(options.device, "Head training");
     const settings = resolveFitOptions(options, this.seed);
     return await this.transaction(async () => {
       const n = this.#checkFeatures(x, "fit");
@@ -187,7 +189,16 @@ export abstract class Head<T extends HeadTask = HeadTask> {
         }
         if (settings.standardize) this.#stats.fit(x, train);
         else this.#stats.off();
-        return await fitLoop(this.#fitModel(), x, targets, train, validation, settings, rng);
+        const history = await fitLoop(
+          this.#fitModel(),
+          x,
+          targets,
+          train,
+          validation,
+          settings,
+          rng,
+        );
+        return { ...history, device };
       } finally {
         disposeTargets(targets);
         disposeTargets(extra);

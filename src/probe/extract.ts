@@ -34,7 +34,13 @@ import type { BlockInfo } from "../models/unet_plan.ts";
 import { sha256Hex } from "../io/checksum.ts";
 import { integerInRange, nonNegativeInteger, oneOf, positiveInteger } from "../base/validate.ts";
 import { createTfjsExtractor, type Extractor } from "../engine/extractor.ts";
-import { createOnnxExtractor, onnxRuntimeAvailable } from "../engine/onnx_engine.ts";
+import {
+  createOnnxExtractor,
+  type OnnxExtractor,
+  onnxRuntimeAvailable,
+} from "../engine/onnx_engine.ts";
+import { chooseDevice } from "../engine/device.ts";
+import { checkDevice, type Device, type TfjsDevice, tfjsDevice } from "../base/device.ts";
 import { FeatureCache } from "./feature_cache.ts";
 import { type Tap, tapKey } from "./tap.ts";
 import { addPooled, pooledShape } from "./_pool.ts";
@@ -43,7 +49,7 @@ import { checksumOfWeights, entryName } from "./_cache_key.ts";
 
 /** Options of {@linkcode extractFeatures}. */
 export interface ExtractOptions {
-  /** Samples per forward pass when `data` is a tensor (default 64). */
+  /** Samples per forward pass when `data` is a tensor (default 64; 256 on CUDA). */
   batchSize?: number;
   /** Called after every batch with the samples done and the total (when known). */
   onProgress?: (done: number, total: number | undefined) => void;
@@ -72,6 +78,30 @@ export interface ExtractOptions {
   engine?: ExtractionEngine;
   /** Threads of the onnx engine (default: all cores). */
   threads?: number;
+  /**
+   * Where the forward passes run (default `"auto"`; see `createOnnxExtractor`): `"cuda"` selects
+   * the onnx engine on CUDA and is an error naming what is missing when CUDA cannot run here;
+   * with engine `"tfjs"` the device is the TensorFlow.js backend's, checked against this.
+   */
+  device?: Device;
+  /** Allow TF32 maths on CUDA (default `false`: fp32). */
+  tf32?: boolean;
+  /** Called once, before the first batch, with the engine and device that run the passes. */
+  onDevice?: (info: ExtractionDevice) => void;
+}
+
+/** The engine and device that ran an extraction, as `onDevice` reports them. */
+export interface ExtractionDevice {
+  /** The engine. */
+  engine: "onnx" | "tfjs";
+  /** The device it computes on. */
+  device: TfjsDevice;
+  /** Why that device (for the onnx engine: GPU and versions, or what CUDA lacks). */
+  reason: string;
+  /** Whether TF32 maths was allowed. */
+  tf32: boolean;
+  /** Samples per forward pass. */
+  batchSize: number;
 }
 
 /** Which engine runs extraction. */
@@ -266,7 +296,10 @@ export async function extractFeatures(
   data: FeatureData,
   options: ExtractOptions = {},
 ): Promise<Map<string, tf.Tensor>> {
-  const batchSize = positiveInteger(options.batchSize ?? 64, "Batch size");
+  const device = checkDevice(options.device, "Extraction device");
+  const batchOption = options.batchSize === undefined
+    ? undefined
+    : positiveInteger(options.batchSize, "Batch size");
   const total = data instanceof tf.Tensor
     ? data.shape[0]
     : options.total === undefined
@@ -287,15 +320,30 @@ export async function extractFeatures(
     return new Map(taps.map((t) => [t.key, result.get(t.key)!]));
   }
   const passes = groupPasses(todo);
-  const engine = await resolveEngine(options.engine);
+  // "cuda" means the onnx engine (unless tfjs is asked for); its CUDA check comes first.
+  const asked = options.engine ?? "auto";
+  const engine = await resolveEngine(asked === "auto" && device === "cuda" ? "onnx" : asked);
+  if (engine === "tfjs") tfjsDevice(device, "Extraction with the tfjs engine");
+  else if (device === "cuda") await chooseDevice("cuda", { tf32: options.tf32 });
   let done: number;
   try {
+    const onnx = { threads: options.threads, device, tf32: options.tf32 };
     for (const pass of passes) {
       const names = [...new Set(pass.members.map((m) => m.info.name))];
       pass.extractor = engine === "onnx"
-        ? await createOnnxExtractor(backbone, names, { threads: options.threads })
+        ? await createOnnxExtractor(backbone, names, onnx)
         : createTfjsExtractor(backbone, names);
     }
+    const first = passes[0].extractor as Partial<OnnxExtractor>;
+    const ran = first.device ?? tfjsDevice("auto", "Extraction");
+    const batchSize = batchOption ?? (ran === "cuda" ? 256 : 64);
+    options.onDevice?.({
+      engine,
+      device: ran,
+      reason: first.deviceReason ?? "the TensorFlow.js backend",
+      tf32: first.tf32 ?? false,
+      batchSize,
+    });
     done = await runBatches(backbone, data, batchSize, todo, passes, cache, (n) => {
       options.onProgress?.(n, total);
     });

@@ -19,7 +19,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Backbone, BlockRef } from "../models/unet.ts";
-import { extractFeatures, type ExtractionEngine, type FeatureData } from "./extract.ts";
+import {
+  extractFeatures,
+  type ExtractionDevice,
+  type ExtractionEngine,
+  type FeatureData,
+} from "./extract.ts";
+import { checkDevice, type Device } from "../base/device.ts";
 import type { FeatureCache } from "./feature_cache.ts";
 import { type Pooling, tapBlock } from "./tap.ts";
 import { heatmapSvg } from "../report/heatmap.ts";
@@ -96,6 +102,10 @@ export interface SweepOptions<F = Record<string, unknown>> {
   cache?: string | FeatureCache;
   /** Extraction engine (see `extractFeatures`). */
   engine?: ExtractionEngine;
+  /** Where extraction runs (see `extractFeatures`; default `"auto"`). Heads fit as `fit` says. */
+  device?: Device;
+  /** Allow TF32 maths on CUDA during extraction (default `false`). */
+  tf32?: boolean;
   /** Write the heatmap SVG to this path. */
   heatmap?: string;
   /** Title of the heatmap. */
@@ -132,6 +142,8 @@ export interface SweepResult {
   best: SweepRow;
   /** The heatmap as SVG text. */
   svg: string;
+  /** The engine and device extraction ran on (absent when every feature came from the cache). */
+  device?: ExtractionDevice;
 }
 
 /** An iterator that is its own iterable (a generator): it can be read only once. */
@@ -200,8 +212,10 @@ export async function sweep<F = Record<string, unknown>>(
   options: SweepOptions<F>,
 ): Promise<SweepResult> {
   checkSweep(splits, options);
+  checkDevice(options.device, "Sweep device");
   const infos = options.blocks.map((b) => backbone.block(b));
   const rows: SweepRow[] = [];
+  let ranOn: ExtractionDevice | undefined;
   for (const t of options.ts) {
     const taps = infos.map((info) =>
       tapBlock(t, info.index ?? info.name, {
@@ -219,6 +233,9 @@ export async function sweep<F = Record<string, unknown>>(
           batchSize: options.batchSize,
           cache: options.cache,
           engine: options.engine,
+          device: options.device,
+          tf32: options.tf32,
+          onDevice: (d) => ranOn = d,
           dataKey: split.dataKey,
           total: split.total,
           onProgress: (d, n) => options.onProgress?.(`t=${t} ${phase}`, d, n),
@@ -241,7 +258,7 @@ export async function sweep<F = Record<string, unknown>>(
       tf.dispose([...train.values(), ...test.values()]);
     }
   }
-  return await summarise(rows, options);
+  return { ...(await summarise(rows, options)), device: ranOn };
 }
 
 /** Refuses an empty grid, and one-shot iterators that would be read more than once. */

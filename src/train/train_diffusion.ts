@@ -43,6 +43,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { nonNegativeInteger } from "../base/validate.ts";
+import { type Device, type TfjsDevice, tfjsDevice } from "../base/device.ts";
 import { type Backbone, UNet } from "../models/unet.ts";
 import { registerTileGradient } from "../nn/tile_grad.ts";
 import { registerWasmKernels } from "../backend/wasm_kernels.ts";
@@ -142,6 +143,12 @@ export interface TrainDiffusionOptions {
    * dropout masks differ. Checkpoints of either engine resume on either.
    */
   engine?: TrainEngine;
+  /**
+   * Where to train (default `"auto"`: the current TensorFlow.js backend). `"cuda"` needs the onnx
+   * training engine (not in this version) or TensorFlow.js on CUDA (`@tensorflow/tfjs-node-gpu`):
+   * otherwise an error before any work.
+   */
+  device?: Device;
 }
 
 /** What {@linkcode trainDiffusion} resolves to. */
@@ -158,6 +165,8 @@ export interface TrainDiffusionResult {
   step: number;
   /** The last checkpoint written, if any. */
   checkpoint?: string;
+  /** The device the run trained on (that of the TensorFlow.js backend). */
+  device: TfjsDevice;
 }
 
 /** The per-step history of a run. */
@@ -216,6 +225,11 @@ export async function trainDiffusion(
   options: TrainDiffusionOptions,
 ): Promise<TrainDiffusionResult> {
   // 1. Check the backbone, the options and the data, before any work.
+  const device = tfjsDevice(
+    options.device,
+    "Training",
+    'training on CUDA needs the onnx training engine, which is not in this version: use device "auto" or "cpu"',
+  );
   const unet = trainableBackbone(backbone);
   const settings = resolveSettings(options);
   checkTrainingData(unet, data);
@@ -292,7 +306,15 @@ export async function trainDiffusion(
     optimizer.dispose();
   }
   const { losses, learningRates, gradNorms } = run.history;
-  return { ema, losses, learningRates, gradNorms, step: losses.length, checkpoint: lastCheckpoint };
+  return {
+    ema,
+    losses,
+    learningRates,
+    gradNorms,
+    step: losses.length,
+    checkpoint: lastCheckpoint,
+    device,
+  };
 }
 
 /** Makes the weights trainable variables and starts their EMA and the optimiser. */
