@@ -5,28 +5,9 @@
  * @module
  */
 
-type Ort = typeof import("onnxruntime-node");
+import { loadOrt, type Ort } from "./ort.ts";
+
 type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
-
-let ortModule: Promise<Ort> | undefined;
-
-/** Loads `onnxruntime-node` once; rejects with the loader's message when it cannot. */
-export function loadOrtForTraining(): Promise<Ort> {
-  ortModule ??= (async () => {
-    try {
-      const mod = await import("onnxruntime-node");
-      return ((mod as { default?: Ort }).default ?? mod) as Ort;
-    } catch (e) {
-      ortModule = undefined;
-      throw new Error(
-        `onnxruntime-node cannot be loaded (${(e as Error).message?.split("\n")[0]}): ` +
-          "install it and grant --allow-ffi, or train with the TensorFlow.js engine",
-        { cause: e },
-      );
-    }
-  })();
-  return ortModule;
-}
 
 /** Options of {@linkcode TrainSession.create}. */
 export interface TrainSessionOptions {
@@ -55,7 +36,7 @@ export class TrainSession {
     shapes: Map<string, number[]>,
     options: TrainSessionOptions = {},
   ): Promise<TrainSession> {
-    const ort = await loadOrtForTraining();
+    const ort = await loadOrt();
     const session = await ort.InferenceSession.create(model, {
       intraOpNumThreads: options.threads ?? navigator.hardwareConcurrency ?? 1,
       interOpNumThreads: 1,

@@ -45,7 +45,9 @@ import {
   type UpsampleLowering,
 } from "./onnx_graph.ts";
 
-type Ort = typeof import("onnxruntime-node");
+import { loadOrt, type Ort } from "./ort.ts";
+
+export { onnxRuntimeAvailable, OnnxRuntimeUnavailableError } from "./ort.ts";
 type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
 
 /** An execution provider this engine can run on (the device that ran). */
@@ -110,67 +112,6 @@ export interface OnnxExtractor extends Extractor {
   endProfiling(): void;
   /** Releases this extractor's sessions (shared sessions are released by their last user). */
   dispose(): void;
-}
-
-/** Thrown when `onnxruntime-node` cannot be loaded; the message says why. */
-export class OnnxRuntimeUnavailableError extends Error {
-  /**
-   * Wraps the reason the import failed.
-   *
-   * @example
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { OnnxRuntimeUnavailableError } from "@diffprobe/core";
-   *
-   * const e = new OnnxRuntimeUnavailableError("not installed");
-   * assert.equal(e.name, "OnnxRuntimeUnavailableError");
-   * assert.match(e.message, /cannot be loaded \(not installed\)/);
-   * ```
-   */
-  constructor(reason: string, options?: ErrorOptions) {
-    super(
-      `onnxruntime-node cannot be loaded (${reason}): install it (npm:onnxruntime-node) and ` +
-        "grant --allow-ffi, or use the TensorFlow.js path",
-      options,
-    );
-    this.name = "OnnxRuntimeUnavailableError";
-  }
-}
-
-let ortModule: Promise<Ort> | undefined;
-
-function loadOrt(): Promise<Ort> {
-  ortModule ??= (async () => {
-    try {
-      const mod = await import("onnxruntime-node");
-      return ((mod as { default?: Ort }).default ?? mod) as Ort;
-    } catch (e) {
-      ortModule = undefined;
-      const message = (e as Error).message?.split("\n")[0] ?? String(e);
-      throw new OnnxRuntimeUnavailableError(message, { cause: e });
-    }
-  })();
-  return ortModule;
-}
-
-/**
- * Whether `onnxruntime-node` loads here (installed, and the process may load native addons).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { onnxRuntimeAvailable } from "@diffprobe/core";
- *
- * assert.equal(typeof await onnxRuntimeAvailable(), "boolean");
- * ```
- */
-export async function onnxRuntimeAvailable(): Promise<boolean> {
-  try {
-    await loadOrt();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface SessionEntry {

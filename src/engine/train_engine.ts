@@ -53,23 +53,9 @@ import { TrainSession } from "./_train_session.ts";
 import { Random } from "../base/random.ts";
 import { oneOf } from "../base/validate.ts";
 import { sayOnce } from "./device.ts";
-import { onnxRuntimeAvailable } from "./onnx_engine.ts";
+import { onnxRuntimeAvailable, ortFfiGranted } from "./ort.ts";
 
 export type { HeadGraphSpec } from "./_train_graph_heads.ts";
-
-/**
- * The ffi permission onnxruntime-node needs: for its installed folder when that is known (so
- * `--allow-ffi=node_modules` counts), else in general.
- */
-function ffiDescriptor(): Deno.PermissionDescriptor {
-  try {
-    const url = new URL("..", import.meta.resolve("onnxruntime-node"));
-    if (url.protocol === "file:") return { name: "ffi", path: decodeURIComponent(url.pathname) };
-  } catch {
-    // not resolvable to a file: ask for ffi in general
-  }
-  return { name: "ffi" };
-}
 
 /** Which engine trains: onnxruntime graphs, TensorFlow.js, or the first that works here. */
 export type TrainEngine = "auto" | "onnx" | "tfjs";
@@ -94,7 +80,7 @@ export async function chooseTrainEngine(
 ): Promise<{ engine: "onnx" | "tfjs"; reason: string }> {
   oneOf(engine, "Training engine", ["auto", "onnx", "tfjs"] as const);
   if (engine === "tfjs") return { engine, reason: "asked for" };
-  const ffi = (await Deno.permissions.query(ffiDescriptor())).state === "granted";
+  const ffi = await ortFfiGranted();
   const loads = ffi && await onnxRuntimeAvailable();
   if (engine === "onnx") {
     if (!loads) {

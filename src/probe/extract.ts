@@ -34,11 +34,8 @@ import type { BlockInfo } from "../models/unet_plan.ts";
 import { sha256Hex } from "../io/checksum.ts";
 import { integerInRange, nonNegativeInteger, oneOf, positiveInteger } from "../base/validate.ts";
 import { createTfjsExtractor, type Extractor } from "../engine/extractor.ts";
-import {
-  createOnnxExtractor,
-  type OnnxExtractor,
-  onnxRuntimeAvailable,
-} from "../engine/onnx_engine.ts";
+import { createOnnxExtractor, type OnnxExtractor } from "../engine/onnx_engine.ts";
+import { onnxRuntimeAvailable, ortFfiGranted } from "../engine/ort.ts";
 import { chooseDevice } from "../engine/device.ts";
 import { checkDevice, type Device, type TfjsDevice, tfjsDevice } from "../base/device.ts";
 import { FeatureCache } from "./feature_cache.ts";
@@ -107,17 +104,6 @@ export interface ExtractionDevice {
 /** Which engine runs extraction. */
 export type ExtractionEngine = "auto" | "onnx" | "tfjs";
 
-/** The ffi permission onnxruntime-node needs: for its installed folder when that is known. */
-function ffiDescriptor(): Deno.PermissionDescriptor {
-  try {
-    const url = new URL("..", import.meta.resolve("onnxruntime-node"));
-    if (url.protocol === "file:") return { name: "ffi", path: decodeURIComponent(url.pathname) };
-  } catch {
-    // not resolvable to a file: ask for ffi in general
-  }
-  return { name: "ffi" };
-}
-
 /**
  * Resolves `"auto"` to the engine extraction will use here.
  *
@@ -143,7 +129,7 @@ export async function resolveEngine(engine: ExtractionEngine = "auto"): Promise<
   if (["tensorflow", "webgpu"].includes(tf.getBackend())) return "tfjs";
   // Without --allow-ffi, "auto" uses tfjs instead of prompting for the permission, and says so
   // once on stderr.
-  if ((await Deno.permissions.query(ffiDescriptor())).state !== "granted") {
+  if (!(await ortFfiGranted())) {
     notice(
       "engine",
       "diffprobe: extraction uses the tfjs engine; run with --allow-ffi for the onnx engine " +
