@@ -282,7 +282,7 @@ Deno.test({
   },
 });
 
-Deno.test("head fit and trainDiffusion: device cuda without TensorFlow.js on CUDA is a clear error; cpu runs and is reported", async () => {
+Deno.test('head fit and trainDiffusion, tfjs engine: device "cuda" without TensorFlow.js on CUDA is a clear error; "cpu" runs and is reported', async () => {
   await tf.setBackend("cpu");
   const x = tf.randomNormal([8, 4], 0, 1, "float32", 1);
   const head = new LinearHead({ inputShape: [4], outputs: 2 });
@@ -290,16 +290,25 @@ Deno.test("head fit and trainDiffusion: device cuda without TensorFlow.js on CUD
   const images = tf.randomUniform([2, 8, 8, 3], -1, 1, "float32", 2);
   try {
     await assert.rejects(
-      head.fit(x, [0, 1, 0, 1, 0, 1, 0, 1], { epochs: 1, device: "cuda" }),
+      head.fit(x, [0, 1, 0, 1, 0, 1, 0, 1], { epochs: 1, device: "cuda", engine: "tfjs" }),
       /Head training on device "cuda" needs TensorFlow\.js on CUDA .* the TensorFlow\.js backend is "cpu"/,
     );
-    const history = await head.fit(x, [0, 1, 0, 1, 0, 1, 0, 1], { epochs: 1, device: "cpu" });
+    const history = await head.fit(x, [0, 1, 0, 1, 0, 1, 0, 1], {
+      epochs: 1,
+      device: "cpu",
+      engine: "tfjs",
+    });
     assert.equal(history.device, "cpu");
     await assert.rejects(
-      trainDiffusion(unet, images, { steps: 1, batchSize: 2, device: "cuda" }),
-      /training on CUDA needs the onnx training engine/,
+      trainDiffusion(unet, images, { steps: 1, batchSize: 2, device: "cuda", engine: "tfjs" }),
+      /Training on device "cuda" needs TensorFlow\.js on CUDA .* the TensorFlow\.js backend is "cpu"/,
     );
-    const trained = await trainDiffusion(unet, images, { steps: 1, batchSize: 2, device: "auto" });
+    const trained = await trainDiffusion(unet, images, {
+      steps: 1,
+      batchSize: 2,
+      device: "auto",
+      engine: "tfjs",
+    });
     assert.equal(trained.device, "cpu");
     trained.ema.dispose();
   } finally {
@@ -307,6 +316,79 @@ Deno.test("head fit and trainDiffusion: device cuda without TensorFlow.js on CUD
     head.dispose();
     unet.dispose();
   }
+});
+
+Deno.test({
+  name:
+    'head fit and trainDiffusion, onnx engine: device "cuda" here is the CUDA error naming the missing library before any step; "auto" trains on the CPU',
+  ignore: !cpuOnly,
+  fn: async () => {
+    await tf.setBackend("cpu");
+    const x = tf.randomNormal([8, 4], 0, 1, "float32", 1);
+    const head = new LinearHead({ inputShape: [4], outputs: 2 });
+    const unet = createBackbone(config, { seed: 3 });
+    const images = tf.randomUniform([2, 8, 8, 3], -1, 1, "float32", 2);
+    // What must be named: the first library the provider needs that does not load here (an
+    // independent dlopen), else the missing driver.
+    const missing = [
+      "libcudart.so.13",
+      "libcublasLt.so.13",
+      "libcublas.so.13",
+      "libcurand.so.10",
+      "libcudnn.so.9",
+    ].filter((l) => !loads(l));
+    const named = (e: Error) => {
+      assert.ok(e instanceof CudaUnavailableError, String(e));
+      assert.match(e.message, /^CUDA not available: /);
+      for (const lib of missing) assert.ok(e.message.includes(lib), `${lib} not in ${e.message}`);
+      if (!loads("libcuda.so.1")) assert.match(e.message, /libcuda\.so\.1/);
+      return true;
+    };
+    try {
+      const labels = [0, 1, 0, 1, 0, 1, 0, 1];
+      const before = head.weights.get("linear.bias")!.dataSync().slice();
+      let epochs = 0, steps = 0;
+      await assert.rejects(
+        head.fit(x, labels, {
+          epochs: 1,
+          device: "cuda",
+          engine: "onnx",
+          onEpoch: () => void epochs++,
+        }),
+        named,
+      );
+      assert.equal(epochs, 0);
+      assert.deepEqual(head.weights.get("linear.bias")!.dataSync(), before);
+      await assert.rejects(
+        trainDiffusion(unet, images, {
+          steps: 1,
+          batchSize: 2,
+          device: "cuda",
+          engine: "onnx",
+          onStep: () => void steps++,
+        }),
+        named,
+      );
+      assert.equal(steps, 0);
+      const history = await head.fit(x, labels, { epochs: 1, device: "auto", engine: "onnx" });
+      assert.equal(history.device, "cpu");
+      assert.notDeepEqual(head.weights.get("linear.bias")!.dataSync(), before);
+      const trained = await trainDiffusion(unet, images, {
+        steps: 1,
+        batchSize: 2,
+        device: "auto",
+        engine: "onnx",
+        onStep: () => void steps++,
+      });
+      assert.deepEqual([trained.device, steps], ["cpu", 1]);
+      assert.ok(Number.isFinite(trained.losses[0]));
+      trained.ema.dispose();
+    } finally {
+      tf.dispose([x, images]);
+      head.dispose();
+      unet.dispose();
+    }
+  },
 });
 
 Deno.test({

@@ -6,6 +6,8 @@
  */
 
 import { loadOrt, type Ort } from "./ort.ts";
+import { createDeviceSession, type DeviceChoice } from "./device.ts";
+import type { ResolvedDevice } from "../base/device.ts";
 
 type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
 
@@ -15,6 +17,11 @@ export interface TrainSessionOptions {
   threads?: number;
   /** onnxruntime's graph optimisation level (default `"all"`). */
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * Where the session runs (default: the CPU), as decided by `chooseDevice`: CUDA, or for
+   * `"auto"` the CPU when the CUDA provider fails to start (said once on stderr).
+   */
+  device?: DeviceChoice;
 }
 
 /** A session with static input and output shapes. */
@@ -23,11 +30,19 @@ export class TrainSession {
   #session: Session;
   #shapes: Map<string, number[]>;
   #released = false;
+  /** The device the session runs on. */
+  readonly device: ResolvedDevice;
 
-  private constructor(ort: Ort, session: Session, shapes: Map<string, number[]>) {
+  private constructor(
+    ort: Ort,
+    session: Session,
+    shapes: Map<string, number[]>,
+    device: ResolvedDevice,
+  ) {
     this.#ort = ort;
     this.#session = session;
     this.#shapes = shapes;
+    this.device = device;
   }
 
   /** Creates a session for `model` whose inputs and outputs have the given shapes. */
@@ -37,20 +52,27 @@ export class TrainSession {
     options: TrainSessionOptions = {},
   ): Promise<TrainSession> {
     const ort = await loadOrt();
-    const session = await ort.InferenceSession.create(model, {
-      intraOpNumThreads: options.threads ?? navigator.hardwareConcurrency ?? 1,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: options.graphOptimizationLevel ?? "all",
-      enableCpuMemArena: true,
-      enableMemPattern: true,
-      logSeverityLevel: 3,
-      executionProviders: ["cpu"],
-      // Idle pool threads sleep instead of spinning: between steps the JavaScript side (the
-      // next batch, TensorFlow.js work) needs the cores.
-      extra: { session: { intra_op: { allow_spinning: "0" } } },
-    });
-    return new TrainSession(ort, session, shapes);
+    const choice: DeviceChoice = options.device ??
+      { device: "cpu", reason: "asked for", auto: false };
+    const made = await createDeviceSession(
+      (providers) =>
+        ort.InferenceSession.create(model, {
+          intraOpNumThreads: options.threads ?? navigator.hardwareConcurrency ?? 1,
+          interOpNumThreads: 1,
+          executionMode: "sequential",
+          graphOptimizationLevel: options.graphOptimizationLevel ?? "all",
+          enableCpuMemArena: true,
+          enableMemPattern: true,
+          logSeverityLevel: 3,
+          executionProviders: providers,
+          // Idle pool threads sleep instead of spinning: between steps the JavaScript side (the
+          // next batch, TensorFlow.js work) needs the cores.
+          extra: { session: { intra_op: { allow_spinning: "0" } } },
+        }),
+      choice,
+      false, // fp32 on CUDA (NVIDIA_TF32_OVERRIDE=0), as for extraction by default
+    );
+    return new TrainSession(ort, made.session, shapes, made.device);
   }
 
   /**

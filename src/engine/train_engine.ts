@@ -49,11 +49,12 @@ import { asLowerable, type LowerableBackbone, timeEmbeddingInput } from "./onnx_
 import { type AdamWHyper, adamwScalars } from "./_optim_graph.ts";
 import { buildUNetTrainGraph, buildUpdateGraph, type UNetTrainGraph } from "./_train_graph_unet.ts";
 import { buildHeadTrainGraph, type HeadGraphSpec } from "./_train_graph_heads.ts";
-import { TrainSession } from "./_train_session.ts";
+import { TrainSession, type TrainSessionOptions } from "./_train_session.ts";
 import { Random } from "../base/random.ts";
 import { oneOf } from "../base/validate.ts";
-import { sayOnce } from "./device.ts";
+import { chooseDevice, type DeviceChoice, sayOnce } from "./device.ts";
 import { onnxRuntimeAvailable, ortFfiGranted } from "./ort.ts";
+import { checkDevice, type ResolvedDevice, type TfjsDevice, tfjsDevice } from "../base/device.ts";
 
 export type { HeadGraphSpec } from "./_train_graph_heads.ts";
 
@@ -99,6 +100,48 @@ export async function chooseTrainEngine(
   return choice;
 }
 
+/** Where a training run goes: its engine and device (`choice` with the onnx engine). */
+export interface TrainPlacement {
+  /** The engine that trains. */
+  engine: "onnx" | "tfjs";
+  /** The device asked of the engine's sessions (tfjs: that of its backend). */
+  device: TfjsDevice;
+  /** With the onnx engine: the device decision its sessions are created with. */
+  choice?: DeviceChoice;
+}
+
+/**
+ * Resolves the engine ({@linkcode chooseTrainEngine}) and the device of a training run, before
+ * any work. With the onnx engine the device is chosen as for extraction (`chooseDevice`):
+ * `"cuda"` is CUDA or a `CudaUnavailableError` naming what is missing; `"auto"` CUDA when it
+ * loads, else the CPU, said once; `"cpu"` the CPU. With the tfjs engine the device must be that
+ * of the TensorFlow.js backend (`tfjsDevice`). `what` names the run in errors.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { chooseTrainPlacement } from "./train_engine.ts";
+ *
+ * await tf.setBackend("cpu");
+ * assert.deepEqual(await chooseTrainPlacement("tfjs", "auto", "Training"), {
+ *   engine: "tfjs",
+ *   device: "cpu",
+ * });
+ * ```
+ */
+export async function chooseTrainPlacement(
+  engine: TrainEngine | undefined,
+  device: unknown,
+  what: string,
+): Promise<TrainPlacement> {
+  const asked = checkDevice(device ?? "auto", `${what} device`);
+  const chosen = (await chooseTrainEngine(engine ?? "auto")).engine;
+  if (chosen === "tfjs") return { engine: chosen, device: tfjsDevice(asked, what) };
+  const choice = await chooseDevice(asked);
+  return { engine: chosen, device: choice.device, choice };
+}
+
 /** Options of {@linkcode createOnnxUNetTrainer}. */
 export interface OnnxUNetTrainerOptions {
   /** Samples per step (the graph is built for this batch size). */
@@ -126,6 +169,8 @@ export interface OnnxUNetTrainerOptions {
    * order of float additions.
    */
   microBatch?: number;
+  /** Where the sessions run (default: the CPU); see {@linkcode chooseTrainPlacement}. */
+  device?: DeviceChoice;
 }
 
 /** One step's data: clean samples, their noise and timesteps. */
@@ -196,6 +241,8 @@ function join(
 export interface OnnxUNetTrainer {
   /** The weight names in order (the UNet plan's). */
   readonly names: readonly string[];
+  /** The device the sessions run on. */
+  readonly device: ResolvedDevice;
   /** Steps taken. */
   readonly iterations: number;
   /** The dropout mask inputs in resnet order (`[N, C, H, W]`); empty without dropout. */
@@ -349,7 +396,7 @@ export async function createOnnxUNetTrainer(
     dropout: rate,
     ema: options.ema,
   };
-  const sessionOptions = { threads: options.threads };
+  const sessionOptions: TrainSessionOptions = { threads: options.threads, device: options.device };
   // One fused graph per step, or (micro-batches) a gradient-accumulating graph per chunk size
   // and one update graph.
   const chunks: [number, number][] = [];
@@ -373,7 +420,12 @@ export async function createOnnxUNetTrainer(
     }
     return entry;
   };
-  const first = (await stepGraph(chunks[0][1])).graph;
+  const opened = await stepGraph(chunks[0][1]);
+  const first = opened.graph;
+  // Later sessions take the first one's device ("auto" falls back once, not per session).
+  if (options.device) {
+    sessionOptions.device = { ...options.device, device: opened.session.device, auto: false };
+  }
   const names = first.weights;
   const sizes = names.map((n) => unet.weights.get(n)!.size);
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -506,6 +558,7 @@ export async function createOnnxUNetTrainer(
 
   return {
     names,
+    device: opened.session.device,
     get iterations() {
       return t;
     },
@@ -614,12 +667,16 @@ export interface OnnxHeadTrainerOptions {
   weightDecay?: number;
   /** Intra-op threads (default `navigator.hardwareConcurrency`). */
   threads?: number;
+  /** Where the sessions run (default: the CPU); see {@linkcode chooseTrainPlacement}. */
+  device?: DeviceChoice;
 }
 
 /** A head's training step on onnxruntime (one session per batch size met). */
 export interface OnnxHeadTrainer {
   /** Steps taken. */
   readonly iterations: number;
+  /** The device the sessions run on (before the first step: the one asked for). */
+  readonly device: ResolvedDevice;
   /**
    * One AdamW step on standardised features `x` (`[B, ...inputShape]`) and targets `y`
    * (`[B, outputs]`: one-hot rows for classification); resolves to the batch's mean loss.
@@ -667,6 +724,8 @@ export function createOnnxHeadTrainer(
     v: new Float32Array(params.length),
   };
   let t = 0;
+  let choice = options.device;
+  let device: ResolvedDevice = choice?.device ?? "cpu";
   const sessions = new Map<number, Promise<{ session: TrainSession; outputs: string[] }>>();
   const sessionFor = (batch: number) => {
     let s = sessions.get(batch);
@@ -675,7 +734,11 @@ export function createOnnxHeadTrainer(
         const graph = buildHeadTrainGraph(spec, batch, { adamw: hyper });
         const session = await TrainSession.create(graph.model, graph.shapes, {
           threads: options.threads,
+          device: choice,
         });
+        // Later sessions take this one's device ("auto" falls back once, not per session).
+        device = session.device;
+        if (choice) choice = { ...choice, device, auto: false };
         return { session, outputs: graph.outputs };
       })();
       sessions.set(batch, s);
@@ -685,6 +748,9 @@ export function createOnnxHeadTrainer(
   return {
     get iterations() {
       return t;
+    },
+    get device() {
+      return device;
     },
     async step(x, y, lr) {
       const batch = x.length / features;

@@ -13,7 +13,8 @@ import { learningRateAt } from "../optim/lr_schedule.ts";
 import type { EpochLog, FitHistory, FitSettings } from "./fit_options.ts";
 import { type ClassificationMetrics, evaluateRows, type RegressionMetrics } from "./metrics.ts";
 import { type PreparedTargets, sampleLoss } from "./_targets.ts";
-import { chooseTrainEngine, type HeadLike } from "../engine/train_engine.ts";
+import type { HeadLike, TrainPlacement } from "../engine/train_engine.ts";
+import type { ResolvedDevice } from "../base/device.ts";
 import { onnxHeadStep } from "./_onnx_step.ts";
 
 /**
@@ -30,6 +31,8 @@ export interface HeadStepRunner {
   sync(): void;
   /** Releases what the engine holds. */
   dispose(): void;
+  /** The device the engine ran on, for engines with their own sessions. */
+  device?: () => ResolvedDevice;
 }
 
 /** What the loop trains: the head's weights and its output on rows of a feature tensor. */
@@ -115,8 +118,8 @@ export async function fitLoop(
   validation: Validation | undefined,
   settings: FitSettings,
   rng: Random,
-  makeStep: typeof tfjsHeadStep = tfjsHeadStep,
-): Promise<Omit<FitHistory, "device">> {
+  placement: TrainPlacement,
+): Promise<FitHistory> {
   const { epochs, batchSize, learningRate: peak, patience } = settings;
   const stepsPerEpoch = Math.ceil(train.length / batchSize);
   const totalSteps = epochs * stepsPerEpoch;
@@ -131,8 +134,9 @@ export async function fitLoop(
     beta2: settings.beta2,
     decay: (v) => model.decayed(v),
   });
-  const { engine } = await chooseTrainEngine(settings.engine);
-  const runner = await (engine === "onnx" ? onnxHeadStep : makeStep)(model, x, targets, optimizer);
+  const runner = placement.engine === "onnx"
+    ? await onnxHeadStep(model, x, targets, optimizer, placement.choice)
+    : await tfjsHeadStep(model, x, targets, optimizer);
   const step = runner.step;
   const best = new BestWeights();
   const history: Omit<FitHistory, "device"> = {
@@ -169,7 +173,7 @@ export async function fitLoop(
       }
     }
     if (patience !== undefined) history.restoredBest = best.restore(model.weights);
-    return history;
+    return { ...history, device: runner.device?.() ?? placement.device };
   } finally {
     runner.dispose();
     optimizer.dispose();

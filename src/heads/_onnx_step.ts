@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createOnnxHeadTrainer, headTrainSpec } from "../engine/train_engine.ts";
 import type { AdamW } from "../optim/adamw.ts";
+import type { DeviceChoice } from "../engine/device.ts";
 import type { FitModel, HeadStepRunner } from "./_fit_loop.ts";
 import type { PreparedTargets } from "./_targets.ts";
 
@@ -18,6 +19,7 @@ export function onnxHeadStep(
   x: tf.Tensor,
   targets: PreparedTargets,
   optimizer: AdamW,
+  device?: DeviceChoice,
 ): Promise<HeadStepRunner> {
   const spec = headTrainSpec(model.head);
   spec.params = spec.params.map((p) => ({
@@ -30,6 +32,7 @@ export function onnxHeadStep(
     beta2: optimizer.beta2,
     epsilon: optimizer.epsilon,
     weightDecay: optimizer.weightDecay,
+    device,
   });
   const k = model.outputs;
   const values = targets.kind === "values" ? targets.values.dataSync() as Float32Array : null;
@@ -47,6 +50,7 @@ export function onnxHeadStep(
   };
   return Promise.resolve({
     step,
+    device: () => trainer.device,
     sync() {
       const weights = trainer.weights();
       tf.tidy(() => {

@@ -43,16 +43,18 @@ export interface FitHistory {
   stoppedEarly: boolean;
   /** Whether the weights of `bestEpoch` were put back at the end (whenever `patience` is set). */
   restoredBest: boolean;
-  /** The device the head trained on (that of the TensorFlow.js backend). */
+  /** The device the head trained on (the onnx sessions', or the TensorFlow.js backend's). */
   device: TfjsDevice;
 }
 
 /** Options of `Head.fit`. */
 export interface FitOptions {
   /**
-   * Where to train (default `"auto"`: the current TensorFlow.js backend). `"cuda"` needs
-   * TensorFlow.js on CUDA (`@tensorflow/tfjs-node-gpu`) and `"cpu"` a CPU backend; otherwise
-   * `fit` fails before any work, saying why.
+   * Where to train (default `"auto"`). With the onnx engine: `"cuda"` runs onnxruntime's CUDA
+   * provider, or `fit` fails before any step with a `CudaUnavailableError` naming what is
+   * missing; `"auto"` takes CUDA when it loads, else the CPU, and says which once; `"cpu"` the
+   * CPU. With the tfjs engine: `"cuda"` needs TensorFlow.js on CUDA (`@tensorflow/tfjs-node-gpu`)
+   * and `"cpu"` a CPU backend; otherwise `fit` fails before any work, saying why.
    */
   device?: Device;
   /** Passes over the training samples. Default 10. */

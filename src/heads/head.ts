@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Random } from "../base/random.ts";
 import { positiveInteger } from "../base/validate.ts";
-import { tfjsDevice } from "../base/device.ts";
+import { chooseTrainPlacement } from "../engine/train_engine.ts";
 import type { TensorToWrite } from "../io/safetensors.ts";
 import {
   checkHeadOptions,
@@ -161,8 +161,8 @@ export abstract class Head<T extends HeadTask = HeadTask> {
    */
   async fit(x: tf.Tensor, y: HeadTargets, options: FitOptions = {}): Promise<FitHistory> {
     this.#assertAlive();
-    const device = tfjsDevice(options.device, "Head training");
     const settings = resolveFitOptions(options, this.seed);
+    const placement = await chooseTrainPlacement(settings.engine, options.device, "Head training");
     return await this.transaction(async () => {
       const n = this.#checkFeatures(x, "fit");
       if (n === 0) throw new RangeError("Cannot fit on 0 samples");
@@ -197,8 +197,9 @@ export abstract class Head<T extends HeadTask = HeadTask> {
           validation,
           settings,
           rng,
+          placement,
         );
-        return { ...history, device };
+        return history;
       } finally {
         disposeTargets(targets);
         disposeTargets(extra);

@@ -12,6 +12,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { createOnnxUNetTrainer, type OnnxUNetTrainer } from "../engine/train_engine.ts";
+import type { DeviceChoice } from "../engine/device.ts";
+import type { ResolvedDevice } from "../base/device.ts";
 import type { Draws } from "./_draws.ts";
 import { emaDecayAt, type TfjsStepContext, type TrainStep } from "./_step.ts";
 
@@ -19,6 +21,8 @@ import { emaDecayAt, type TfjsStepContext, type TrainStep } from "./_step.ts";
 export interface OnnxStep {
   /** Runs one step. */
   step: TrainStep;
+  /** The device the sessions run on. */
+  device: ResolvedDevice;
   /** Writes the engine's weights, EMA and optimiser state into the run's variables. */
   sync(): void;
   /** Releases the sessions. */
@@ -33,6 +37,8 @@ export interface OnnxStepOptions {
   microBatch: number;
   /** Intra-op threads (default: all cores). */
   threads?: number;
+  /** Where the sessions run (default: the CPU). */
+  device?: DeviceChoice;
 }
 
 /** Builds the onnx step over the run's context, starting from its current (resumed) state. */
@@ -51,6 +57,7 @@ export async function onnxTrainStep(
     gradClip: context.gradClip,
     ema: true,
     threads: options.threads,
+    device: options.device,
   });
   const names = trainer.names;
   const read = (list: readonly tf.Tensor[]) =>
@@ -89,6 +96,7 @@ export async function onnxTrainStep(
   };
 
   return {
+    device: trainer.device,
     step: async (draws, learningRate) => {
       const emaDecay = emaDecayAt(trainer.iterations + 1, context.emaDecay, context.emaWarmup);
       return await trainer.step({

@@ -43,7 +43,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { nonNegativeInteger } from "../base/validate.ts";
-import { type Device, type TfjsDevice, tfjsDevice } from "../base/device.ts";
+import type { Device, TfjsDevice } from "../base/device.ts";
 import { type Backbone, UNet } from "../models/unet.ts";
 import { registerTileGradient } from "../nn/tile_grad.ts";
 import { registerWasmKernels } from "../backend/wasm_kernels.ts";
@@ -61,7 +61,7 @@ import { chooseMicroBatch, splitBatch } from "./_micro_batch.ts";
 import { checkTrainingData, resolveSettings, type Settings } from "./_settings.ts";
 import { type TfjsStepContext, tfjsTrainStep, type TrainStep } from "./_step.ts";
 import { type OnnxStep, onnxTrainStep } from "./_onnx_step.ts";
-import { chooseTrainEngine, type TrainEngine } from "../engine/train_engine.ts";
+import { chooseTrainPlacement, type TrainEngine } from "../engine/train_engine.ts";
 import { writeLossCurve } from "./loss_curve.ts";
 
 /** What `onStep` receives after every optimiser step. */
@@ -144,9 +144,11 @@ export interface TrainDiffusionOptions {
    */
   engine?: TrainEngine;
   /**
-   * Where to train (default `"auto"`: the current TensorFlow.js backend). `"cuda"` needs the onnx
-   * training engine (not in this version) or TensorFlow.js on CUDA (`@tensorflow/tfjs-node-gpu`):
-   * otherwise an error before any work.
+   * Where to train (default `"auto"`). With the onnx engine: `"cuda"` runs onnxruntime's CUDA
+   * provider, or fails before any step with a `CudaUnavailableError` naming what is missing;
+   * `"auto"` takes CUDA when it loads, else the CPU, and says which once; `"cpu"` the CPU. With
+   * the tfjs engine: the device of the current TensorFlow.js backend (`"cuda"` needs
+   * `@tensorflow/tfjs-node-gpu`), else an error before any work.
    */
   device?: Device;
 }
@@ -165,7 +167,7 @@ export interface TrainDiffusionResult {
   step: number;
   /** The last checkpoint written, if any. */
   checkpoint?: string;
-  /** The device the run trained on (that of the TensorFlow.js backend). */
+  /** The device the run trained on (the onnx sessions', or the TensorFlow.js backend's). */
   device: TfjsDevice;
 }
 
@@ -225,14 +227,12 @@ export async function trainDiffusion(
   options: TrainDiffusionOptions,
 ): Promise<TrainDiffusionResult> {
   // 1. Check the backbone, the options and the data, before any work.
-  const device = tfjsDevice(
-    options.device,
-    "Training",
-    'training on CUDA needs the onnx training engine, which is not in this version: use device "auto" or "cpu"',
-  );
   const unet = trainableBackbone(backbone);
   const settings = resolveSettings(options);
   checkTrainingData(unet, data);
+  const placement = await chooseTrainPlacement(options.engine, options.device, "Training");
+  const engine = placement.engine;
+  let device: TfjsDevice = placement.device;
 
   // 2. The weights become variables; their EMA and the optimiser start.
   const run = startRun(unet, data, settings, options);
@@ -251,7 +251,6 @@ export async function trainDiffusion(
 
     // 4. The per-step computation and the step's random draws.
     const sampleShape = data.shape.slice(1);
-    const { engine } = await chooseTrainEngine(options.engine ?? "auto");
     // The onnx engine has no 4 GiB heap: it splits batches only when asked to.
     run.microBatch = microBatch ??
       (engine === "onnx" ? batchSize : chooseMicroBatch(unet, sampleShape, variables, batchSize));
@@ -267,7 +266,12 @@ export async function trainDiffusion(
       emaWarmup: settings.emaWarmup,
     };
     if (engine === "onnx") {
-      onnx = await onnxTrainStep(context, { batchSize, microBatch: run.microBatch });
+      onnx = await onnxTrainStep(context, {
+        batchSize,
+        microBatch: run.microBatch,
+        device: placement.choice,
+      });
+      device = onnx.device;
     }
     const trainStep: TrainStep = onnx?.step ?? tfjsTrainStep(context);
     const draws = new StepDraws({
