@@ -334,6 +334,17 @@ export class TrainGraph {
     return this.shape(summed).join() === shape.join() ? summed : this.reshape(summed, shape);
   }
 
+  /** The static shape of each of `names`, by name. */
+  shapes(names: readonly string[]): Map<string, number[]> {
+    return new Map(names.map((name) => [name, this.shape(name)]));
+  }
+
+  /** {@linkcode TrainGraph.backward}'s gradients as a list in `wrt`'s order. */
+  gradients(loss: string, wrt: readonly string[]): string[] {
+    const grads = this.backward(loss, wrt);
+    return wrt.map((w) => grads.get(w)!);
+  }
+
   /**
    * Appends the backward pass of the scalar `loss` (seeded with 1) and returns the gradient of
    * every value in `wrt` (a zero constant where the loss does not depend on it).
@@ -547,17 +558,29 @@ export function setConvWeightGradMethod(method: ConvWeightGradMethod): ConvWeigh
   return previous;
 }
 
+/**
+ * A convolution's input `x` (`[batch, ci, h, wd]`), output gradient `dy` (`[batch, co, ho, wo]`),
+ * kernel size, pads and strides: what the kernel-gradient lowerings read.
+ */
+interface ConvDims {
+  x: string;
+  dy: string;
+  batch: number;
+  ci: number;
+  h: number;
+  wd: number;
+  co: number;
+  ho: number;
+  wo: number;
+  kh: number;
+  kw: number;
+  pads: number[];
+  strides: number[];
+}
+
 /** dW as a convolution of `[Ci, N, H, W]` with `[Co, N, Ho, Wo]` dilated by the strides. */
-function convWeightGradByConv(
-  g: TrainGraph,
-  x: string,
-  dy: string,
-  [kh, kw]: number[],
-  pads: number[],
-  strides: number[],
-): string {
-  const [, ci, h, wd] = g.shape(x);
-  const [, co, ho, wo] = g.shape(dy);
+function convWeightGradByConv(g: TrainGraph, c: ConvDims): string {
+  const { x, dy, ci, h, wd, co, ho, wo, kh, kw, pads, strides } = c;
   const full = [
     h + pads[0] + pads[2] - strides[0] * (ho - 1),
     wd + pads[1] + pads[3] - strides[1] * (wo - 1),
@@ -577,16 +600,8 @@ function convWeightGradByConv(
  * sliced from (a, b) with the strides: the patches stacked as `[N, Ci · kh · kw, L]`, one
  * batched MatMul with `dy` `[N, Co, L]` (transposed operand fused by onnxruntime), summed over N.
  */
-function im2colWeightGrad(
-  g: TrainGraph,
-  x: string,
-  dy: string,
-  [kh, kw]: number[],
-  pads: number[],
-  strides: number[],
-): string {
-  const [batch, ci, h, wd] = g.shape(x);
-  const [, co, ho, wo] = g.shape(dy);
+function im2colWeightGrad(g: TrainGraph, c: ConvDims): string {
+  const { x, dy, batch, ci, h, wd, co, ho, wo, kh, kw, pads, strides } = c;
   const length = ho * wo;
   let patches: string;
   if (kh === 1 && kw === 1 && pads.every((p) => p === 0) && strides.every((s) => s === 1)) {
@@ -639,7 +654,7 @@ function convGrad(g: TrainGraph, n: IRNode, dy: string, wants: boolean[]): (stri
   const [x, w] = n.inputs;
   const [batch, ci, h, wd] = g.shape(x);
   const [, , kh, kw] = g.shape(w);
-  const [, , ho, wo] = g.shape(dy);
+  const [, co, ho, wo] = g.shape(dy);
   const pads = (n.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
   const strides = (n.attrs.strides as number[] | undefined) ?? [1, 1];
   const out: (string | null)[] = [null, null, null];
@@ -656,9 +671,10 @@ function convGrad(g: TrainGraph, n: IRNode, dy: string, wants: boolean[]): (stri
     });
   }
   if (wants[1]) {
+    const dims = { x, dy, batch, ci, h, wd, co, ho, wo, kh, kw, pads, strides };
     out[1] = convWeightMethod !== "conv"
-      ? im2colWeightGrad(g, x, dy, [kh, kw], pads, strides)
-      : convWeightGradByConv(g, x, dy, [kh, kw], pads, strides);
+      ? im2colWeightGrad(g, dims)
+      : convWeightGradByConv(g, dims);
   }
   if (n.inputs.length > 2 && wants[2]) out[2] = g.reduceSum(dy, [0, 2, 3], false);
   return out;

@@ -124,8 +124,7 @@ export function buildHeadTrainGraph(
   }
   const outputs = [g.output(loss, "loss")];
   const names = spec.params.map((q) => q.name);
-  const grads = g.backward(loss, names.map(get));
-  const gs = names.map((n) => grads.get(get(n))!);
+  const gs = g.gradients(loss, names.map(get));
   if (options.gradients) names.forEach((n, i) => outputs.push(g.output(gs[i], `${n}:grad`)));
   if (options.adamw) {
     let grad = flatGradient(g, gs);
@@ -148,7 +147,7 @@ export function buildHeadTrainGraph(
     model: encodeTrainGraph(g, outputs),
     inputs: [...g.inputs],
     outputs,
-    shapes: new Map([...g.inputs, ...outputs].map((name) => [name, g.shape(name)])),
+    shapes: g.shapes([...g.inputs, ...outputs]),
   };
 }
 

@@ -28,6 +28,8 @@
  *
  * @module
  */
+import type { ResolvedConfig } from "../models/config.ts";
+import type { PlanOp } from "../models/unet_plan.ts";
 import type { LowerableBackbone } from "./onnx_graph.ts";
 import { TrainGraph } from "./_autodiff.ts";
 import {
@@ -81,20 +83,19 @@ export interface UNetTrainGraph {
 
 /**
  * Builds the training step of `unet` for batches of `batch` samples at the config's sample
- * size.
+ * size, in numbered steps: 1. inputs and weights, 2. the forward pass along the plan, 3. the
+ * loss, 4. the backward pass and the update, 5. the encoded graph.
  */
 export function buildUNetTrainGraph(
   unet: LowerableBackbone,
   batch: number,
   options: UNetGraphOptions = {},
 ): UNetTrainGraph {
-  const cfg = unet.resolved;
-  const oneD = cfg.dims === 1;
+  // 1. Data inputs, then the flat weights sliced into the backbone's tensors.
   const g = new TrainGraph();
-  const cin = cfg.inChannels;
-  let h = oneD ? 1 : cfg.sampleSize[0];
-  let wd = cfg.sampleSize[1];
-  const dataShape = oneD ? [batch, wd, cin] : [batch, h, wd, cin];
+  const cfg = unet.resolved;
+  const [h, wd] = [cfg.dims === 1 ? 1 : cfg.sampleSize[0], cfg.sampleSize[1]];
+  const dataShape = cfg.dims === 1 ? [batch, wd, cfg.inChannels] : [batch, h, wd, cfg.inChannels];
   const xtIn = g.input("xt", dataShape);
   const noiseIn = g.input("noise", dataShape);
   const tembIn = g.input("temb", [batch, cfg.channels[0]]);
@@ -106,9 +107,66 @@ export function buildUNetTrainGraph(
     if (!v) throw new RangeError(`Missing weight "${key}": the backbone is incomplete`);
     return v;
   };
-  const rate = options.dropout ?? cfg.dropout;
-  const dropout: { name: string; shape: number[] }[] = [];
+  const layers = unetLayers(g, cfg, batch, get);
 
+  // 2. The forward pass in training mode.
+  const dropout: { name: string; shape: number[] }[] = [];
+  const out = unetForward(unet, layers, xtIn, tembIn, options.dropout ?? cfg.dropout, dropout);
+
+  // 3. The eps-prediction MSE loss.
+  const d = g.sub(out, layers.toNCHW(noiseIn));
+  const loss = g.reduceMean(g.mul(d, d), [0, 1, 2, 3], false);
+
+  // 4. The backward pass, then gradients out, accumulated, or applied by AdamW.
+  const outputs = [g.output(loss, "loss")];
+  const gs = g.gradients(loss, names.map(get));
+  if (options.gradients) names.forEach((n, i) => outputs.push(g.output(gs[i], `${n}:grad`)));
+  if (options.accumulate) {
+    const acc = g.input("grad_acc", [flat.size]);
+    const weighted = g.mul(flatGradient(g, gs), g.input("weight", [1]));
+    outputs.push(g.output(g.add(acc, weighted), "grad_acc:new"));
+  } else if (options.adamw) {
+    appendUpdate(g, flat.flat, flatGradient(g, gs), options, outputs);
+  }
+
+  // 5. The encoded graph.
+  return {
+    model: encodeTrainGraph(g, outputs),
+    inputs: [...g.inputs],
+    outputs,
+    shapes: g.shapes([...g.inputs, ...outputs]),
+    weights: names,
+    dropout,
+  };
+}
+
+/** The layers of the forward pass, as graph nodes reading the weights through `get`. */
+interface UNetLayers {
+  g: TrainGraph;
+  cfg: ResolvedConfig;
+  batch: number;
+  /** `[N, H, W, C]` (or `[N, W, C]`) data to the graph's NCHW (`[N, C, 1, W]`). */
+  toNCHW(v: string): string;
+  /** `x · W + b`. */
+  linear(x: string, prefix: string): string;
+  /** A convolution with the TensorFlow.js-layout kernel `<prefix>.weight`. */
+  conv(x: string, prefix: string, pads: number[], stride?: number): string;
+  /** "Same" padding of a `k`-wide kernel. */
+  same(k: number): number[];
+  /** GroupNorm with the affine `<prefix>.weight`, `<prefix>.bias`. */
+  groupNorm(x: string, prefix: string, groups: number): string;
+}
+
+/** Builds the {@linkcode UNetLayers} of `cfg` on `g`. */
+function unetLayers(
+  g: TrainGraph,
+  cfg: ResolvedConfig,
+  batch: number,
+  get: (key: string) => string,
+): UNetLayers {
+  const oneD = cfg.dims === 1;
+  const cin = cfg.inChannels;
+  const wd = cfg.sampleSize[1];
   const toNCHW = (v: string): string =>
     oneD ? g.reshape(g.transpose(v, [0, 2, 1]), [batch, cin, 1, wd]) : g.transpose(v, [0, 3, 1, 2]);
   const linear = (x: string, prefix: string): string =>
@@ -144,40 +202,42 @@ export function buildUNetTrainGraph(
     const beta = g.reshape(get(`${prefix}.bias`), [c, 1, 1]);
     return g.add(g.mul(normed, gamma), beta);
   };
+  return { g, cfg, batch, toNCHW, linear, conv, same, groupNorm };
+}
 
-  let x = toNCHW(xtIn);
+/**
+ * The forward pass along `unet`'s plan, from the data input `xtIn` and the sinusoidal
+ * embedding `tembIn` to the `conv_out` output (NCHW); dropout mask inputs (rate > 0) are
+ * declared in resnet order and recorded in `dropout`.
+ */
+function unetForward(
+  unet: LowerableBackbone,
+  L: UNetLayers,
+  xtIn: string,
+  tembIn: string,
+  rate: number,
+  dropout: { name: string; shape: number[] }[],
+): string {
+  const { g, cfg, same } = L;
+  const oneD = cfg.dims === 1;
+  let x = L.toNCHW(xtIn);
   if (cfg.centerInput) x = g.sub(g.mul(x, g.scalar(2)), g.scalar(1));
-  let temb = linear(tembIn, "time_embedding.linear_1");
-  temb = linear(g.silu(temb), "time_embedding.linear_2");
+  let temb = L.linear(tembIn, "time_embedding.linear_1");
+  temb = L.linear(g.silu(temb), "time_embedding.linear_2");
   const tembAct = g.silu(temb);
   const skips: string[] = [];
   let out: string | undefined;
-
   for (const op of unet.plan.ops) {
     switch (op.op) {
       case "conv_in":
-        x = conv(x, "conv_in", same(3));
+        x = L.conv(x, "conv_in", same(3));
         break;
-      case "resnet": {
+      case "resnet":
         if (op.popSkip) x = g.concat([x, skips.pop()!], 1);
-        const p = op.prefix;
-        let v = conv(g.silu(groupNorm(x, `${p}.norm1`, cfg.groups)), `${p}.conv1`, same(3));
-        const proj = linear(tembAct, `${p}.time_emb_proj`);
-        v = g.add(v, g.reshape(proj, [batch, op.cout, 1, 1]));
-        v = g.silu(groupNorm(v, `${p}.norm2`, cfg.groups));
-        if (rate > 0) {
-          const mask = g.input(`dropout.${dropout.length}`, g.shape(v));
-          dropout.push({ name: mask, shape: g.shape(v) });
-          v = g.mul(v, mask);
-        }
-        v = conv(v, `${p}.conv2`, same(3));
-        const skip = op.cin !== op.cout ? conv(x, `${p}.conv_shortcut`, same(1)) : x;
-        x = g.add(skip, v);
-        if (op.scale !== 1) x = g.div(x, g.scalar(op.scale));
+        x = resnet(L, x, op, tembAct, rate, dropout);
         break;
-      }
       case "attention":
-        x = attention(x, op.prefix, op.channels, op.heads, op.groups, op.rescale);
+        x = attention(L, x, op);
         break;
       case "downsample": {
         const pads = cfg.downsamplePadding === 0
@@ -185,81 +245,83 @@ export function buildUNetTrainGraph(
           : oneD
           ? [0, 1, 0, 1]
           : [1, 1, 1, 1];
-        x = conv(x, op.prefix, pads, 2);
-        [, , h, wd] = g.shape(x);
+        x = L.conv(x, op.prefix, pads, 2);
         break;
       }
       case "upsample": {
-        const [n, c] = g.shape(x);
+        const [n, c, h, wd] = g.shape(x);
         const hf = oneD ? 1 : 2;
         const wide = g.expand(g.reshape(x, [n, c, h, 1, wd, 1]), [n, c, h, hf, wd, 2]);
-        h *= hf;
-        wd *= 2;
-        x = conv(g.reshape(wide, [n, c, h, wd]), op.prefix, same(3));
+        x = L.conv(g.reshape(wide, [n, c, h * hf, wd * 2]), op.prefix, same(3));
         break;
       }
       case "emit":
         if (op.pushSkip) skips.push(x);
         break;
       case "conv_out":
-        out = conv(g.silu(groupNorm(x, "conv_norm_out", cfg.groups)), "conv_out", same(3));
+        out = L.conv(g.silu(L.groupNorm(x, "conv_norm_out", cfg.groups)), "conv_out", same(3));
         break;
     }
   }
   if (!out) throw new Error("The UNet plan has no conv_out");
-  const d = g.sub(out, toNCHW(noiseIn));
-  const loss = g.reduceMean(g.mul(d, d), [0, 1, 2, 3], false);
+  return out;
+}
 
-  function attention(
-    input: string,
-    prefix: string,
-    c: number,
-    heads: number,
-    groups: number,
-    rescale: number,
-  ): string {
-    const length = h * wd;
-    const hd = c / heads;
-    const tokens = g.transpose(
-      g.reshape(groupNorm(input, `${prefix}.group_norm`, groups), [batch, c, length]),
-      [0, 2, 1],
-    );
-    const split = (t: string, perm: number[]) =>
-      g.transpose(g.reshape(t, [batch, length, heads, hd]), perm);
-    const q = split(linear(tokens, `${prefix}.to_q`), [0, 2, 1, 3]);
-    const k = split(linear(tokens, `${prefix}.to_k`), [0, 2, 3, 1]);
-    const v = split(linear(tokens, `${prefix}.to_v`), [0, 2, 1, 3]);
-    const scores = g.mul(g.matmul(q, k), g.scalar(1 / Math.sqrt(hd)));
-    const attended = g.reshape(
-      g.transpose(g.matmul(g.softmax(scores), v), [0, 2, 1, 3]),
-      [batch, length, c],
-    );
-    const projected = linear(attended, `${prefix}.to_out.0`);
-    const spatial = g.reshape(g.transpose(projected, [0, 2, 1]), [batch, c, h, wd]);
-    const sum = g.add(spatial, input);
-    return rescale === 1 ? sum : g.div(sum, g.scalar(rescale));
+/** A resnet block (the skip already concatenated), with its dropout mask when `rate` > 0. */
+function resnet(
+  L: UNetLayers,
+  x: string,
+  op: Extract<PlanOp, { op: "resnet" }>,
+  tembAct: string,
+  rate: number,
+  dropout: { name: string; shape: number[] }[],
+): string {
+  const { g, cfg, same } = L;
+  const p = op.prefix;
+  let v = L.conv(g.silu(L.groupNorm(x, `${p}.norm1`, cfg.groups)), `${p}.conv1`, same(3));
+  const proj = L.linear(tembAct, `${p}.time_emb_proj`);
+  v = g.add(v, g.reshape(proj, [L.batch, op.cout, 1, 1]));
+  v = g.silu(L.groupNorm(v, `${p}.norm2`, cfg.groups));
+  if (rate > 0) {
+    const mask = g.input(`dropout.${dropout.length}`, g.shape(v));
+    dropout.push({ name: mask, shape: g.shape(v) });
+    v = g.mul(v, mask);
   }
+  v = L.conv(v, `${p}.conv2`, same(3));
+  const skip = op.cin !== op.cout ? L.conv(x, `${p}.conv_shortcut`, same(1)) : x;
+  const sum = g.add(skip, v);
+  return op.scale !== 1 ? g.div(sum, g.scalar(op.scale)) : sum;
+}
 
-  const outputs = [g.output(loss, "loss")];
-  const params = names.map(get);
-  const grads = g.backward(loss, params);
-  const gs = params.map((p) => grads.get(p)!);
-  if (options.gradients) names.forEach((n, i) => outputs.push(g.output(gs[i], `${n}:grad`)));
-  if (options.accumulate) {
-    const acc = g.input("grad_acc", [flat.size]);
-    const weighted = g.mul(flatGradient(g, gs), g.input("weight", [1]));
-    outputs.push(g.output(g.add(acc, weighted), "grad_acc:new"));
-  } else if (options.adamw) {
-    appendUpdate(g, flat.flat, flatGradient(g, gs), options, outputs);
-  }
-  return {
-    model: encodeTrainGraph(g, outputs),
-    inputs: [...g.inputs],
-    outputs,
-    shapes: new Map([...g.inputs, ...outputs].map((name) => [name, g.shape(name)])),
-    weights: names,
-    dropout,
-  };
+/** A spatial self-attention block over the `H · W` positions of `input`. */
+function attention(
+  L: UNetLayers,
+  input: string,
+  op: Extract<PlanOp, { op: "attention" }>,
+): string {
+  const { g, batch } = L;
+  const { prefix, channels: c, heads, groups, rescale } = op;
+  const [, , h, wd] = g.shape(input);
+  const length = h * wd;
+  const hd = c / heads;
+  const tokens = g.transpose(
+    g.reshape(L.groupNorm(input, `${prefix}.group_norm`, groups), [batch, c, length]),
+    [0, 2, 1],
+  );
+  const split = (t: string, perm: number[]) =>
+    g.transpose(g.reshape(t, [batch, length, heads, hd]), perm);
+  const q = split(L.linear(tokens, `${prefix}.to_q`), [0, 2, 1, 3]);
+  const k = split(L.linear(tokens, `${prefix}.to_k`), [0, 2, 3, 1]);
+  const v = split(L.linear(tokens, `${prefix}.to_v`), [0, 2, 1, 3]);
+  const scores = g.mul(g.matmul(q, k), g.scalar(1 / Math.sqrt(hd)));
+  const attended = g.reshape(
+    g.transpose(g.matmul(g.softmax(scores), v), [0, 2, 1, 3]),
+    [batch, length, c],
+  );
+  const projected = L.linear(attended, `${prefix}.to_out.0`);
+  const spatial = g.reshape(g.transpose(projected, [0, 2, 1]), [batch, c, h, wd]);
+  const sum = g.add(spatial, input);
+  return rescale === 1 ? sum : g.div(sum, g.scalar(rescale));
 }
 
 /** Clipping, AdamW and the optional EMA after the gradient `grad` of the flat `params`. */
@@ -297,6 +359,6 @@ export function buildUpdateGraph(
   return {
     model: encodeTrainGraph(g, outputs),
     outputs,
-    shapes: new Map([...g.inputs, ...outputs].map((name) => [name, g.shape(name)])),
+    shapes: g.shapes([...g.inputs, ...outputs]),
   };
 }
