@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { spawnLineChild } from "./_line_child.ts";
 import * as tf from "@tensorflow/tfjs";
 import { cpus } from "node:os";
 import {
@@ -87,31 +88,11 @@ const torchArgs = [
   String(t),
   ...(args.model ? ["--model", args.model] : []),
 ];
-const child = new Deno.Command(python, {
-  args: torchArgs,
-  stdin: "piped",
-  stdout: "piped",
-  stderr: "inherit",
-}).spawn();
-const writer = child.stdin.getWriter();
-const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-let buffered = "";
-async function readLine(): Promise<Record<string, unknown>> {
-  while (!buffered.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error("The PyTorch reference exited early (see its error above)");
-    buffered += value;
-  }
-  const at = buffered.indexOf("\n");
-  const line = buffered.slice(0, at);
-  buffered = buffered.slice(at + 1);
-  return JSON.parse(line);
-}
+const torch = spawnLineChild(python, { args: torchArgs, what: "The PyTorch reference" });
 async function torchSeconds(block: string, warmup = 0): Promise<number> {
-  await writer.write(new TextEncoder().encode(JSON.stringify({ block, reps: 1, warmup }) + "\n"));
-  return ((await readLine()).seconds as number[])[0];
+  return ((await torch.request({ block, reps: 1, warmup })).seconds as number[])[0];
 }
-const hello = await readLine();
+const hello = await torch.read();
 
 // --- diffprobe side ---
 const unet: Backbone = args.model
@@ -158,8 +139,7 @@ for (let r = 0; r < rounds; r++) {
     }
   }
 }
-await writer.close();
-await child.status;
+await torch.close();
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 const best = (v: number[]) => Math.max(...v);

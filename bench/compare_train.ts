@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { spawnLineChild } from "./_line_child.ts";
 import { parseArgs } from "node:util";
 import {
   AttentionHead,
@@ -183,31 +184,14 @@ if (args.rss) {
 }
 
 // --- PyTorch side: a child process that times one step per command ---
-const child = new Deno.Command(python, {
+const torch = spawnLineChild(python, {
   args: [`${root}bench/reference/train_torch.py`, "--serve", "--threads", String(threads)],
-  stdin: "piped",
-  stdout: "piped",
-  stderr: "inherit",
-}).spawn();
-const writer = child.stdin.getWriter();
-const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-let buffered = "";
-async function readLine(): Promise<Record<string, unknown>> {
-  while (!buffered.includes("\n")) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error("The PyTorch reference exited early (see its error above)");
-    buffered += value;
-  }
-  const at = buffered.indexOf("\n");
-  const line = buffered.slice(0, at);
-  buffered = buffered.slice(at + 1);
-  return JSON.parse(line);
-}
+  what: "The PyTorch reference",
+});
 async function torchMs(model: string, batch: number): Promise<number> {
-  await writer.write(new TextEncoder().encode(JSON.stringify({ model, batch, steps: 1 }) + "\n"));
-  return ((await readLine()).ms as number[])[0];
+  return ((await torch.request({ model, batch, steps: 1 })).ms as number[])[0];
 }
-const hello = await readLine();
+const hello = await torch.read();
 
 const loadBefore = Deno.loadavg();
 const results: { model: string; ours: number[]; torch: number[] }[] = [];
@@ -228,8 +212,7 @@ for (const model of models) {
   }
   results.push({ model, ours, torch });
 }
-await writer.close();
-await child.status;
+await torch.close();
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 console.log(

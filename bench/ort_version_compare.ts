@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { spawnLineChild } from "./_line_child.ts";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
@@ -83,7 +84,7 @@ async function serve(dir: string): Promise<void> {
 /** Parent: alternates passes between the two checkouts' children and prints the table. */
 async function compare(a: string, b: string): Promise<void> {
   const child = (dir: string) => {
-    const proc = new Deno.Command("deno", {
+    const worker = spawnLineChild("deno", {
       args: [
         "run",
         "--config",
@@ -102,29 +103,12 @@ async function compare(a: string, b: string): Promise<void> {
         args.model,
       ],
       cwd: dir,
-      stdin: "piped",
-      stdout: "piped",
       stderr: "null",
-    }).spawn();
-    const writer = proc.stdin.getWriter();
-    const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let buffered = "";
-    const line = async () => {
-      while (!buffered.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`The child for ${dir} exited early`);
-        buffered += value;
-      }
-      const at = buffered.indexOf("\n");
-      const text = buffered.slice(0, at);
-      buffered = buffered.slice(at + 1);
-      return JSON.parse(text);
-    };
-    const time = async (key: string) => {
-      await writer.write(new TextEncoder().encode(key + "\n"));
-      return await line() as { seconds: number; cpu: number };
-    };
-    return { proc, writer, line, time };
+      what: `The child for ${dir}`,
+    });
+    const time = async (key: string) =>
+      await worker.request(key) as unknown as { seconds: number; cpu: number };
+    return { line: worker.read, time, close: worker.close };
   };
   const sides = [child(a), child(b)];
   const versions = [(await sides[0].line()).onnxruntime, (await sides[1].line()).onnxruntime];
@@ -141,8 +125,7 @@ async function compare(a: string, b: string): Promise<void> {
       }
     }
   }
-  for (const s of sides) await s.writer.close();
-  await Promise.all(sides.map((s) => s.proc.status));
+  for (const s of sides) await s.close();
   const median = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1];
   console.log(
     `onnxruntime-node ${versions[0]} (${a}) vs ${versions[1]} (${b}); batch ${batch}, 2 threads, ` +
