@@ -70,7 +70,12 @@ export {
   type PinnedFile,
   type ProviderPins,
 } from "./src/engine/cuda_provider.ts";
-export { type CudaStatus, cudaStatus, CudaUnavailableError } from "./src/engine/device.ts";
+export {
+  type CudaStatus,
+  cudaStatus,
+  CudaUnavailableError,
+  type DeviceChoice,
+} from "./src/engine/device.ts";
 export {
   chooseTrainEngine,
   createOnnxHeadTrainer,

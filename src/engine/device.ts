@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { notice } from "../base/notice.ts";
 import type { Device, ResolvedDevice } from "../base/device.ts";
 import {
   CUDA_PROVIDER_PACKAGE,
@@ -342,13 +343,9 @@ export interface DeviceChoice {
   auto: boolean;
 }
 
-const said = new Set<string>();
-
-/** Writes `line` to stderr once per process. */
+/** Writes `line` to stderr once per process (a {@linkcode notice} keyed by its text). */
 export function sayOnce(line: string): void {
-  if (said.has(line)) return;
-  said.add(line);
-  console.error(line);
+  notice(line, line);
 }
 
 /** Whether full fp32 can be requested: `NVIDIA_TF32_OVERRIDE` must be writable. */
