@@ -379,6 +379,7 @@ export async function createOnnxUNetTrainer(
   backbone: Backbone,
   options: OnnxUNetTrainerOptions,
 ): Promise<OnnxUNetTrainer> {
+  // 1. Check the sizes before any graph is built.
   const unet: LowerableBackbone = asLowerable(backbone);
   const batch = options.batch;
   if (!Number.isInteger(batch) || batch < 1) {
@@ -397,30 +398,17 @@ export async function createOnnxUNetTrainer(
     ema: options.ema,
   };
   const sessionOptions: TrainSessionOptions = { threads: options.threads, device: options.device };
-  // One fused graph per step, or (micro-batches) a gradient-accumulating graph per chunk size
+  // 2. One fused graph per step, or (micro-batches) a gradient-accumulating graph per chunk size
   // and one update graph.
   const chunks: [number, number][] = [];
   for (let from = 0; from < batch; from += micro) {
     chunks.push([from, Math.min(micro, batch - from)]);
   }
-  const stepGraphs = new Map<number, Promise<{ session: TrainSession; graph: UNetTrainGraph }>>();
-  const stepGraph = (size: number) => {
-    let entry = stepGraphs.get(size);
-    if (!entry) {
-      entry = (async () => {
-        const graph = buildUNetTrainGraph(unet, size, {
-          ...graphOptions,
-          accumulate: chunks.length > 1,
-        });
-        const session = await TrainSession.create(graph.model, graph.shapes, sessionOptions);
-        graph.model = new Uint8Array(0);
-        return { session, graph };
-      })();
-      stepGraphs.set(size, entry);
-    }
-    return entry;
-  };
-  const opened = await stepGraph(chunks[0][1]);
+  const stepGraphs: StepGraphs = new Map();
+  const opened = await stepGraphOf(
+    { unet, chunks, graphOptions, sessionOptions, stepGraphs },
+    chunks[0][1],
+  );
   const first = opened.graph;
   // Later sessions take the first one's device ("auto" falls back once, not per session).
   if (options.device) {
@@ -429,7 +417,7 @@ export async function createOnnxUNetTrainer(
   const names = first.weights;
   const sizes = names.map((n) => unet.weights.get(n)!.size);
   const total = sizes.reduce((a, b) => a + b, 0);
-  let update: { session: TrainSession; outputs: string[] } | undefined;
+  let update: UNetTrainerCore["update"];
   if (chunks.length > 1) {
     const built = buildUpdateGraph(total, graphOptions);
     update = {
@@ -437,143 +425,129 @@ export async function createOnnxUNetTrainer(
       outputs: built.outputs,
     };
   }
-  const dropoutShapes = first.dropout.map((d) => ({
-    name: d.name,
-    shape: [batch, ...d.shape.slice(1)],
-  }));
-  let params: Float32Array = new Float32Array(total);
-  {
-    let offset = 0;
-    names.forEach((n, i) => {
-      params.set(unet.weights.get(n)!.dataSync(), offset);
-      offset += sizes[i];
-    });
-  }
-  let m: Float32Array = new Float32Array(total);
-  let v: Float32Array = new Float32Array(total);
-  let ema: Float32Array = options.ema ? params.slice() : new Float32Array(0);
-  // The step writes the new state into the spare set of arrays, then the two sets swap.
-  const spare: Record<"params" | "m" | "v" | "ema" | "grad", Float32Array> = {
-    params: new Float32Array(total),
+  // 3. The weights, the AdamW moments and the spare arrays a step writes into.
+  const params = new Float32Array(total);
+  let offset = 0;
+  names.forEach((n, i) => {
+    params.set(unet.weights.get(n)!.dataSync(), offset);
+    offset += sizes[i];
+  });
+  const inputShape = first.shapes.get("xt")!;
+  const core: UNetTrainerCore = {
+    unet,
+    batch,
+    rate,
+    hyper,
+    ema: options.ema === true,
+    chunks,
+    graphOptions,
+    sessionOptions,
+    stepGraphs,
+    update,
+    names,
+    sizes,
+    dropoutShapes: first.dropout.map((d) => ({
+      name: d.name,
+      shape: [batch, ...d.shape.slice(1)],
+    })),
+    inputShape,
+    per: inputShape.slice(1).reduce((a, b) => a * b, 1),
+    params,
     m: new Float32Array(total),
     v: new Float32Array(total),
-    ema: new Float32Array(options.ema ? total : 0),
-    grad: new Float32Array(chunks.length > 1 ? total : 0),
+    emaWeights: options.ema ? params.slice() : new Float32Array(0),
+    spare: {
+      params: new Float32Array(total),
+      m: new Float32Array(total),
+      v: new Float32Array(total),
+      ema: new Float32Array(options.ema ? total : 0),
+      grad: new Float32Array(chunks.length > 1 ? total : 0),
+    },
+    gradAcc: new Float32Array(chunks.length > 1 ? total : 0),
+    t: 0,
   };
-  let gradAcc: Float32Array = new Float32Array(chunks.length > 1 ? total : 0);
-  let t = 0;
-  const inputShape = first.shapes.get("xt")!;
-  const per = inputShape.slice(1).reduce((a, b) => a * b, 1);
-  const sample = per * batch;
-  const alphas = unet.schedule.alphasCumprod;
+  return unetTrainerOf(core, opened.session.device);
+}
 
-  const step = async (input: UNetStepInput, lr: number) => {
-    if (input.x0.length !== sample || input.noise.length !== sample) {
-      throw new RangeError(
-        `A step takes ${sample} values of x0 and noise ([${batch}, ${
-          inputShape.slice(1)
-        }]), got ${input.x0.length} and ${input.noise.length}`,
-      );
-    }
-    if (input.t.length !== batch) {
-      throw new RangeError(`Got ${input.t.length} timesteps for a batch of ${batch}`);
-    }
-    if (options.ema) {
-      const d = input.emaDecay;
-      if (d === undefined || !(d >= 0 && d <= 1)) {
-        throw new RangeError(`EMA decay must be a number in [0, 1], got ${d}`);
-      }
-    }
-    // x_t = sqrt(ᾱ_t) · x0 + sqrt(1 − ᾱ_t) · noise, in float32 as the schedule's addNoise.
-    const xt = new Float32Array(sample);
-    for (let i = 0; i < batch; i++) {
-      const ab = alphas[input.t[i]];
-      const a = Math.fround(Math.sqrt(ab)), b = Math.fround(Math.sqrt(Math.fround(1 - ab)));
-      for (let j = i * per; j < (i + 1) * per; j++) {
-        xt[j] = Math.fround(Math.fround(input.x0[j] * a) + Math.fround(input.noise[j] * b));
-      }
-    }
-    const temb = timeEmbeddingInput(unet, input.t);
-    const tembWidth = temb.length / batch;
-    const masks = Array.isArray(input.dropout)
-      ? input.dropout
-      : dropoutShapes.length > 0
-      ? fastDropoutMasks(dropoutShapes, rate, input.dropout ?? 0)
-      : [];
-    const state: Record<string, Float32Array> = {
-      params,
-      m,
-      v,
-      adamw: adamwScalars(t + 1, lr, hyper),
-    };
-    if (options.ema) {
-      state.ema = ema;
-      state.ema_decay = new Float32Array([input.emaDecay!, 1 - input.emaDecay!]);
-    }
-    const into: Record<string, Float32Array> = {
-      "params:new": spare.params,
-      "m:new": spare.m,
-      "v:new": spare.v,
-    };
-    if (options.ema) into["ema:new"] = spare.ema;
-    let loss = 0, gradNorm = 0;
-    if (chunks.length > 1) gradAcc.fill(0);
-    for (const [from, size] of chunks) {
-      const { session, graph } = await stepGraph(size);
-      const feeds: Record<string, Float32Array> = {
-        xt: xt.subarray(from * per, (from + size) * per),
-        noise: input.noise.subarray(from * per, (from + size) * per),
-        temb: temb.subarray(from * tembWidth, (from + size) * tembWidth),
-      };
-      graph.dropout.forEach((d, k) => {
-        const n = d.shape.slice(1).reduce((a, b) => a * b, 1);
-        feeds[d.name] = masks[k].subarray(from * n, (from + size) * n);
+/** The step graphs (and their sessions) of a UNet trainer, by micro-batch size. */
+type StepGraphs = Map<number, Promise<{ session: TrainSession; graph: UNetTrainGraph }>>;
+
+/** What a UNet trainer needs to open a step graph for another micro-batch size. */
+interface StepGraphSource {
+  readonly unet: LowerableBackbone;
+  readonly chunks: readonly (readonly [number, number])[];
+  readonly graphOptions: Omit<Parameters<typeof buildUNetTrainGraph>[2], "accumulate">;
+  readonly sessionOptions: TrainSessionOptions;
+  readonly stepGraphs: StepGraphs;
+}
+
+/** The state of one {@linkcode createOnnxUNetTrainer} trainer, read and updated by its steps. */
+interface UNetTrainerCore extends StepGraphSource {
+  readonly batch: number;
+  readonly rate: number;
+  readonly hyper: AdamWHyper;
+  readonly ema: boolean;
+  readonly update: { session: TrainSession; outputs: string[] } | undefined;
+  readonly names: readonly string[];
+  readonly sizes: readonly number[];
+  readonly dropoutShapes: { name: string; shape: number[] }[];
+  /** One step graph's `xt` shape (its first entry is the micro-batch size). */
+  readonly inputShape: readonly number[];
+  /** Values per sample. */
+  readonly per: number;
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  emaWeights: Float32Array;
+  /** A step writes the new state into these, then the two sets swap. */
+  spare: Record<"params" | "m" | "v" | "ema" | "grad", Float32Array>;
+  gradAcc: Float32Array;
+  /** Steps taken. */
+  t: number;
+}
+
+/** The step graph for `size` samples, built and opened on first use. */
+function stepGraphOf(
+  s: StepGraphSource,
+  size: number,
+): Promise<{ session: TrainSession; graph: UNetTrainGraph }> {
+  let entry = s.stepGraphs.get(size);
+  if (!entry) {
+    entry = (async () => {
+      const graph = buildUNetTrainGraph(s.unet, size, {
+        ...s.graphOptions,
+        accumulate: s.chunks.length > 1,
       });
-      if (chunks.length === 1) {
-        const out = await session.run({ ...feeds, ...state }, graph.outputs, into);
-        loss = out.loss[0];
-        gradNorm = out.grad_norm[0];
-      } else {
-        // The micro-batch's share, as the TensorFlow.js engine weights it (float32).
-        const weight = Math.fround(size / batch);
-        feeds.params = params;
-        feeds.grad_acc = gradAcc;
-        feeds.weight = new Float32Array([weight]);
-        const out = await session.run(feeds, graph.outputs, { "grad_acc:new": spare.grad });
-        [gradAcc, spare.grad] = [spare.grad, gradAcc];
-        loss = Math.fround(loss + Math.fround(out.loss[0] * weight));
-      }
-    }
-    if (update) {
-      const out = await update.session.run({ ...state, grad: gradAcc }, update.outputs, into);
-      gradNorm = out.grad_norm[0];
-    }
-    t++;
-    [params, spare.params] = [spare.params, params];
-    [m, spare.m] = [spare.m, m];
-    [v, spare.v] = [spare.v, v];
-    if (options.ema) [ema, spare.ema] = [spare.ema, ema];
-    return { loss, gradNorm };
-  };
+      const session = await TrainSession.create(graph.model, graph.shapes, s.sessionOptions);
+      graph.model = new Uint8Array(0);
+      return { session, graph };
+    })();
+    s.stepGraphs.set(size, entry);
+  }
+  return entry;
+}
 
+/** The public face of a trainer's state. */
+function unetTrainerOf(s: UNetTrainerCore, device: ResolvedDevice): OnnxUNetTrainer {
+  const { names, sizes } = s;
   return {
     names,
-    device: opened.session.device,
+    device,
     get iterations() {
-      return t;
+      return s.t;
     },
-    step,
-    dropoutShapes,
-    weights: () => split(params, names, sizes),
+    step: (input, lr) => unetTrainStep(s, input, lr),
+    dropoutShapes: s.dropoutShapes,
+    weights: () => split(s.params, names, sizes),
     setWeights(next) {
-      params = join(next, names, sizes);
+      s.params = join(next, names, sizes);
     },
-    emaWeights: () => split(ema, names, sizes),
+    emaWeights: () => split(s.emaWeights, names, sizes),
     setEmaWeights(next) {
-      if (!options.ema) throw new Error("This trainer keeps no moving average (option ema)");
-      ema = join(next, names, sizes);
+      if (!s.ema) throw new Error("This trainer keeps no moving average (option ema)");
+      s.emaWeights = join(next, names, sizes);
     },
-    state: () => ({ iterations: t, m: split(m, names, sizes), v: split(v, names, sizes) }),
+    state: () => ({ iterations: s.t, m: split(s.m, names, sizes), v: split(s.v, names, sizes) }),
     loadState(state) {
       if (!Number.isInteger(state.iterations) || state.iterations < 0) {
         throw new RangeError(
@@ -581,16 +555,143 @@ export async function createOnnxUNetTrainer(
         );
       }
       const nextM = join(state.m, names, sizes);
-      v = join(state.v, names, sizes);
-      m = nextM;
-      t = state.iterations;
+      s.v = join(state.v, names, sizes);
+      s.m = nextM;
+      s.t = state.iterations;
     },
     dispose() {
-      for (const entry of stepGraphs.values()) entry.then((e) => e.session.release(), () => {});
-      stepGraphs.clear();
-      update?.session.release();
+      for (const entry of s.stepGraphs.values()) entry.then((e) => e.session.release(), () => {});
+      s.stepGraphs.clear();
+      s.update?.session.release();
     },
   };
+}
+
+/** Throws when a step's input does not fit the trainer, before any work. */
+function checkStepInput(s: UNetTrainerCore, input: UNetStepInput): void {
+  const sample = s.per * s.batch;
+  if (input.x0.length !== sample || input.noise.length !== sample) {
+    throw new RangeError(
+      `A step takes ${sample} values of x0 and noise ([${s.batch}, ${
+        s.inputShape.slice(1)
+      }]), got ${input.x0.length} and ${input.noise.length}`,
+    );
+  }
+  if (input.t.length !== s.batch) {
+    throw new RangeError(`Got ${input.t.length} timesteps for a batch of ${s.batch}`);
+  }
+  if (s.ema) {
+    const d = input.emaDecay;
+    if (d === undefined || !(d >= 0 && d <= 1)) {
+      throw new RangeError(`EMA decay must be a number in [0, 1], got ${d}`);
+    }
+  }
+}
+
+/** x_t = sqrt(ᾱ_t) · x0 + sqrt(1 − ᾱ_t) · noise, in float32 as the schedule's addNoise. */
+function noisySamples(s: UNetTrainerCore, input: UNetStepInput): Float32Array {
+  const alphas = s.unet.schedule.alphasCumprod;
+  const per = s.per;
+  const xt = new Float32Array(per * s.batch);
+  for (let i = 0; i < s.batch; i++) {
+    const ab = alphas[input.t[i]];
+    const a = Math.fround(Math.sqrt(ab)), b = Math.fround(Math.sqrt(Math.fround(1 - ab)));
+    for (let j = i * per; j < (i + 1) * per; j++) {
+      xt[j] = Math.fround(Math.fround(input.x0[j] * a) + Math.fround(input.noise[j] * b));
+    }
+  }
+  return xt;
+}
+
+/** One training step: noisy inputs, forward/backward per micro-batch, the update, the swap. */
+async function unetTrainStep(
+  s: UNetTrainerCore,
+  input: UNetStepInput,
+  lr: number,
+): Promise<{ loss: number; gradNorm: number }> {
+  // 1. Check the input, then build the graph inputs shared by the micro-batches.
+  checkStepInput(s, input);
+  const xt = noisySamples(s, input);
+  const temb = timeEmbeddingInput(s.unet, input.t);
+  const masks = Array.isArray(input.dropout)
+    ? input.dropout
+    : s.dropoutShapes.length > 0
+    ? fastDropoutMasks(s.dropoutShapes, s.rate, input.dropout ?? 0)
+    : [];
+  // 2. The optimizer state in, and the spare arrays the new state goes to.
+  const state: Record<string, Float32Array> = {
+    params: s.params,
+    m: s.m,
+    v: s.v,
+    adamw: adamwScalars(s.t + 1, lr, s.hyper),
+  };
+  if (s.ema) {
+    state.ema = s.emaWeights;
+    state.ema_decay = new Float32Array([input.emaDecay!, 1 - input.emaDecay!]);
+  }
+  const into: Record<string, Float32Array> = {
+    "params:new": s.spare.params,
+    "m:new": s.spare.m,
+    "v:new": s.spare.v,
+  };
+  if (s.ema) into["ema:new"] = s.spare.ema;
+  // 3. Forward and backward per micro-batch (with one chunk, also the update).
+  let { loss, gradNorm } = await runChunks(s, { xt, noise: input.noise, temb, masks }, state, into);
+  // 4. With micro-batches: one update from the summed gradients.
+  if (s.update) {
+    const out = await s.update.session.run({ ...state, grad: s.gradAcc }, s.update.outputs, into);
+    gradNorm = out.grad_norm[0];
+  }
+  // 5. The new state becomes current.
+  s.t++;
+  [s.params, s.spare.params] = [s.spare.params, s.params];
+  [s.m, s.spare.m] = [s.spare.m, s.m];
+  [s.v, s.spare.v] = [s.spare.v, s.v];
+  if (s.ema) [s.emaWeights, s.spare.ema] = [s.spare.ema, s.emaWeights];
+  return { loss, gradNorm };
+}
+
+/**
+ * Runs the step graph on each micro-batch: the fused step (one chunk) writes the new state into
+ * `into`; otherwise each chunk adds its weighted gradient to `s.gradAcc`.
+ */
+async function runChunks(
+  s: UNetTrainerCore,
+  whole: { xt: Float32Array; noise: Float32Array; temb: Float32Array; masks: Float32Array[] },
+  state: Record<string, Float32Array>,
+  into: Record<string, Float32Array>,
+): Promise<{ loss: number; gradNorm: number }> {
+  const { per, batch } = s;
+  const tembWidth = whole.temb.length / batch;
+  let loss = 0, gradNorm = 0;
+  if (s.chunks.length > 1) s.gradAcc.fill(0);
+  for (const [from, size] of s.chunks) {
+    const { session, graph } = await stepGraphOf(s, size);
+    const feeds: Record<string, Float32Array> = {
+      xt: whole.xt.subarray(from * per, (from + size) * per),
+      noise: whole.noise.subarray(from * per, (from + size) * per),
+      temb: whole.temb.subarray(from * tembWidth, (from + size) * tembWidth),
+    };
+    graph.dropout.forEach((d, k) => {
+      const n = d.shape.slice(1).reduce((a, b) => a * b, 1);
+      feeds[d.name] = whole.masks[k].subarray(from * n, (from + size) * n);
+    });
+    if (s.chunks.length === 1) {
+      const out = await session.run({ ...feeds, ...state }, graph.outputs, into);
+      loss = out.loss[0];
+      gradNorm = out.grad_norm[0];
+    } else {
+      // The micro-batch's share, as the TensorFlow.js engine weights it (float32).
+      const weight = Math.fround(size / batch);
+      feeds.params = s.params;
+      feeds.grad_acc = s.gradAcc;
+      feeds.weight = new Float32Array([weight]);
+      const out = await session.run(feeds, graph.outputs, { "grad_acc:new": s.spare.grad });
+      [s.gradAcc, s.spare.grad] = [s.spare.grad, s.gradAcc];
+      loss = Math.fround(loss + Math.fround(out.loss[0] * weight));
+    }
+  }
+  return { loss, gradNorm };
 }
 
 /** What {@linkcode headTrainSpec} reads from a head (any `Head` of `@diffprobe/core`). */
