@@ -178,6 +178,7 @@ export async function createOnnxExtractor(
   blocks: readonly BlockRef[],
   options: OnnxExtractorOptions = {},
 ): Promise<OnnxExtractor> {
+  // 1. The blocks (each once, in network order) and the options, checked before any work.
   const unet = asLowerable(backbone);
   const infos = [...new Map(blocks.map((r) => {
     const info = unet.block(r);
@@ -192,161 +193,215 @@ export async function createOnnxExtractor(
     throw new RangeError(`Thread count must be a positive integer, got ${options.threads}`);
   }
   const device = checkDevice(options.device);
+  // 2. The runtime, the device, and the session table shared by extractors of these weights.
   const ort = await loadOrt();
   const choice = await chooseDevice(device, { tf32: options.tf32 });
-  const oneD = unet.kind === "unet1d";
-  const cin = unet.resolved.inChannels;
-  const acquired = new Set<string>();
-  let cache = sessions.get(unet.weights);
-  if (!cache) sessions.set(unet.weights, cache = new Map());
-  const table = cache;
-  let provider: OnnxExecutionProvider = choice.device;
-  let reason = choice.reason;
-  let disposed = false;
-  let queue: Promise<unknown> = Promise.resolve();
-
-  const acquire = (size: number[]): Promise<{ session: Session; graph: OnnxGraph }> => {
-    const key = JSON.stringify({
-      blocks: infos.map((b) => b.position),
-      eps: options.eps ?? false,
-      size,
-      threads: options.threads ?? null,
-      device: choice.device,
-      tf32: choice.device === "cuda" && (options.tf32 ?? false),
-      level: options.graphOptimizationLevel ?? "all",
-      up: options.upsample ?? null,
-      profile: options.profile ?? null,
-    });
-    let entry = table.get(key);
-    if (!entry) {
-      const promise = (async () => {
-        const graph = buildOnnxGraph(unet, {
-          blocks: infos.map((b) => b.name),
-          eps: options.eps,
-          size,
-          upsample: options.upsample,
-        });
-        const { session, provider, reason } = await createSession(ort, graph, options, choice);
-        // The encoded model is no longer needed once the session holds the weights.
-        graph.model = new Uint8Array(0);
-        return { session, graph, provider, reason };
-      })();
-      const created: SessionEntry = { promise, refs: 0 };
-      entry = created;
-      table.set(key, entry);
-      promise.then((e) => {
-        if (created.refs > 0) created.session = e.session;
-        else e.session.release().catch(() => {}); // every user left while it was built
-      }, () => table.delete(key));
-    }
-    if (!acquired.has(key)) {
-      acquired.add(key);
-      entry.refs++;
-    }
-    return entry.promise.then((e) => {
-      provider = e.provider;
-      reason = e.reason;
-      return e;
-    });
+  let table = sessions.get(unet.weights);
+  if (!table) sessions.set(unet.weights, table = new Map());
+  const core: ExtractorCore = {
+    unet,
+    infos,
+    options,
+    ort,
+    choice,
+    table,
+    acquired: new Set(),
+    provider: choice.device,
+    reason: choice.reason,
+    disposed: false,
+    queue: Promise.resolve(),
   };
+  return extractorOf(core);
+}
 
-  const extract = async (
+/** The state of one {@linkcode createOnnxExtractor} extractor. */
+interface ExtractorCore {
+  readonly unet: ReturnType<typeof asLowerable>;
+  readonly infos: readonly BlockInfo[];
+  readonly options: OnnxExtractorOptions;
+  readonly ort: Ort;
+  readonly choice: DeviceChoice;
+  /** The shared sessions of these weights, by settings. */
+  readonly table: Map<string, SessionEntry>;
+  /** The keys of `table` this extractor holds a reference to. */
+  readonly acquired: Set<string>;
+  /** The device that ran last, and why. */
+  provider: OnnxExecutionProvider;
+  reason: string;
+  disposed: boolean;
+  /** Runs one after another (a session runs one call at a time). */
+  queue: Promise<unknown>;
+}
+
+/** The public face of an extractor's state. */
+function extractorOf(s: ExtractorCore): OnnxExtractor {
+  const extract = (
     xt: Float32Array | tf.Tensor,
     shape: readonly number[],
     t: number | ArrayLike<number>,
-  ): Promise<Map<string, BlockArray>> => {
-    if (disposed) throw new TypeError("This ONNX extractor was disposed");
-    const rank = oneD ? 3 : 4;
-    const layout = oneD ? "[N, W, C]" : "[N, H, W, C]";
-    if (
-      shape.length !== rank || shape[rank - 1] !== cin ||
-      shape.some((d) => !Number.isInteger(d) || d < 1)
-    ) {
-      throw new RangeError(
-        `Input shape [${shape}] does not fit this ${unet.kind}: expected ${layout} with C = ${cin}`,
-      );
-    }
-    if (xt instanceof tf.Tensor && xt.shape.join(",") !== shape.join(",")) {
-      throw new RangeError(`Input tensor shape [${xt.shape}] differs from the given [${shape}]`);
-    }
-    const n = shape[0];
-    const count = shape.reduce((a, b) => a * b, 1);
-    const data = xt instanceof tf.Tensor ? await xt.data() as Float32Array : xt;
-    if (data.length !== count) {
-      throw new RangeError(`Input has ${data.length} values, but shape [${shape}] needs ${count}`);
-    }
-    const ts = typeof t === "number" ? new Array<number>(n).fill(t) : Array.from(t);
-    if (ts.length !== n) throw new RangeError(`Got ${ts.length} timesteps for a batch of ${n}`);
-    ts.forEach((ti) => checkTimestep(ti, unet.schedule.timesteps));
-    const { session, graph } = await acquire(shape.slice(1, -1));
-    const feeds = {
-      [graph.inputs.xt]: new ort.Tensor("float32", data, [...shape]),
-      [graph.inputs.temb]: new ort.Tensor(
-        "float32",
-        timeEmbeddingInput(unet, ts),
-        [n, unet.resolved.channels[0]],
-      ),
-    };
-    // Preallocated outputs: onnxruntime writes each result (copied back from the GPU on CUDA)
-    // straight into the buffer that becomes the returned tensor, with no copy in between.
-    const buffers = graph.outputs.map((o) => new Float32Array(o.shape.reduce((a, b) => a * b, n)));
-    const fetches = Object.fromEntries(graph.outputs.map((o, i) => [
-      o.name,
-      new ort.Tensor("float32", buffers[i], [n, ...o.shape]),
-    ]));
-    const pending = queue.then(() => session.run(feeds, fetches));
-    queue = pending.catch(() => {});
-    await pending;
-    const out = new Map<string, BlockArray>();
-    graph.outputs.forEach((o, i) => out.set(o.name, { data: buffers[i], shape: [n, ...o.shape] }));
-    return out;
-  };
-
-  const run = async (
-    xt: Float32Array | tf.Tensor,
-    shape: readonly number[],
-    t: number | ArrayLike<number>,
-  ): Promise<Map<string, tf.Tensor>> => {
-    const out = new Map<string, tf.Tensor>();
-    for (const [name, block] of await extract(xt, shape, t)) {
-      out.set(name, tf.tensor(block.data, block.shape));
-    }
-    return out;
-  };
-
+  ): Promise<Map<string, BlockArray>> => extractBlocks(s, xt, shape, t);
   return {
-    blocks: infos,
+    blocks: s.infos,
     get device() {
-      return provider;
+      return s.provider;
     },
     get deviceReason() {
-      return reason;
+      return s.reason;
     },
     get tf32() {
-      return provider === "cuda" && (options.tf32 ?? false);
+      return s.provider === "cuda" && (s.options.tf32 ?? false);
     },
     get executionProvider() {
-      return provider;
+      return s.provider;
     },
     extract,
-    run,
+    async run(xt, shape, t): Promise<Map<string, tf.Tensor>> {
+      const out = new Map<string, tf.Tensor>();
+      for (const [name, block] of await extract(xt, shape, t)) {
+        out.set(name, tf.tensor(block.data, block.shape));
+      }
+      return out;
+    },
     endProfiling() {
-      for (const key of acquired) table.get(key)?.session?.endProfiling();
+      for (const key of s.acquired) s.table.get(key)?.session?.endProfiling();
     },
     dispose() {
-      if (disposed) return;
-      disposed = true;
-      for (const key of acquired) {
-        const entry = table.get(key);
+      if (s.disposed) return;
+      s.disposed = true;
+      for (const key of s.acquired) {
+        const entry = s.table.get(key);
         if (!entry) continue;
         if (--entry.refs === 0) {
-          table.delete(key);
+          s.table.delete(key);
           // Released now when built (not in a later microtask: the runtime may be shutting
           // down), else by the builder when it finishes.
           entry.session?.release().catch(() => {});
         }
       }
-      acquired.clear();
+      s.acquired.clear();
     },
   };
+}
+
+/** The session for inputs of spatial size `size`: shared when one exists, else built. */
+function acquireSession(
+  s: ExtractorCore,
+  size: number[],
+): Promise<{ session: Session; graph: OnnxGraph }> {
+  const { options, choice, table } = s;
+  const key = JSON.stringify({
+    blocks: s.infos.map((b) => b.position),
+    eps: options.eps ?? false,
+    size,
+    threads: options.threads ?? null,
+    device: choice.device,
+    tf32: choice.device === "cuda" && (options.tf32 ?? false),
+    level: options.graphOptimizationLevel ?? "all",
+    up: options.upsample ?? null,
+    profile: options.profile ?? null,
+  });
+  let entry = table.get(key);
+  if (!entry) {
+    const promise = (async () => {
+      const graph = buildOnnxGraph(s.unet, {
+        blocks: s.infos.map((b) => b.name),
+        eps: options.eps,
+        size,
+        upsample: options.upsample,
+      });
+      const { session, provider, reason } = await createSession(s.ort, graph, options, choice);
+      // The encoded model is no longer needed once the session holds the weights.
+      graph.model = new Uint8Array(0);
+      return { session, graph, provider, reason };
+    })();
+    const created: SessionEntry = { promise, refs: 0 };
+    entry = created;
+    table.set(key, entry);
+    promise.then((e) => {
+      if (created.refs > 0) created.session = e.session;
+      else e.session.release().catch(() => {}); // every user left while it was built
+    }, () => table.delete(key));
+  }
+  if (!s.acquired.has(key)) {
+    s.acquired.add(key);
+    entry.refs++;
+  }
+  return entry.promise.then((e) => {
+    s.provider = e.provider;
+    s.reason = e.reason;
+    return e;
+  });
+}
+
+/** Checks an input against the network; resolves to its values and one timestep per sample. */
+async function extractInput(
+  s: ExtractorCore,
+  xt: Float32Array | tf.Tensor,
+  shape: readonly number[],
+  t: number | ArrayLike<number>,
+): Promise<{ data: Float32Array; ts: number[] }> {
+  const { unet } = s;
+  const oneD = unet.kind === "unet1d";
+  const cin = unet.resolved.inChannels;
+  const rank = oneD ? 3 : 4;
+  const layout = oneD ? "[N, W, C]" : "[N, H, W, C]";
+  if (
+    shape.length !== rank || shape[rank - 1] !== cin ||
+    shape.some((d) => !Number.isInteger(d) || d < 1)
+  ) {
+    throw new RangeError(
+      `Input shape [${shape}] does not fit this ${unet.kind}: expected ${layout} with C = ${cin}`,
+    );
+  }
+  if (xt instanceof tf.Tensor && xt.shape.join(",") !== shape.join(",")) {
+    throw new RangeError(`Input tensor shape [${xt.shape}] differs from the given [${shape}]`);
+  }
+  const n = shape[0];
+  const count = shape.reduce((a, b) => a * b, 1);
+  const data = xt instanceof tf.Tensor ? await xt.data() as Float32Array : xt;
+  if (data.length !== count) {
+    throw new RangeError(`Input has ${data.length} values, but shape [${shape}] needs ${count}`);
+  }
+  const ts = typeof t === "number" ? new Array<number>(n).fill(t) : Array.from(t);
+  if (ts.length !== n) throw new RangeError(`Got ${ts.length} timesteps for a batch of ${n}`);
+  ts.forEach((ti) => checkTimestep(ti, unet.schedule.timesteps));
+  return { data, ts };
+}
+
+/** One extraction: check the input, run the session (queued), return the blocks' arrays. */
+async function extractBlocks(
+  s: ExtractorCore,
+  xt: Float32Array | tf.Tensor,
+  shape: readonly number[],
+  t: number | ArrayLike<number>,
+): Promise<Map<string, BlockArray>> {
+  // 1. Check the input and find (or build) the session for its size.
+  if (s.disposed) throw new TypeError("This ONNX extractor was disposed");
+  const { data, ts } = await extractInput(s, xt, shape, t);
+  const n = shape[0];
+  const { session, graph } = await acquireSession(s, shape.slice(1, -1));
+  // 2. The feeds: the noisy input and its time embedding input.
+  const { ort, unet } = s;
+  const feeds = {
+    [graph.inputs.xt]: new ort.Tensor("float32", data, [...shape]),
+    [graph.inputs.temb]: new ort.Tensor(
+      "float32",
+      timeEmbeddingInput(unet, ts),
+      [n, unet.resolved.channels[0]],
+    ),
+  };
+  // 3. Preallocated outputs: onnxruntime writes each result (copied back from the GPU on CUDA)
+  // straight into the buffer that becomes the returned tensor, with no copy in between.
+  const buffers = graph.outputs.map((o) => new Float32Array(o.shape.reduce((a, b) => a * b, n)));
+  const fetches = Object.fromEntries(graph.outputs.map((o, i) => [
+    o.name,
+    new ort.Tensor("float32", buffers[i], [n, ...o.shape]),
+  ]));
+  // 4. Run after the calls before it.
+  const pending = s.queue.then(() => session.run(feeds, fetches));
+  s.queue = pending.catch(() => {});
+  await pending;
+  const out = new Map<string, BlockArray>();
+  graph.outputs.forEach((o, i) => out.set(o.name, { data: buffers[i], shape: [n, ...o.shape] }));
+  return out;
 }
