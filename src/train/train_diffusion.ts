@@ -236,8 +236,8 @@ export async function trainDiffusion(
 
   // 2. The weights become variables; their EMA and the optimiser start.
   const run = startRun(unet, data, settings, options);
-  const { ema, optimizer, variables, emaVariables } = run;
-  const { seed, batchSize, steps } = settings;
+  const { ema, optimizer, variables } = run;
+  const { seed, batchSize } = settings;
   let lastCheckpoint: string | undefined;
   let onnx: OnnxStep | undefined;
   try {
@@ -254,17 +254,7 @@ export async function trainDiffusion(
     // The onnx engine has no 4 GiB heap: it splits batches only when asked to.
     run.microBatch = microBatch ??
       (engine === "onnx" ? batchSize : chooseMicroBatch(unet, sampleShape, variables, batchSize));
-    const context: TfjsStepContext = {
-      unet,
-      data,
-      variables,
-      emaVariables,
-      optimizer,
-      chunks: splitBatch(batchSize, run.microBatch),
-      gradClip: settings.gradClip,
-      emaDecay: settings.emaDecay,
-      emaWarmup: settings.emaWarmup,
-    };
+    const context = stepContext(run, data);
     if (engine === "onnx") {
       onnx = await onnxTrainStep(context, {
         batchSize,
@@ -284,18 +274,7 @@ export async function trainDiffusion(
     });
 
     // 5. The loop: draw, step, record, report, checkpoint.
-    for (let step = start; step < steps; step++) {
-      const lr = learningRateAt(step, settings.lr);
-      const { loss, gradNorm } = await trainStep(draws.draw(step), lr);
-      record(run, step, loss, lr, gradNorm);
-      await options.onStep?.({ step: step + 1, loss, lr, gradNorm });
-      const done = step + 1, every = settings.checkpointEvery;
-      if (options.checkpointDir && ((every && done % every === 0) || done === steps)) {
-        onnx?.sync();
-        lastCheckpoint = await writeCheckpoint(run, options.checkpointDir, done);
-        if (options.lossPlot) await writeLossCurve(options.lossPlot, run.history.losses);
-      }
-    }
+    lastCheckpoint = await trainLoop(run, options, { start, trainStep, draws, onnx });
 
     // 6. The weights, EMA and optimiser state back from the onnx engine; the loss plot.
     onnx?.sync();
@@ -319,6 +298,50 @@ export async function trainDiffusion(
     checkpoint: lastCheckpoint,
     device,
   };
+}
+
+/** What the tfjs (and onnx) step computes with: the run's model, data, optimiser and settings. */
+function stepContext(run: Run, data: tf.Tensor): TfjsStepContext {
+  const { settings } = run;
+  return {
+    unet: run.unet,
+    data,
+    variables: run.variables,
+    emaVariables: run.emaVariables,
+    optimizer: run.optimizer,
+    chunks: splitBatch(settings.batchSize, run.microBatch),
+    gradClip: settings.gradClip,
+    emaDecay: settings.emaDecay,
+    emaWarmup: settings.emaWarmup,
+  };
+}
+
+/**
+ * The training loop from step `start`: draw, step, record, report, checkpoint. Resolves to the
+ * last checkpoint written, if any.
+ */
+async function trainLoop(
+  run: Run,
+  options: TrainDiffusionOptions,
+  loop: { start: number; trainStep: TrainStep; draws: StepDraws; onnx: OnnxStep | undefined },
+): Promise<string | undefined> {
+  const { settings } = run;
+  const { steps } = settings;
+  const { trainStep, draws, onnx } = loop;
+  let lastCheckpoint: string | undefined;
+  for (let step = loop.start; step < steps; step++) {
+    const lr = learningRateAt(step, settings.lr);
+    const { loss, gradNorm } = await trainStep(draws.draw(step), lr);
+    record(run, step, loss, lr, gradNorm);
+    await options.onStep?.({ step: step + 1, loss, lr, gradNorm });
+    const done = step + 1, every = settings.checkpointEvery;
+    if (options.checkpointDir && ((every && done % every === 0) || done === steps)) {
+      onnx?.sync();
+      lastCheckpoint = await writeCheckpoint(run, options.checkpointDir, done);
+      if (options.lossPlot) await writeLossCurve(options.lossPlot, run.history.losses);
+    }
+  }
+  return lastCheckpoint;
 }
 
 /** Makes the weights trainable variables and starts their EMA and the optimiser. */
