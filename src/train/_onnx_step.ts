@@ -68,32 +68,7 @@ export async function onnxTrainStep(
   trainer.loadState({ iterations: state.iterations, m: read(state.m), v: read(state.v) });
 
   const values = data.dataSync() as Float32Array;
-  const sampleShape = data.shape.slice(1);
-  const per = sampleShape.reduce((a, b) => a * b, 1);
-  // Rows of a sample and the values per column: a flip reverses the columns of every row.
-  const channels = sampleShape[sampleShape.length - 1];
-  const width = sampleShape[sampleShape.length - 2];
-  const rows = per / (width * channels);
-
-  const gather = (draws: Draws): Float32Array => {
-    const batch = draws.indices.length;
-    const x0 = new Float32Array(batch * per);
-    for (let i = 0; i < batch; i++) {
-      const src = values.subarray(draws.indices[i] * per, (draws.indices[i] + 1) * per);
-      if (!draws.flips?.[i]) {
-        x0.set(src, i * per);
-        continue;
-      }
-      for (let r = 0; r < rows; r++) {
-        for (let x = 0; x < width; x++) {
-          const from = (r * width + x) * channels,
-            to = i * per + (r * width + width - 1 - x) * channels;
-          for (let c = 0; c < channels; c++) x0[to + c] = src[from + c];
-        }
-      }
-    }
-    return x0;
-  };
+  const gather = (draws: Draws): Float32Array => gatherSamples(values, data.shape, draws);
 
   return {
     device: trainer.device,
@@ -123,4 +98,38 @@ export async function onnxTrainStep(
     },
     dispose: () => trainer.dispose(),
   };
+}
+
+/**
+ * The drawn samples of `values` (shape `shape`, row-major) gathered into one batch, each flipped
+ * when drawn so: a flip reverses the columns of every row.
+ */
+function gatherSamples(
+  values: Float32Array,
+  shape: readonly number[],
+  draws: Draws,
+): Float32Array {
+  const sampleShape = shape.slice(1);
+  const per = sampleShape.reduce((a, b) => a * b, 1);
+  // Rows of a sample and the values per column.
+  const channels = sampleShape[sampleShape.length - 1];
+  const width = sampleShape[sampleShape.length - 2];
+  const rows = per / (width * channels);
+  const batch = draws.indices.length;
+  const x0 = new Float32Array(batch * per);
+  for (let i = 0; i < batch; i++) {
+    const src = values.subarray(draws.indices[i] * per, (draws.indices[i] + 1) * per);
+    if (!draws.flips?.[i]) {
+      x0.set(src, i * per);
+      continue;
+    }
+    for (let r = 0; r < rows; r++) {
+      for (let x = 0; x < width; x++) {
+        const from = (r * width + x) * channels,
+          to = i * per + (r * width + width - 1 - x) * channels;
+        for (let c = 0; c < channels; c++) x0[to + c] = src[from + c];
+      }
+    }
+  }
+  return x0;
 }
