@@ -812,6 +812,9 @@ export function createOnnxHeadTrainer(
   initial: ReadonlyMap<string, ArrayLike<number>>,
   options: OnnxHeadTrainerOptions = {},
 ): OnnxHeadTrainer {
+  // 81 lines, kept whole on purpose: one small closure over the head's flat state (weights,
+  // moments, spares, sessions by batch size); splitting it would only thread that state through
+  // helpers, as createOnnxUNetTrainer must for its far larger step.
   const hyper = hyperOf(options);
   const names = spec.params.map((p) => p.name);
   const features = spec.inputShape.reduce((a, b) => a * b, 1);
