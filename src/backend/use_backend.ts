@@ -7,10 +7,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { useBackend } from "./use_backend.ts";
  *
  * const name = await useBackend("auto");
- * console.log(["tensorflow", "webgpu", "wasm", "cpu"].includes(name)); // true
+ * assert.ok(["tensorflow", "webgpu", "wasm", "cpu"].includes(name));
  * ```
  *
  * @module

@@ -33,6 +33,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import "@tensorflow/tfjs-backend-wasm";
  * import { registerWasmKernels } from "./wasm_kernels.ts";
@@ -40,7 +41,8 @@
  * registerWasmKernels();
  * await tf.setBackend("wasm");
  * const y = tf.matMul(tf.ones([4, 2, 3]), tf.ones([4, 2, 5]), true, false);
- * console.log(y.shape, y.dataSync()[0]); // [4, 3, 5] 2
+ * assert.deepEqual(y.shape, [4, 3, 5]);
+ * assert.equal(y.dataSync()[0], 2);
  * ```
  *
  * @module

@@ -5,10 +5,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { notice } from "./notice.ts";
  *
- * console.log(notice("doc-example", "diffprobe: said once")); // true
- * console.log(notice("doc-example", "diffprobe: said once")); // false: already said
+ * assert.equal(notice("doc-example", "diffprobe: said once"), true);
+ * assert.equal(notice("doc-example", "diffprobe: said once"), false); // already said
  * ```
  *
  * @module
@@ -22,9 +23,10 @@ const said = new Set<string>();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { notice } from "./notice.ts";
  *
- * console.log(notice("quiet-example", "not printed", false)); // false
+ * assert.equal(notice("quiet-example", "not printed", false), false);
  * ```
  */
 export function notice(key: string, message: string, enabled = true): boolean {

@@ -11,6 +11,7 @@
  *
  * @example d(sum(x · w))/dw = x
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrainGraph } from "./_autodiff.ts";
  *
  * const g = new TrainGraph();
@@ -18,7 +19,7 @@
  * const w = g.input("w", [3, 1]);
  * const loss = g.reduceSum(g.matmul(x, w), [0, 1], false);
  * const grads = g.backward(loss, [w]);
- * console.log(g.shape(grads.get(w)!)); // [3, 1]
+ * assert.deepEqual(g.shape(grads.get(w)!), [3, 1]);
  * ```
  *
  * @module

@@ -18,10 +18,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { adamwScalars } from "./_optim_graph.ts";
  *
  * const s = adamwScalars(1, 0.1, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 });
- * console.log(s[0], s[1].toFixed(4)); // 1 "1.0000"
+ * assert.equal(s[0], 1);
+ * assert.equal(s[1].toFixed(4), "1.0000");
  * ```
  *
  * @module

@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrainGraph } from "./_autodiff.ts";
  * import { encodeTrainGraph } from "./_train_encode.ts";
  *
  * const g = new TrainGraph();
  * const x = g.input("x", [2]);
  * g.output(g.unary("Neg", x), "y");
- * console.log(encodeTrainGraph(g, ["y"]).byteLength > 0); // true
+ * assert.ok(encodeTrainGraph(g, ["y"]).byteLength > 0);
  * ```
  *
  * @module

@@ -8,6 +8,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildHeadTrainGraph } from "./_train_graph_heads.ts";
  *
  * const graph = buildHeadTrainGraph({
@@ -15,7 +16,7 @@
  *   params: [{ name: "linear.weight", shape: [4, 2], decay: true },
  *     { name: "linear.bias", shape: [2], decay: false }],
  * }, 8, { gradients: true });
- * console.log(graph.outputs); // ["loss", "linear.weight:grad", "linear.bias:grad"]
+ * assert.deepEqual(graph.outputs, ["loss", "linear.weight:grad", "linear.bias:grad"]);
  * ```
  *
  * @module

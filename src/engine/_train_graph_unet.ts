@@ -14,6 +14,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createBackbone } from "../models/backbone.ts";
  * import { asLowerable } from "./onnx_graph.ts";
  * import { buildUNetTrainGraph } from "./_train_graph_unet.ts";
@@ -22,7 +23,8 @@
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"],
  *   norm_num_groups: 4, sample_size: 8 });
  * const graph = buildUNetTrainGraph(asLowerable(unet), 2, { gradients: true });
- * console.log(graph.outputs[0], graph.dropout.length); // "loss" 0
+ * assert.equal(graph.outputs[0], "loss");
+ * assert.equal(graph.dropout.length, 0);
  * unet.dispose();
  * ```
  *

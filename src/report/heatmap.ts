@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { heatmapSvg } from "./heatmap.ts";
  *
  * const svg = await heatmapSvg([
  *   { t: 10, block: "17 up_blocks.1.0", value: 0.55 },
  *   { t: 30, block: "17 up_blocks.1.0", value: 0.58 },
  * ], { title: "Linear probe accuracy", valueLabel: "accuracy" });
- * console.log(svg.startsWith("<svg")); // true
+ * assert.ok(svg.startsWith("<svg"));
  * ```
  *
  * @module

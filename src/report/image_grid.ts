@@ -4,11 +4,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { imageGridPng } from "./image_grid.ts";
  *
  * const png = imageGridPng(tf.zeros([6, 8, 8, 3]), { columns: 3 });
- * console.log(png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47); // true: "PNG"
+ * assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
  * ```
  *
  * @module

@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { linePlotSvg } from "./line_plot.ts";
  *
  * const svg = await linePlotSvg([
  *   { name: "truth", x: [0, 1, 2], y: [1, 2, 1.5] },
  *   { name: "probe", x: [0, 1, 2], y: [1.1, 1.8, 1.6] },
  * ], { title: "Wave height", xLabel: "hour", yLabel: "m" });
- * console.log(svg.startsWith("<svg")); // true
+ * assert.ok(svg.startsWith("<svg"));
  * ```
  *
  * @module
