@@ -28,6 +28,7 @@
  * @module
  */
 import { spawnLineChild } from "./_line_child.ts";
+import { DDPM_CIFAR10_SMALL, WAVE_1D } from "./_models.ts";
 import { parseArgs } from "node:util";
 import {
   AttentionHead,
@@ -64,35 +65,6 @@ if (!(await onnxRuntimeAvailable())) {
   console.error("onnxruntime-node cannot be loaded: install it and run with --allow-ffi");
   Deno.exit(1);
 }
-
-const WAVE = {
-  _class_name: "DiffprobeUNet1DModel" as const,
-  in_channels: 1,
-  out_channels: 1,
-  sample_size: 128,
-  block_out_channels: [32, 64, 64],
-  layers_per_block: 2,
-  norm_num_groups: 8,
-  dropout: 0.1,
-  down_block_types: ["DownBlock1D", "AttnDownBlock1D", "DownBlock1D"],
-  up_block_types: ["UpBlock1D", "AttnUpBlock1D", "UpBlock1D"],
-};
-const CIFAR_SMALL = {
-  _class_name: "UNet2DModel" as const,
-  block_out_channels: [64, 128, 128, 128],
-  down_block_types: ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
-  up_block_types: ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-  layers_per_block: 2,
-  norm_num_groups: 32,
-  norm_eps: 1e-6,
-  downsample_padding: 0,
-  dropout: 0.1,
-  flip_sin_to_cos: false,
-  freq_shift: 1,
-  in_channels: 3,
-  out_channels: 3,
-  sample_size: 32,
-};
 
 /** A diffusion step as trainDiffusion runs it: data draw, noise, timesteps, dropout, EMA. */
 async function diffusionStep(unet: Backbone, batch: number): Promise<() => Promise<number>> {
@@ -155,12 +127,14 @@ function headStep(batch: number): () => Promise<number> {
 }
 
 async function oursFor(model: string): Promise<{ batch: number; step: () => Promise<number> }> {
-  if (model === "wave") return { batch: 32, step: await diffusionStep(createBackbone(WAVE), 32) };
+  if (model === "wave") {
+    return { batch: 32, step: await diffusionStep(createBackbone(WAVE_1D), 32) };
+  }
   if (model === "cifar-small") {
     const dir = `${root}../shared/fixtures/ddpm-cifar10-small`;
     const unet = await Deno.stat(`${dir}/config.json`).then(
       () => loadBackbone(dir),
-      () => createBackbone(CIFAR_SMALL),
+      () => createBackbone(DDPM_CIFAR10_SMALL),
     );
     return { batch: 32, step: await diffusionStep(unet, 32) };
   }

@@ -29,14 +29,7 @@ import {
   type UNet2DConfig,
   useBackend,
 } from "../mod.ts";
-
-/** ddpm-cifar10-small's config.json (8,952,067 parameters). */
-const DDPM_CIFAR10_SMALL: UNet2DConfig = {
-  ...DDPM_CIFAR10_32_CONFIG,
-  block_out_channels: [64, 128, 128, 128],
-  up_block_types: ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-  dropout: 0.1,
-};
+import { DDPM_CIFAR10_SMALL } from "./_models.ts";
 
 const SMALL_DIR = new URL("../../shared/fixtures/ddpm-cifar10-small", import.meta.url).pathname;
 const smallPresent = await Deno.stat(SMALL_DIR).then(() => true, () => false);

@@ -16,6 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { DDPM_CIFAR10_SMALL, WAVE_1D } from "./_models.ts";
 import "@tensorflow/tfjs-backend-wasm";
 import {
   type Backbone,
@@ -27,45 +28,19 @@ import {
   type UNet2DConfig,
 } from "../mod.ts";
 
-const WAVE: UNet1DConfig = {
-  _class_name: "DiffprobeUNet1DModel",
-  in_channels: 1,
-  out_channels: 1,
-  sample_size: 128,
-  block_out_channels: [32, 64, 64],
-  layers_per_block: 2,
-  norm_num_groups: 8,
-  dropout: 0.1,
-  down_block_types: ["DownBlock1D", "AttnDownBlock1D", "DownBlock1D"],
-  up_block_types: ["UpBlock1D", "AttnUpBlock1D", "UpBlock1D"],
-};
-
 /** ../shared/fixtures/ddpm-cifar10-small/config.json, or the same values when it is absent. */
 function cifarSmall(): UNet2DConfig {
   try {
     const url = new URL("../../shared/fixtures/ddpm-cifar10-small/config.json", import.meta.url);
     return JSON.parse(Deno.readTextFileSync(url));
   } catch {
-    return {
-      _class_name: "UNet2DModel",
-      block_out_channels: [64, 128, 128, 128],
-      down_block_types: ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
-      up_block_types: ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-      layers_per_block: 2,
-      norm_num_groups: 32,
-      norm_eps: 1e-6,
-      downsample_padding: 0,
-      dropout: 0.1,
-      flip_sin_to_cos: false,
-      freq_shift: 1,
-      sample_size: 32,
-    };
+    return DDPM_CIFAR10_SMALL;
   }
 }
 
 const BATCH = 32;
 const models = {
-  "wave-1d": { config: WAVE as UNet1DConfig | UNet2DConfig, shape: [64, 128, 1] },
+  "wave-1d": { config: WAVE_1D as UNet1DConfig | UNet2DConfig, shape: [64, 128, 1] },
   "ddpm-cifar10-small": {
     config: cifarSmall() as UNet1DConfig | UNet2DConfig,
     shape: [64, 32, 32, 3],
