@@ -295,6 +295,7 @@ const runs: {
 async function writeResults(): Promise<void> {
   const results = {
     backend,
+    engine,
     backbone: shown(backboneDir),
     train: train.size,
     test: test.size,
