@@ -152,12 +152,12 @@ export async function cachedCommit(
     text = (await Deno.readTextFile(ref)).trim();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw new HubError("bad-cache", repoId, "", `cannot read the ref ${show(ref)}`, {
+    throw new HubError("bad-cache", repoId, "", `cannot read the ref ${JSON.stringify(ref)}`, {
       cause: error,
     });
   }
   if (!COMMIT_HASH.test(text)) {
-    throw new HubError("bad-cache", repoId, "", `the ref ${show(ref)} does not hold a commit hash`);
+    throw new HubError("bad-cache", repoId, "", `the ref ${JSON.stringify(ref)} does not hold a commit hash`);
   }
   return text;
 }

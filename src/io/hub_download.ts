@@ -157,7 +157,7 @@ async function fetchBlob(req: HubFileRequest, meta: FileMetadata, blob: string):
         "bad-response",
         req.repo,
         req.file,
-        `the hub sent a range that does not resume ${show(partial)}`,
+        `the hub sent a range that does not resume ${JSON.stringify(partial)}`,
       );
     }
     if (response.status !== 206 && !response.ok) throw statusError(response, req);
@@ -235,7 +235,7 @@ async function receive(
       req.repo,
       req.file,
       `the download broke off after ${done} of ${size} bytes (${reason}); run again to resume ` +
-        `it from ${show(partial)}`,
+        `it from ${JSON.stringify(partial)}`,
       { cause: error },
     );
   }
@@ -246,7 +246,7 @@ async function receive(
       req.repo,
       req.file,
       `the download ended after ${done} of ${size} bytes; run again to resume it from ${
-        show(partial)
+        JSON.stringify(partial)
       }`,
     );
   }

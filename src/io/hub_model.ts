@@ -172,7 +172,7 @@ async function readIndex(job: Job, path: string, file: string): Promise<string[]
 
 /** Refuses to go online when offline, or when `--allow-net` does not grant the hub. */
 function checkMayDownload(job: Job, file: string): void {
-  const where = `it is not in the cache folder ${show(job.repoDir)}`;
+  const where = `it is not in the cache folder ${JSON.stringify(job.repoDir)}`;
   if (job.env.offline()) {
     throw new HubError(
       "offline",
