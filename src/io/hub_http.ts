@@ -145,14 +145,15 @@ export async function revisionInfo(
   }
   const bad = (problem: string) =>
     new HubError("bad-response", ctx.repo, ctx.file, `the revision info at ${url} ${problem}`);
-  const length = Number(response.headers.get("content-length") ?? 0);
-  if (length > MAX_INFO_BYTES) {
-    await response.body?.cancel();
-    throw bad(`is ${length} bytes, above ${MAX_INFO_BYTES}`);
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body ?? []) { // leaving the loop cancels the body
+    text += decoder.decode(chunk, { stream: true });
+    if (text.length > MAX_INFO_BYTES) throw bad(`is larger than ${MAX_INFO_BYTES} bytes`);
   }
   let info: unknown;
   try {
-    info = JSON.parse(await response.text());
+    info = JSON.parse(text + decoder.decode());
   } catch (error) {
     throw new HubError("bad-response", ctx.repo, ctx.file, `the revision info is not JSON`, {
       cause: error,

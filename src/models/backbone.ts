@@ -390,17 +390,35 @@ async function readWeights(
 
 /**
  * Loads a diffusers model folder (single-file or sharded safetensors; F32, F16, BF16 or any
- * other dtype whose values are finite in float32; current or legacy attention key names).
+ * other dtype whose values are finite in float32; current or legacy attention key names), or a
+ * model of the Hugging Face Hub by its id, like diffusers' `from_pretrained`.
  * The config is validated and the model's memory bounded before any weight is read; missing,
  * unexpected, mis-shaped or non-finite weights fail with an error naming the file and the key.
  *
- * @param source The model folder (a path or a `file:` URL).
- * @param options Schedule override, weight file stem, memory bound, links policy.
+ * A source that exists is a folder. Otherwise an `org/name` id is resolved through the
+ * Hugging Face cache Python's `huggingface_hub` shares (see `resolveHubModel`): what
+ * is cached loads without network, what is missing is downloaded (safetensors only) into the
+ * same layout. A cache snapshot (`…/models--org--name/snapshots/<commit>`), by id or as a
+ * folder, may link anywhere inside `models--org--name/` without `allowExternalLinks`.
+ *
+ * Permissions for a hub id: `--allow-read` for the cache (`$HOME/.cache/huggingface` by
+ * default); to download, `--allow-write` for it and
+ * `--allow-net=huggingface.co,cdn-lfs.hf.co,cdn-lfs-us-1.hf.co,cas-bridge.xethub.hf.co`;
+ * `--allow-env=HF_HOME,HF_HUB_CACHE,HF_ENDPOINT,HF_HUB_OFFLINE,HF_TOKEN,HF_TOKEN_PATH,XDG_CACHE_HOME,HOME`
+ * to honour those variables (one not granted is treated as unset, said once on stderr).
+ *
+ * @param source The model folder (a path or a `file:` URL), or a hub id such as
+ * `"google/ddpm-cifar10-32"`.
+ * @param options Schedule override, weight file stem, memory bound, links policy, and for a hub
+ * id: revision, subfolder, cache folder, offline mode, token, endpoint, progress callback.
  * @returns The backbone; dispose it when done.
  * @throws {TypeError | RangeError} For a bad `config.json` (naming the file, field and value),
  * a model above `maxParameterBytes`, or bad weights.
  * @throws {SafetensorsError} For weight files that are malformed, not regular files, or
  * symbolic links leading outside the folder.
+ * @throws {HubError} When a hub id cannot be resolved (not cached and offline or without
+ * `--allow-net`, a wrong id or revision, a gated repository, `.bin`-only weights, a failed
+ * download; its `code` says which).
  *
  * @example
  * ```ts
