@@ -33,6 +33,7 @@ import {
   type TensorToWrite,
 } from "../mod.ts";
 import type { Backbone } from "../src/models/unet.ts";
+import { downloadBars } from "../examples/cifar10/download.ts";
 import { fixture } from "./_fixtures.ts";
 
 const TINY = fixture("tiny-unet2d");
@@ -57,7 +58,8 @@ interface HubBehaviour {
 
 /** A fake hub on 127.0.0.1 serving repositories of files (larger than 10 KiB ones as LFS). */
 class FakeHub {
-  readonly requests: { method: string; path: string; range: string | null }[] = [];
+  readonly requests: { method: string; path: string; range: string | null; auth: string | null }[] =
+    [];
   readonly repos = new Map<string, Map<string, Uint8Array>>();
   behaviour: HubBehaviour = {};
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
@@ -81,7 +83,8 @@ class FakeHub {
 
   #answer(req: Request): Response {
     const path = decodeURIComponent(new URL(req.url).pathname);
-    this.requests.push({ method: req.method, path, range: req.headers.get("range") });
+    const [range, auth] = [req.headers.get("range"), req.headers.get("authorization")];
+    this.requests.push({ method: req.method, path, range, auth });
     if (this.behaviour.fail) return this.#error(...this.behaviour.fail);
     const info = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/(.+)$/.exec(path);
     if (info) {
@@ -313,6 +316,35 @@ Deno.test("hub: the second load, with HF_HUB_OFFLINE=1 and no net permission, us
   });
 });
 
+Deno.test("hub: HF_HOME, HF_ENDPOINT and the token file $HF_HOME/token are honoured", async () => {
+  await withHub(async (hub, cacheDir) => {
+    const home = join(cacheDir, "hf-home");
+    await Deno.mkdir(home);
+    await Deno.writeTextFile(join(home, "token"), "hf_from_file\n"); // as `huggingface-cli login`
+    const env = {
+      HF_HOME: home,
+      HF_ENDPOINT: `${hub.url}/`,
+      HF_HUB_CACHE: "",
+      HF_TOKEN: "",
+      HF_TOKEN_PATH: "",
+      HF_HUB_OFFLINE: "",
+    };
+    const result = await child(
+      [
+        "--allow-read",
+        `--allow-write=${cacheDir}`,
+        "--allow-net=127.0.0.1",
+        "--allow-env=HF_HOME,HF_HUB_CACHE,HF_ENDPOINT,HF_HUB_OFFLINE,HF_TOKEN,HF_TOKEN_PATH,XDG_CACHE_HOME,HOME",
+      ],
+      ["resolve", "org/tiny"],
+      env,
+    );
+    assert.equal(result.folder, join(home, "hub", "models--org--tiny", "snapshots", COMMIT));
+    assert.ok(hub.requests.length > 0);
+    for (const r of hub.requests) assert.equal(r.auth, "Bearer hf_from_file", r.path);
+  });
+});
+
 Deno.test("hub: a download whose bytes do not match the etag is refused and not kept", async () => {
   await withHub(async (hub, cacheDir) => {
     hub.behaviour = { corrupt: true };
@@ -381,7 +413,7 @@ Deno.test("hub: a sharded model downloads its index and every shard, and loads t
       ]),
     );
     const options = { cacheDir, endpoint: hub.url, token: false as const, subfolder: "unet" };
-    const model = await resolveHubModel("org/sharded", options);
+    const model = await resolveHubModel("org/sharded", { ...options, onProgress: downloadBars() });
     assert.deepEqual(model.downloaded.sort(), [
       "unet/config.json",
       "unet/diffusion_pytorch_model.safetensors.index.json",

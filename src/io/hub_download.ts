@@ -148,7 +148,9 @@ async function fetchBlob(req: HubFileRequest, meta: FileMetadata, blob: string):
     have = 0;
   }
   if (have < meta.size) {
-    const headers = hubHeaders(req.token);
+    // The token goes to the hub only, not to the CDN a large file redirects to.
+    const sameOrigin = new URL(meta.location).origin === new URL(req.endpoint).origin;
+    const headers = hubHeaders(sameOrigin ? req.token : undefined);
     if (have > 0) headers.Range = `bytes=${have}-`;
     const response = await hubFetch(meta.location, { headers }, req);
     if (response.status === 206 && !resumes(response, have, meta.size)) {
