@@ -50,6 +50,8 @@ const gitSha1 = (b: Uint8Array) =>
 interface HubBehaviour {
   /** Serve these bytes instead of an LFS file's (same etag announced). */
   corrupt?: boolean;
+  /** Append this many bytes to each CDN body (more than the announced size). */
+  extra?: number;
   /** Break off each CDN body after this many bytes. */
   cutAfter?: number;
   /** Answer every request with this status and `X-Error-Code`. */
@@ -132,6 +134,10 @@ class FakeHub {
     if (this.behaviour.corrupt) {
       body = bytes.slice();
       body[body.length >> 1] ^= 0xff;
+    }
+    if (this.behaviour.extra) {
+      body = new Uint8Array(bytes.length + this.behaviour.extra);
+      body.set(bytes);
     }
     const start = Number(/^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "")?.[1] ?? 0);
     const part = body.subarray(start);
@@ -359,6 +365,27 @@ Deno.test("hub: a download whose bytes do not match the etag is refused and not 
   });
 });
 
+Deno.test("hub: a file above the limit or longer than announced is refused and not kept", async () => {
+  await withHub(async (hub, cacheDir) => {
+    const options = { cacheDir, endpoint: hub.url, token: false as const, offline: false };
+    await rejectsHub(
+      resolveHubModel("org/tiny", { ...options, maxBytes: 1_000_000 }),
+      "too-large",
+      [
+        `announces ${WEIGHTS.length} bytes, above the limit of 1000000 bytes`,
+      ],
+    );
+    assert.ok(!hub.requests.some((r) => r.path.startsWith("/cdn/")), "nothing downloaded");
+    hub.behaviour = { extra: 1000 };
+    await rejectsHub(resolveHubModel("org/tiny", options), "corrupt", [
+      `more than the ${WEIGHTS.length} bytes it announced`,
+    ]);
+    const blobs = [...Deno.readDirSync(join(cacheDir, "models--org--tiny", "blobs"))]
+      .map((e) => e.name);
+    assert.deepEqual(blobs, [gitSha1(CONFIG)]);
+  });
+});
+
 Deno.test("hub: an interrupted download resumes from its .incomplete file with a Range request", async () => {
   await withHub(async (hub, cacheDir) => {
     const options = { cacheDir, endpoint: hub.url, token: false as const };
@@ -497,5 +524,11 @@ Deno.test("hub: ids and paths that could leave the cache are refused before any 
       /revision must be a relative path/,
     );
     assert.equal(hub.requests.length, 0);
+    // A ref that does not hold a commit hash is not followed.
+    await Deno.mkdir(join(cacheDir, "models--org--tiny", "refs"), { recursive: true });
+    await Deno.writeTextFile(join(cacheDir, "models--org--tiny", "refs", "main"), "../../../etc");
+    await rejectsHub(resolveHubModel("org/tiny", options), "bad-cache", [
+      "does not hold a commit hash",
+    ]);
   });
 });

@@ -157,7 +157,12 @@ export async function cachedCommit(
     });
   }
   if (!COMMIT_HASH.test(text)) {
-    throw new HubError("bad-cache", repoId, "", `the ref ${JSON.stringify(ref)} does not hold a commit hash`);
+    throw new HubError(
+      "bad-cache",
+      repoId,
+      "",
+      `the ref ${JSON.stringify(ref)} does not hold a commit hash`,
+    );
   }
   return text;
 }
