@@ -319,6 +319,13 @@ Deno.test("hub: the second load, with HF_HUB_OFFLINE=1 and no net permission, us
     const noNet = await child(perms, ["load", "org/absent"], { HF_HUB_CACHE: cacheDir });
     assert.equal(noNet.code, "no-permission");
     assert.match(String(noNet.error), /--allow-net=huggingface\.co/);
+    // No --allow-env and no cacheDir: the cache cannot be found, and the message says why.
+    const noEnv = await child(["--allow-read"], ["load", "org/tiny"], env);
+    assert.equal(noEnv.code, "no-permission");
+    assert.match(
+      String(noEnv.error),
+      /grant --allow-env=HF_HUB_CACHE,HF_HOME,HOME .* or pass cacheDir/,
+    );
   });
 });
 
