@@ -7,7 +7,8 @@
  * this one lowering. Inside, values are NCHW (signals `[N, C, 1, W]`) so that onnxruntime's CPU
  * provider can run its blocked-layout (NCHWc) convolutions.
  *
- * Weights enter the graph as initializers named by their diffusers key, in ONNX layout:
+ * In extraction graphs ({@linkcode builderLowering}) weights enter as initializers named by their
+ * diffusers key, in ONNX layout (a training graph gives its own weight values instead):
  * convolutions OIHW (signals `[O, I, 1, K]`), linears `[in, out]` (the TensorFlow.js layout:
  * `Gemm`/`MatMul` take them as they are), vectors `[C]`. With `fold: true` (frozen extraction)
  * some weights are folded into derived constants — q, k, v fused into one `[C, 3C]` matrix with

@@ -1,16 +1,16 @@
 /**
- * The diffusion training step of a UNet as one ONNX graph, from the same plan
- * (`src/models/unet_plan.ts`) the extraction graph and `UNet.forward` follow: the forward pass
- * in training mode (dropout as a multiplication by mask inputs), the eps-prediction MSE loss,
+ * The diffusion training step of a UNet as one ONNX graph: the forward pass is the extraction
+ * graph's lowering of the plan (`lowerPlan` of `_lower_unet.ts`, unfolded, into a `TrainGraph`)
+ * in training mode (dropout as a multiplication by mask inputs), then the eps-prediction MSE loss,
  * the backward pass derived by `_autodiff.ts`, and optionally clipping to a global norm and the
  * AdamW update. Internal to `src/engine/`.
  *
- * Weights are one flat graph input `params` (in plan order), sliced to the TensorFlow.js layout the backbone holds (convolutions
- * `[kh, kw, in, out]`, linears `[in, out]`), so gradients come out in that layout too; inside,
- * the graph is NCHW (signals `[N, C, 1, W]`). Inputs: `xt` and `noise` (`[N, H, W, C]`, or
- * `[N, W, C]`), `temb` (`[N, ch0]`, the sinusoidal embedding, no gradient), and one dropout
- * multiplier `dropout.<k>` per resnet (`[N, C, H, W]`, values 0 or 1/(1 − p)) when the model
- * has dropout.
+ * Weights are one flat graph input `params` (in plan order), sliced to the TensorFlow.js layout
+ * the backbone holds (convolutions `[kh, kw, in, out]`, transposed to OIHW in the graph; linears
+ * `[in, out]`), so gradients come out in that layout too; inside, the graph is NCHW (signals
+ * `[N, C, 1, W]`). Inputs: `xt` and `noise` (`[N, H, W, C]`, or `[N, W, C]`), `temb`
+ * (`[N, ch0]`, the sinusoidal embedding, no gradient), and one dropout multiplier
+ * `dropout.<k>` per resnet (`[N, C, H, W]`, values 0 or 1/(1 − p)) when the model has dropout.
  *
  * @example
  * ```ts
@@ -32,7 +32,8 @@
  */
 import type { LowerableBackbone } from "./onnx_graph.ts";
 import { TrainGraph } from "./_autodiff.ts";
-import { type Lowering, lowerPlan, toNCHW } from "./_lower_unet.ts";
+import type { ResolvedConfig } from "../models/config.ts";
+import { type Activation, type Lowering, lowerPlan, toNCHW } from "./_lower_unet.ts";
 import {
   type AdamWHyper,
   appendAdamW,
@@ -109,23 +110,9 @@ export function buildUNetTrainGraph(
     return v;
   };
 
-  // 2. The forward pass along the plan (the extraction graph's lowering, unfolded), in
-  // training mode: dropout multiplies each resnet's hidden value by a mask input.
-  const rate = options.dropout ?? cfg.dropout;
+  // 2. The forward pass along the plan (the extraction graph's lowering, unfolded).
   const dropout: { name: string; shape: number[] }[] = [];
-  const L: Lowering = {
-    g,
-    cfg,
-    param: get,
-    kernel: (key) => g.transpose(get(key), [3, 2, 0, 1]),
-    dropout: rate > 0
-      ? (v) => {
-        const mask = g.input(`dropout.${dropout.length}`, g.shape(v.name));
-        dropout.push({ name: mask, shape: g.shape(mask) });
-        return g.mul(v.name, mask);
-      }
-      : undefined,
-  };
+  const L = trainLowering(g, cfg, get, options.dropout ?? cfg.dropout, dropout);
   const size = cfg.dims === 1 ? [wd] : [h, wd];
   const out = lowerPlan(L, unet.plan.ops, { xt: xtIn, temb: tembIn, size }, () => false);
   if (!out) throw new Error("The UNet plan has no conv_out");
@@ -154,6 +141,32 @@ export function buildUNetTrainGraph(
     shapes: g.shapes([...g.inputs, ...outputs]),
     weights: names,
     dropout,
+  };
+}
+
+/**
+ * The lowering of the training forward pass on `g`: weights are the slices `get` returns
+ * (kernels transposed to OIHW), and with `rate` > 0 each resnet's hidden value is multiplied by
+ * a mask input `dropout.<k>`, recorded in `dropout`.
+ */
+function trainLowering(
+  g: TrainGraph,
+  cfg: ResolvedConfig,
+  get: (key: string) => string,
+  rate: number,
+  dropout: { name: string; shape: number[] }[],
+): Lowering {
+  const mask = (v: Activation): string => {
+    const name = g.input(`dropout.${dropout.length}`, g.shape(v.name));
+    dropout.push({ name, shape: g.shape(name) });
+    return g.mul(v.name, name);
+  };
+  return {
+    g,
+    cfg,
+    param: get,
+    kernel: (key) => g.transpose(get(key), [3, 2, 0, 1]),
+    dropout: rate > 0 ? mask : undefined,
   };
 }
 
