@@ -218,7 +218,21 @@ export class TrainGraph implements OpSink {
   }
 
   // --- shape ops ---
-  /** Reshape to `dims` (ONNX: 0 copies the input's dim, −1 is inferred), recorded static. */
+  /**
+   * Reshape to `dims` (ONNX: 0 copies the input's dim, −1 is inferred), recorded static.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { TrainGraph } from "./_autodiff.ts";
+   *
+   * const g = new TrainGraph();
+   * const x = g.input("x", [2, 3, 4]);
+   * assert.deepEqual(g.shape(g.reshape(x, [0, -1])), [2, 12]);
+   * assert.deepEqual(g.shape(g.reshape(x, [0, 3, 2, 2])), [2, 3, 2, 2]);
+   * assert.throws(() => g.reshape(x, [5, -1]), RangeError);
+   * ```
+   */
   reshape(x: string, dims: readonly number[]): string {
     const from = this.shape(x);
     const shape = dims.map((d, i) => (d === 0 ? from[i] : d));

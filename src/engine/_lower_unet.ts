@@ -390,9 +390,9 @@ export function lowerUpsample(
   op: Extract<PlanOp, { op: "upsample" }>,
   x: Activation,
 ): Activation {
-  const subpixel = !oneD(L) && L.fold && (L.fold.upsample ?? "subpixel") === "subpixel";
-  const out = subpixel
-    ? subpixelUpsample(L, L.fold!, x.name, op.prefix)
+  const fold = oneD(L) ? undefined : L.fold;
+  const out = fold && (fold.upsample ?? "subpixel") === "subpixel"
+    ? subpixelUpsample(L, fold, x.name, op.prefix)
     : conv(L, L.g.upsampleNearest(x.name, [oneD(L) ? 1 : 2, 2], op.prefix), op.prefix, same(L, 3));
   return { name: out, c: x.c, h: oneD(L) ? 1 : x.h * 2, w: x.w * 2 };
 }
