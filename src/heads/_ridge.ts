@@ -8,8 +8,8 @@
  * import assert from "node:assert/strict";
  * import { solveShiftedCholesky } from "./_ridge.ts";
  *
- * // (diag(2, 3) + 1·I) w = [6, 8]  →  w = [2, 2]
- * const w = solveShiftedCholesky(new Float64Array([2, 0, 0, 3]), new Float64Array([6, 8]), 2, 1, 1);
+ * // (diag(3, 8) + 1·I) w = [8, 18]  →  w = [2, 2]
+ * const w = solveShiftedCholesky(new Float64Array([3, 0, 0, 8]), new Float64Array([8, 18]), 2, 1, 1);
  * assert.deepEqual([...w!], [2, 2]);
  * ```
  *
