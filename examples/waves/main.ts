@@ -100,13 +100,13 @@ const args = parseCli({
       value: "path",
       help: "pre-train the DDPM also on this station's files, folder or CSV (repeatable; " +
         "only hours before the target's validation years are used)",
-      defaultText: "(none: the target's training windows only)",
+      defaultText: "none, the target's training windows only",
     },
     backbone: {
       type: "string",
       value: "dir",
       help: "reuse a ddpm-1d folder saved by an earlier run instead of pre-training",
-      defaultText: "(none: pre-train)",
+      defaultText: "none, pre-train one",
     },
     out: { type: "string", default: "out/waves", value: "dir", help: "output folder" },
     quick: { type: "boolean", help: "a smoke test on thinned splits (about a minute)" },
