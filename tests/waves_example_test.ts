@@ -159,6 +159,18 @@ Deno.test("pre-training windows end before the target's validation years, in eve
       quick: true,
     });
     assert.equal(quick.n, Math.ceil((8_784 - L) / 12));
+    // Windows beyond the target's training range (here 0–7.5 m) are left out, not clipped:
+    // only the 8,737 windows with every input hour in 2007 (7.x m) remain.
+    const narrow = await pretrainInputs([join(dir, "46035")], {
+      length: L,
+      channels: ["WVHT"],
+      scaler: new MinMaxScaler({ WVHT: 0 }, { WVHT: 7.5 }),
+      before,
+    });
+    assert.equal(narrow.n, 8_760 - L + 1);
+    assert.equal(narrow.sources[0].outOfRange, 17_544 - L - (8_760 - L + 1));
+    assert.equal(narrow.sources[0].until, "2007-12-31T23:00:00.000Z");
+    assert.ok(narrow.inputs.every((v) => v >= 0 && v <= 1));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -407,7 +407,7 @@ if (args.backbone !== undefined) {
     console.error(
       `pre-training also on ${s.station ?? s.path}: ${s.windows} windows, ${
         s.from?.slice(0, 10)
-      } to ${s.until?.slice(0, 10)}`,
+      } to ${s.until?.slice(0, 10)} (${s.outOfRange} left out: beyond the target's training range)`,
     );
   }
   const xPretrain = extra.n === 0 ? xTrain : tf.tidy(() =>

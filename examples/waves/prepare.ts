@@ -245,6 +245,8 @@ export interface PretrainSource {
   station: string | undefined;
   /** Windows taken (after `quick` thinning). */
   windows: number;
+  /** Windows left out because an input lies outside the target's training range (a storm). */
+  outOfRange: number;
   /** First and last input hour of those windows (ISO UTC), `null` when none. */
   from: string | null;
   until: string | null;
@@ -273,7 +275,8 @@ export interface PretrainOptions {
 /**
  * The inputs `[n, L, C]` (scaled by the target's scaler) of every gap-free window of the
  * pre-training `sources` (each a station's files, a folder of them, or a CSV) that ends before
- * `options.before`, concatenated in source order. The DDPM sees inputs only, so no target
+ * `options.before` and lies within the target's training range (scaled to [0, 1]; windows beyond
+ * it are counted in `outOfRange`), concatenated in source order. The DDPM sees inputs only, so no target
  * is needed; windows are cut with a 1-hour lead so that their last input hour is before the
  * window's (unused) target hour, which must also be before `before`.
  */
@@ -301,15 +304,28 @@ export async function pretrainInputs(
     for (let k = 0; k < all.size; k++) {
       if (all.targetTimes[k] < options.before) keep.push(k);
     }
-    const kept = options.quick ? keep.filter((_, i) => i % 12 === 0) : keep;
-    const windows = selectWindows(all, kept);
-    parts.push(windowsToArrays(windows, { scaler: options.scaler }).inputs);
+    const thinned = options.quick ? keep.filter((_, i) => i % 12 === 0) : keep;
+    // The DDPM trains on [-1, 1]: windows with a value beyond the target's training range (in
+    // metres, e.g. a 17 m storm against 46035's 10.8 m) are left out, not clipped or rescaled.
+    const scaled = windowsToArrays(selectWindows(all, thinned), { scaler: options.scaler }).inputs;
+    const span = options.length * channels.length;
+    const inRange: number[] = [];
+    for (let k = 0; k < thinned.length; k++) {
+      let ok = true;
+      for (let j = k * span; j < (k + 1) * span && ok; j++) ok = scaled[j] >= 0 && scaled[j] <= 1;
+      if (ok) inRange.push(k);
+    }
+    const windows = selectWindows(all, inRange.map((k) => thinned[k]));
+    const inputs = new Float32Array(inRange.length * span);
+    inRange.forEach((k, i) => inputs.set(scaled.subarray(k * span, (k + 1) * span), i * span));
+    parts.push(inputs);
     const first = windows.size > 0 ? series.times[windows.starts[0]] : NaN;
     const last = windows.size > 0 ? windows.targetTimes[windows.size - 1] - hour : NaN;
     described.push({
       path,
       station: ndbcStationId(path),
       windows: windows.size,
+      outOfRange: thinned.length - inRange.length,
       from: windows.size > 0 ? new Date(first).toISOString() : null,
       until: windows.size > 0 ? new Date(last).toISOString() : null,
     });
