@@ -165,8 +165,8 @@ const args = parseCli({
   },
   notes: [
     "Writes <out>/results.json, predictions.svg, predictions-all.svg, sweep.svg, pretrain_loss.svg",
-    "and the pre-trained model in <out>/ddpm-1d. The task may write only under out/; see the README",
-    '("Permissions") to write elsewhere.',
+    "and the pre-trained model in <out>/ddpm-1d (not with --backbone). The task may write only under",
+    'out/; the task reads --data and --pretrain-data under data/ (see the README, "Permissions").',
   ],
 });
 // Every flag is checked here, before any work.
@@ -630,8 +630,8 @@ console.log(
   }`,
 );
 console.log(
-  `wrote ${out}/results.json, predictions.svg, predictions-all.svg, sweep.svg, pretrain_loss.svg in ${
-    seconds.toFixed(0)
-  } s`,
+  `wrote ${out}/results.json, predictions.svg, predictions-all.svg, sweep.svg${
+    args.backbone === undefined ? ", pretrain_loss.svg, ddpm-1d/" : ""
+  } in ${seconds.toFixed(0)} s`,
 );
 unet.dispose();
