@@ -195,6 +195,10 @@ export {
   writeSafetensorsFile,
 } from "./src/io/safetensors.ts";
 export { SafetensorsError, type SafetensorsErrorCode } from "./src/io/errors.ts";
+export { type HubModel, type HubModelOptions, resolveHubModel } from "./src/io/hub_model.ts";
+export type { HubProgress } from "./src/io/hub_download.ts";
+export type { HubSettingsOptions } from "./src/io/hub_settings.ts";
+export { HubError, type HubErrorCode } from "./src/io/hub_error.ts";
 export { type ConvGradMode, setConvGradMode } from "./src/nn/conv_grad.ts";
 export {
   trainDiffusion,

@@ -278,6 +278,40 @@ Deno.test("readImageFolder gives the same result with decode workers", async () 
   });
 });
 
+Deno.test("readImageFolder refuses asked-for workers without read access to their modules", async () => {
+  await withTempDir(async (dir) => {
+    await writeTinyFolder(dir);
+    // A child process that may read the images but not the library's src/ folder.
+    const src = fileURLToPath(new URL("../src/", import.meta.url));
+    const script = `import { readImageFolder } from "${src}data/image_folder.ts";
+      for (const workers of [2, 0]) {
+        try {
+          const ds = await readImageFolder(${JSON.stringify(dir)}, { split: "train", workers });
+          console.log(workers, "read", ds.size);
+        } catch (e) { console.log(workers, e.name, e.message); }
+      }`;
+    const main = join(dir, "main.ts");
+    await Deno.writeTextFile(main, script);
+    const out = await new Deno.Command("deno", {
+      args: [
+        "run",
+        "-q",
+        `--config=${fileURLToPath(new URL("../deno.json", import.meta.url))}`,
+        `--allow-read=${dir}`,
+        main,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+    assert.equal(lines.length, 2, new TextDecoder().decode(out.stderr));
+    assert.match(lines[0], /^2 TypeError Image decode workers need read access to .*src/);
+    assert.match(lines[0], /--allow-read, or pass \{ workers: 0 \}/);
+    assert.equal(lines[1], "0 read 4");
+  });
+});
+
 Deno.test("readImageFolder decodes JPEGs and names a corrupt one", async () => {
   await withTempDir(async (dir) => {
     const good = jpegBytes(8, 8, [200, 40, 90]);

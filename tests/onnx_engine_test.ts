@@ -11,7 +11,7 @@ import type { Backbone } from "../src/models/unet.ts";
 import { readSafetensorsFile, toFloat32 } from "../src/io/safetensors.ts";
 import { asLowerable, buildOnnxGraph, timeEmbeddingInput } from "../src/engine/onnx_graph.ts";
 import { GraphBuilder } from "../src/engine/_graph_builder.ts";
-import { lowerOutput, lowerPlan, onnxWeights } from "../src/engine/_lower_unet.ts";
+import { builderLowering, lowerOutput, lowerPlan, onnxWeights } from "../src/engine/_lower_unet.ts";
 import { createOnnxExtractor, onnxRuntimeAvailable } from "../src/engine/onnx_engine.ts";
 import { fixture, shared, skipNote } from "./_fixtures.ts";
 
@@ -249,12 +249,9 @@ Deno.test({
     const ort = ((mod as unknown as { default?: Ort }).default ?? mod) as Ort;
     const unet = createBackbone({ ...FOUR_LEVELS, attention_head_dim: 8 }, { seed: 5 });
     const g = new GraphBuilder();
-    const lowering = {
-      g,
-      cfg: asLowerable(unet).resolved,
-      weights: onnxWeights(unet.weights),
+    const lowering = builderLowering(g, asLowerable(unet).resolved, onnxWeights(unet.weights), {
       fold: false,
-    };
+    });
     const xt = g.input("xt", ["N", 16, 16, 3]);
     const temb = g.input("temb", ["N", 16]);
     const eps = lowerPlan(

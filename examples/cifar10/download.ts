@@ -1,19 +1,26 @@
 /**
  * Downloads what the CIFAR-10 experiment needs, for users with internet: the official CIFAR-10
  * binary archive (checked against its published MD5, then unpacked) and the google/ddpm-cifar10-32
- * diffusers model (config + weights, checked against the SHA-256 the hub reports for the file).
- * Downloads resume from a `.part` file after an interruption and show a progress bar.
+ * diffusers model through the library's hub loader (`resolveHubModel`): into the Hugging Face
+ * cache that Python's `huggingface_hub` shares (nothing is downloaded when Python already has the
+ * model), each file checked against the hub's SHA-256 or git hash, with resumable downloads and
+ * a progress bar. The model's two files are then linked (or copied, across file systems) into
+ * `<out>/ddpm-cifar10-32`, which the `cifar10` task may read.
  *
  * ```sh
  * deno task cifar10:download --out data
  * ```
  *
+ * The task may read and write `data/` and `~/.cache/huggingface` (the default cache); with
+ * `HF_HOME` or `HF_HUB_CACHE` set elsewhere, pass `--cache` inside those or run the script with
+ * your own `--allow-read`/`--allow-write` for that folder.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
-import { progressBar } from "../../mod.ts";
-import { checkWritable, parseCli } from "../_cli.ts";
+import { type ProgressBar, progressBar, resolveHubModel } from "../../mod.ts";
+import { checkWritable, fail, parseCli } from "../_cli.ts";
 
 /** The published checksum of the official binary archive (cs.toronto.edu/~kriz/cifar.html). */
 export const CIFAR10_BINARY = {
@@ -27,6 +34,31 @@ export const DDPM_CIFAR10_32 = {
   repo: "google/ddpm-cifar10-32",
   files: ["config.json", "diffusion_pytorch_model.safetensors"],
 };
+
+/** An `onProgress` callback for `resolveHubModel` that shows one bar per file on stderr. */
+export function downloadBars(): (done: number, total: number, file: string) => void {
+  let bar: ProgressBar | undefined;
+  let current = "";
+  return (done, total, file) => {
+    if (file !== current) {
+      bar?.stop();
+      bar = progressBar(file, total, { unit: "bytes" });
+      current = file;
+    }
+    bar!.update(done);
+    if (done === total) {
+      bar!.stop();
+      bar = undefined;
+      current = "";
+    }
+  };
+}
+
+/** Hard-links `from` to `to` (copies it across file systems), replacing `to`. */
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  await Deno.remove(to).catch(() => {});
+  await Deno.link(from, to).catch(() => Deno.copyFile(from, to));
+}
 
 /** Hex digest of a file with node:crypto (`md5` or `sha256`), streamed. */
 export async function fileDigest(path: string, algorithm: "md5" | "sha256"): Promise<string> {
@@ -141,14 +173,20 @@ export async function download(url: string, path: string, label: string): Promis
 if (import.meta.main) {
   const args = parseCli({
     name: "deno task cifar10:download",
-    summary: "Downloads the CIFAR-10 binaries (MD5-checked) and google/ddpm-cifar10-32 " +
-      "(SHA-256-checked); resumable.",
+    summary: "Downloads the CIFAR-10 binaries (MD5-checked) and google/ddpm-cifar10-32 into the " +
+      "Hugging Face cache (SHA-256-checked); resumable.",
     flags: {
       out: {
         type: "string",
         default: "data",
         value: "dir",
-        help: "where to put them (the task may read and write only data/)",
+        help: "where to put them (the task may write only data/ and ~/.cache/huggingface)",
+      },
+      cache: {
+        type: "string",
+        value: "dir",
+        defaultText: "HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub, as Python",
+        help: "the Hugging Face cache folder the model goes to",
       },
     },
   });
@@ -175,29 +213,21 @@ if (import.meta.main) {
     await Deno.writeFile(target, entry.data);
   }
   console.log(`CIFAR-10 binary batches in ${join(out, "cifar-10-batches-bin")} (MD5 verified)`);
-  // google/ddpm-cifar10-32
+  // google/ddpm-cifar10-32, through the shared Hugging Face cache
+  const model = await resolveHubModel(DDPM_CIFAR10_32.repo, {
+    cacheDir: args.cache,
+    onProgress: downloadBars(),
+  }).catch((e) => fail((e as Error).message));
+  console.log(
+    model.downloaded.length === 0
+      ? `${DDPM_CIFAR10_32.repo}: already in the Hugging Face cache (${model.folder})`
+      : `${DDPM_CIFAR10_32.repo}: ${model.downloaded.join(", ")} downloaded and verified into ` +
+        model.folder,
+  );
   const modelDir = join(out, "ddpm-cifar10-32");
+  await Deno.mkdir(modelDir, { recursive: true });
   for (const name of DDPM_CIFAR10_32.files) {
-    const url = `https://huggingface.co/${DDPM_CIFAR10_32.repo}/resolve/main/${name}`;
-    const head = await fetch(url, { method: "HEAD", redirect: "manual" });
-    const etag = (head.headers.get("x-linked-etag") ?? head.headers.get("etag") ?? "").replaceAll(
-      '"',
-      "",
-    );
-    const target = join(modelDir, name);
-    if (!(await Deno.stat(target).then(() => true, () => false))) await download(url, target, name);
-    if (/^[0-9a-f]{64}$/.test(etag)) {
-      const sha = await fileDigest(target, "sha256");
-      if (sha !== etag) {
-        await Deno.remove(target);
-        throw new Error(
-          `${target}: SHA-256 ${sha} does not match the hub's ${etag}; removed it, run again`,
-        );
-      }
-      console.log(`${name}: SHA-256 verified`);
-    } else {
-      console.log(`${name}: the hub reports no SHA-256 for this file (small files are not in LFS)`);
-    }
+    await linkOrCopy(await Deno.realPath(join(model.folder, name)), join(modelDir, name));
   }
   console.log(`model in ${modelDir}; run: deno task cifar10 --data ${out} --backbone ${modelDir}`);
 }

@@ -14,7 +14,9 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { join, sep as SEP } from "node:path";
+import { notice } from "../base/notice.ts";
 import { nonNegativeInteger } from "../base/validate.ts";
 import { chunkErrorToError, type ChunkResult, decodeChunk } from "./_decode_image.ts";
 import type { DecodeRequest, DecodeResponse } from "./_decode_worker.ts";
@@ -202,11 +204,17 @@ async function decodeImages(
     options.onProgress?.(done, total);
   };
 
+  if (options.workers !== undefined) nonNegativeInteger(options.workers, "Workers");
   const workers = options.workers ??
-    (total >= 2048 && navigator.hardwareConcurrency >= 2
+    (total >= 2048 && navigator.hardwareConcurrency >= 2 && workersMayStart(true)
       ? Math.min(navigator.hardwareConcurrency, 8)
       : 0);
-  nonNegativeInteger(workers, "Workers");
+  if (workers > 0 && !workersMayStart(false)) {
+    throw new TypeError(
+      `Image decode workers need read access to the library's source folder ${WORKER_DIR} ` +
+        "(their module files): add it to --allow-read, or pass { workers: 0 } to decode on this thread",
+    );
+  }
   if (workers === 0) {
     for (let start = 0; start < total; start += CHUNK) {
       consume(start, decodeChunk(files.slice(start, start + CHUNK)));
@@ -216,6 +224,30 @@ async function decodeImages(
   }
 
   return { pixels: pixels!, labels, classes, size: total, height, width, files };
+}
+
+/** The folder of the decode worker's modules (`src/`) when they are local files. */
+const WORKER_DIR = import.meta.url.startsWith("file:")
+  ? fileURLToPath(new URL("../", import.meta.url))
+  : null;
+
+/**
+ * Whether decode workers can load their modules: local module files need read permission
+ * (remote ones, e.g. from JSR, do not). When the default would use workers but they cannot
+ * start (`announce`), decoding stays on this thread and this says so once.
+ */
+function workersMayStart(announce: boolean): boolean {
+  if (WORKER_DIR === null) return true;
+  if (Deno.permissions.querySync({ name: "read", path: WORKER_DIR }).state === "granted") {
+    return true;
+  }
+  notice(
+    "decode-workers",
+    `diffprobe: decoding images on one thread: parallel decode workers need read access to ${WORKER_DIR} ` +
+      "(their module files); add it to --allow-read to decode in parallel",
+    announce,
+  );
+  return false;
 }
 
 /** Decodes `files` in chunks on `count` workers, consuming the results in file order. */

@@ -25,7 +25,7 @@
  * @module
  */
 
-import type { Attr } from "./_graph_builder.ts";
+import type { Attr, OpSink } from "./_graph_builder.ts";
 export type { Attr };
 
 /** One recorded ONNX node. */
@@ -72,7 +72,7 @@ export function broadcastShape(a: readonly number[], b: readonly number[]): numb
 }
 
 /** Records ONNX nodes with static shapes and derives gradients. */
-export class TrainGraph {
+export class TrainGraph implements OpSink {
   /** Nodes in execution order. */
   readonly nodes: IRNode[] = [];
   /** Graph inputs in order. */
@@ -218,12 +218,30 @@ export class TrainGraph {
   }
 
   // --- shape ops ---
-  /** Reshape to a fully static shape. */
-  reshape(x: string, shape: readonly number[]): string {
-    if (size(shape) !== size(this.shape(x))) {
-      throw new RangeError(`Cannot reshape [${this.shape(x)}] to [${shape}]`);
+  /**
+   * Reshape to `dims` (ONNX: 0 copies the input's dim, −1 is inferred), recorded static.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { TrainGraph } from "./_autodiff.ts";
+   *
+   * const g = new TrainGraph();
+   * const x = g.input("x", [2, 3, 4]);
+   * assert.deepEqual(g.shape(g.reshape(x, [0, -1])), [2, 12]);
+   * assert.deepEqual(g.shape(g.reshape(x, [0, 3, 2, 2])), [2, 3, 2, 2]);
+   * assert.throws(() => g.reshape(x, [5, -1]), RangeError);
+   * ```
+   */
+  reshape(x: string, dims: readonly number[]): string {
+    const from = this.shape(x);
+    const shape = dims.map((d, i) => (d === 0 ? from[i] : d));
+    const rest = shape.indexOf(-1);
+    if (rest >= 0) shape[rest] = size(from) / -size(shape);
+    if (size(shape) !== size(from) || !shape.every(Number.isInteger)) {
+      throw new RangeError(`Cannot reshape [${from}] to [${dims}]`);
     }
-    return this.op("Reshape", [x, this.ints(shape)], [...shape]);
+    return this.op("Reshape", [x, this.ints(shape)], shape);
   }
   /** Transpose by `perm`. */
   transpose(x: string, perm: readonly number[]): string {
@@ -293,6 +311,40 @@ export class TrainGraph {
       throw new RangeError(`Cannot multiply [${sa}] by [${sb}]`);
     }
     return this.op("MatMul", [a, b], [...sa.slice(0, -1), sb[sb.length - 1]]);
+  }
+
+  /** `a · b + c` as `MatMul` then `Add` (whose gradient rules exist). */
+  gemm(a: string, b: string, c: string): string {
+    return this.add(this.matmul(a, b), c);
+  }
+  /** A 2-D NCHW convolution with an OIHW kernel (group 1, no dilation). */
+  conv(x: string, kernel: string, bias: string, pads: number[], strides: number[]): string {
+    const [n, ci, h, w] = this.shape(x);
+    const [co, ki, kh, kw] = this.shape(kernel);
+    if (ci !== ki) {
+      throw new RangeError(`Convolution of ${ci} channels with a ${ki}-channel kernel`);
+    }
+    const ho = Math.floor((h + pads[0] + pads[2] - kh) / strides[0]) + 1;
+    const wo = Math.floor((w + pads[1] + pads[3] - kw) / strides[1]) + 1;
+    return this.op("Conv", [x, kernel, bias], [n, co, ho, wo], {
+      kernel_shape: [kh, kw],
+      pads,
+      strides,
+    });
+  }
+  /** Rows of `[N, G, M]` normalised: `LayerNormalization` over the last axis, unit gain. */
+  normalizeRows(x: string, _groups: number, epsilon: number): string {
+    const m = this.shape(x)[2];
+    const ones = this.constant(`const:ones:${m}`, [m], new Float32Array(m).fill(1));
+    const zeros = this.constant(`const:zeros:${m}`, [m], new Float32Array(m));
+    return this.layerNorm(x, ones, zeros, epsilon);
+  }
+  /** Nearest-neighbour upsampling of NCHW `x` as `Reshape`, `Expand`, `Reshape`. */
+  upsampleNearest(x: string, factors: readonly number[], _hint: string): string {
+    const [n, c, h, w] = this.shape(x);
+    const [fh, fw] = factors;
+    const wide = this.expand(this.reshape(x, [n, c, h, 1, w, 1]), [n, c, h, fh, w, fw]);
+    return this.reshape(wide, [n, c, h * fh, w * fw]);
   }
 
   // --- fused ops with their own gradient rules ---

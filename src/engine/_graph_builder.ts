@@ -155,6 +155,45 @@ function valueInfo(name: string, shape: readonly Dim[]): Record<string, unknown>
 }
 
 /**
+ * The ops a lowering emits, shared by the frozen-extraction {@linkcode GraphBuilder} and the
+ * autodiff `TrainGraph` (`_autodiff.ts`), so that one lowering (`_lower_unet.ts`) builds both
+ * graphs. Values are names; each sink infers what else it needs (`TrainGraph`: static shapes and
+ * gradient rules). Reshape dims follow ONNX: 0 copies the input's dim, −1 is inferred.
+ */
+export interface OpSink {
+  /** `a + b` (broadcasting). */
+  add(a: string, b: string): string;
+  /** `a − b` (broadcasting). */
+  sub(a: string, b: string): string;
+  /** `a · b` (broadcasting). */
+  mul(a: string, b: string): string;
+  /** `a / b` (broadcasting). */
+  div(a: string, b: string): string;
+  /** `x · sigmoid(x)`. */
+  silu(x: string): string;
+  /** A float32 scalar constant (shape `[]`). */
+  scalar(value: number): string;
+  /** Matrix product (`b` may be a matrix applied to the last axis of `a`). */
+  matmul(a: string, b: string): string;
+  /** `a · b + c` of a matrix `a` (`[M, K]`), `b` (`[K, N]`) and `c` (`[N]`). */
+  gemm(a: string, b: string, c: string): string;
+  /** Reshape (ONNX dims: 0 copies, −1 is inferred). */
+  reshape(x: string, dims: readonly number[]): string;
+  /** Transpose by `perm`. */
+  transpose(x: string, perm: readonly number[]): string;
+  /** Concatenation along `axis`. */
+  concat(xs: string[], axis: number): string;
+  /** Softmax over the last axis. */
+  softmax(x: string): string;
+  /** A 2-D NCHW convolution with an OIHW kernel (group 1, no dilation). */
+  conv(x: string, kernel: string, bias: string, pads: number[], strides: number[]): string;
+  /** Each `[n, g, :]` row of `x` (`[N, G, M]`) normalised to zero mean and unit variance. */
+  normalizeRows(x: string, groups: number, epsilon: number): string;
+  /** Nearest-neighbour upsampling of NCHW `x` by integer `factors` `[fh, fw]`. */
+  upsampleNearest(x: string, factors: readonly number[], hint: string): string;
+}
+
+/**
  * Accumulates nodes, initializers, inputs and outputs with fresh value names (`"<hint>:<n>"`);
  * constants are shared by value. Inputs and outputs are float32.
  *
@@ -170,7 +209,7 @@ function valueInfo(name: string, shape: readonly Dim[]): Record<string, unknown>
  * assert.notEqual(a, b);
  * ```
  */
-export class GraphBuilder {
+export class GraphBuilder implements OpSink {
   /** Nodes in the order they were added (a valid topological order). */
   readonly nodes: NodeRecord[] = [];
   /** Initializers. */
@@ -280,6 +319,78 @@ export class GraphBuilder {
   output(name: string, shape: readonly Dim[]): string {
     this.outputs.push(valueInfo(name, shape));
     return name;
+  }
+
+  // --- OpSink: the ops of the UNet lowering, each one node ---
+  /** `a + b`. */
+  add(a: string, b: string): string {
+    return this.op("Add", [a, b]);
+  }
+  /** `a − b`. */
+  sub(a: string, b: string): string {
+    return this.op("Sub", [a, b]);
+  }
+  /** `a · b`. */
+  mul(a: string, b: string): string {
+    return this.op("Mul", [a, b]);
+  }
+  /** `a / b`. */
+  div(a: string, b: string): string {
+    return this.op("Div", [a, b]);
+  }
+  /** `x · sigmoid(x)`. */
+  silu(x: string): string {
+    return this.op("Mul", [x, this.op("Sigmoid", [x])]);
+  }
+  /** A float32 scalar constant. */
+  scalar(value: number): string {
+    return this.fill(value, []);
+  }
+  /** `MatMul`. */
+  matmul(a: string, b: string): string {
+    return this.op("MatMul", [a, b]);
+  }
+  /** `Gemm` (`a · b + c`). */
+  gemm(a: string, b: string, c: string): string {
+    return this.op("Gemm", [a, b, c]);
+  }
+  /** `Reshape` to ONNX `dims` (an int64 constant). */
+  reshape(x: string, dims: readonly number[]): string {
+    return this.op("Reshape", [x, this.ints([...dims])]);
+  }
+  /** `Transpose`. */
+  transpose(x: string, perm: readonly number[]): string {
+    return this.op("Transpose", [x], { perm: [...perm] });
+  }
+  /** `Concat`. */
+  concat(xs: string[], axis: number): string {
+    return this.op("Concat", xs, { axis });
+  }
+  /** `Softmax` over the last axis. */
+  softmax(x: string): string {
+    return this.op("Softmax", [x], { axis: -1 });
+  }
+  /** `Conv`; the kernel must be an initializer (its shape gives `kernel_shape`). */
+  conv(x: string, kernel: string, bias: string, pads: number[], strides: number[]): string {
+    const dims = this.#dims.get(kernel);
+    if (!dims) throw new RangeError(`Convolution kernel "${kernel}" is not an initializer`);
+    return this.op("Conv", [x, kernel, bias], { kernel_shape: dims.slice(2), pads, strides });
+  }
+  /** `InstanceNormalization` of `[N, G, M]` with unit scale and zero shift. */
+  normalizeRows(x: string, groups: number, epsilon: number): string {
+    const scale = this.fill(1, [groups]);
+    return this.op("InstanceNormalization", [x, scale, this.fill(0, [groups])], {
+      epsilon: { float: epsilon },
+    });
+  }
+  /** `Resize` (nearest, floor, asymmetric) with the scales constant `<hint>:scales`. */
+  upsampleNearest(x: string, factors: readonly number[], hint: string): string {
+    const scales = this.floats(`${hint}:scales`, [4], new Float32Array([1, 1, ...factors]));
+    return this.op("Resize", [x, "", scales], {
+      mode: "nearest",
+      coordinate_transformation_mode: "asymmetric",
+      nearest_mode: "floor",
+    });
   }
 
   /** Nodes per operator type. */

@@ -1,11 +1,14 @@
 /**
  * One ONNX lowering per {@linkcode PlanOp}, mirroring `UNet.forward` in `models/unet.ts`: each
- * takes the lowering context (builder, config, weights), the op and its input values, adds the
- * nodes, and returns its output value. {@linkcode lowerPlan} runs the plan with them. Inside,
- * values are NCHW (signals `[N, C, 1, W]`) so that onnxruntime's CPU provider can run its
- * blocked-layout (NCHWc) convolutions.
+ * takes the lowering context (op sink, config, weights), the op and its input values, adds the
+ * nodes, and returns its output value. {@linkcode lowerPlan} runs the plan with them. The sink
+ * is an {@linkcode OpSink}: the frozen extraction graph's `GraphBuilder` ({@linkcode
+ * builderLowering}) or the training graph's `TrainGraph` (`_train_graph_unet.ts`), so both run
+ * this one lowering. Inside, values are NCHW (signals `[N, C, 1, W]`) so that onnxruntime's CPU
+ * provider can run its blocked-layout (NCHWc) convolutions.
  *
- * Weights enter the graph as initializers named by their diffusers key, in ONNX layout:
+ * In extraction graphs ({@linkcode builderLowering}) weights enter as initializers named by their
+ * diffusers key, in ONNX layout (a training graph gives its own weight values instead):
  * convolutions OIHW (signals `[O, I, 1, K]`), linears `[in, out]` (the TensorFlow.js layout:
  * `Gemm`/`MatMul` take them as they are), vectors `[C]`. With `fold: true` (frozen extraction)
  * some weights are folded into derived constants — q, k, v fused into one `[C, 3C]` matrix with
@@ -18,14 +21,14 @@
  * import assert from "node:assert/strict";
  * import { createBackbone } from "../models/backbone.ts";
  * import { GraphBuilder } from "./_graph_builder.ts";
- * import { lowerPlan, onnxWeights } from "./_lower_unet.ts";
+ * import { builderLowering, lowerPlan, onnxWeights } from "./_lower_unet.ts";
  * import { asLowerable } from "./onnx_graph.ts";
  *
  * const unet = asLowerable(createBackbone({ _class_name: "UNet2DModel", block_out_channels: [32, 32],
  *   down_block_types: ["DownBlock2D", "DownBlock2D"], up_block_types: ["UpBlock2D", "UpBlock2D"],
  *   norm_num_groups: 8, sample_size: 16 }));
  * const g = new GraphBuilder();
- * const lowering = { g, cfg: unet.resolved, weights: onnxWeights(unet.weights), fold: false };
+ * const lowering = builderLowering(g, unet.resolved, onnxWeights(unet.weights), { fold: false });
  * const xt = g.input("xt", ["N", 16, 16, 3]);
  * const temb = g.input("temb", ["N", 32]);
  * const eps = lowerPlan(lowering, unet.plan.ops, { xt, temb, size: [16, 16] }, () => false);
@@ -39,7 +42,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { ResolvedConfig } from "../models/config.ts";
 import type { PlanOp } from "../models/unet_plan.ts";
-import type { GraphBuilder } from "./_graph_builder.ts";
+import type { GraphBuilder, OpSink } from "./_graph_builder.ts";
 
 /** How nearest ×2 upsampling + 3×3 convolution is lowered (both compute the same function). */
 export type UpsampleLowering = "subpixel" | "resize";
@@ -72,18 +75,60 @@ export interface OnnxWeights {
   raw(key: string): WeightData;
 }
 
-/** What every lowering needs. */
-export interface Lowering {
-  /** The graph being built. */
-  readonly g: GraphBuilder;
+/**
+ * What every lowering needs. The ops go to a sink (`GraphBuilder` for extraction, `TrainGraph`
+ * for training); weights are values of that sink, named by their diffusers key.
+ */
+export interface Lowering<S extends OpSink = OpSink> {
+  /** Where the nodes go. */
+  readonly g: S;
   /** The backbone's resolved config. */
   readonly cfg: ResolvedConfig;
+  /** Weight `key` as stored (linears `[in, out]`, vectors `[C]`). */
+  param(key: string): string;
+  /** Convolution kernel `key` as OIHW (signals: `[O, I, 1, K]`). */
+  kernel(key: string): string;
+  /** Folding weights into derived constants (frozen extraction only); absent: each weight once. */
+  readonly fold?: Folding;
+  /** Training: dropout applied to a resnet's hidden value (after `norm2` and SiLU). */
+  dropout?(x: Activation): string;
+}
+
+/** What folding weights into constants needs: the builder and the weights' values. */
+export interface Folding {
+  /** The graph being built (the lowering's sink). */
+  readonly g: GraphBuilder;
   /** The weights. */
   readonly weights: OnnxWeights;
-  /** Fold weights into derived constants (frozen extraction); false for training graphs. */
-  readonly fold: boolean;
-  /** Upsampler lowering when folding images (default `"subpixel"`); else always `"resize"`. */
+  /** Upsampler lowering for images (default `"subpixel"`); signals always use `"resize"`. */
   readonly upsample?: UpsampleLowering;
+}
+
+/**
+ * The lowering of a frozen extraction graph on `g`: weights become initializers named by their
+ * key; with `fold` some are folded into derived constants (see the module doc).
+ */
+export function builderLowering(
+  g: GraphBuilder,
+  cfg: ResolvedConfig,
+  weights: OnnxWeights,
+  options: { fold: boolean; upsample?: UpsampleLowering },
+): Lowering<GraphBuilder> {
+  return {
+    g,
+    cfg,
+    param(key) {
+      if (g.has(key)) return key;
+      const { dims, data } = weights.raw(key);
+      return g.floats(key, dims, data);
+    },
+    kernel(key) {
+      if (g.has(key)) return key;
+      const { dims, data } = weights.conv(key);
+      return g.floats(key, dims, data);
+    },
+    fold: options.fold ? { g, weights, upsample: options.upsample } : undefined,
+  };
 }
 
 /**
@@ -146,48 +191,27 @@ function same(L: Lowering, k: number): Pads {
   return k === 1 ? [0, 0, 0, 0] : oneD(L) ? [0, 1, 0, 1] : [1, 1, 1, 1];
 }
 
-/** The initializer of weight `key`, as stored. */
-export function param(L: Lowering, key: string): string {
-  if (L.g.has(key)) return key;
-  const { dims, data } = L.weights.raw(key);
-  return L.g.floats(key, dims, data);
-}
-
-/** `x · sigmoid(x)`. */
-export function silu(g: GraphBuilder, v: string): string {
-  return g.op("Mul", [v, g.op("Sigmoid", [v])]);
-}
-
 /** `input · W + b` with the linear `prefix` (`[N, in]` → `[N, out]`). */
 export function linear(L: Lowering, input: string, prefix: string): string {
-  return L.g.op("Gemm", [input, param(L, `${prefix}.weight`), param(L, `${prefix}.bias`)]);
+  return L.g.gemm(input, L.param(`${prefix}.weight`), L.param(`${prefix}.bias`));
 }
 
 /** The convolution `prefix` (its kernel in OIHW under `${prefix}.weight`). */
 export function conv(L: Lowering, input: string, prefix: string, pads: Pads, stride = 1): string {
-  const kernel = `${prefix}.weight`;
-  if (!L.g.has(kernel)) {
-    const { dims, data } = L.weights.conv(kernel);
-    L.g.floats(kernel, dims, data);
-  }
-  const kernelShape = L.g.dims(kernel)!.slice(2);
-  return L.g.op("Conv", [input, kernel, param(L, `${prefix}.bias`)], {
-    kernel_shape: kernelShape,
-    pads,
-    strides: [oneD(L) ? 1 : stride, stride],
-  });
+  const kernel = L.kernel(`${prefix}.weight`);
+  return L.g.conv(input, kernel, L.param(`${prefix}.bias`), pads, [oneD(L) ? 1 : stride, stride]);
 }
 
 /** A per-channel vector `key` as `[C, 1, 1]`, to broadcast over NCHW. */
 function perChannel(L: Lowering, key: string, c: number): string {
-  if (!L.fold) return L.g.op("Reshape", [param(L, key), L.g.ints([c, 1, 1])]);
-  return L.g.floats(`${key}:c11`, [c, 1, 1], L.weights.raw(key).data);
+  if (!L.fold) return L.g.reshape(L.param(key), [c, 1, 1]);
+  return L.fold.g.floats(`${key}:c11`, [c, 1, 1], L.fold.weights.raw(key).data);
 }
 
 /**
- * GroupNorm as onnxruntime runs it fastest: `InstanceNormalization` over `[N, G, −1]` (one
- * statistic per sample and group), then the per-channel affine. An `addend` (`[N, C]`, constant
- * over positions: the projected time embedding) is added first.
+ * GroupNorm as onnxruntime runs it fastest: each sample's groups normalised as the rows of
+ * `[N, G, −1]` (`InstanceNormalization` for extraction), then the per-channel affine. An
+ * `addend` (`[N, C]`, constant over positions: the projected time embedding) is added first.
  */
 export function groupNorm(
   L: Lowering,
@@ -198,18 +222,14 @@ export function groupNorm(
 ): string {
   const { g } = L;
   let input = x.name;
-  if (addend) input = g.op("Add", [input, g.op("Reshape", [addend, g.ints([0, x.c, 1, 1])])]);
-  const grouped = g.op("Reshape", [input, g.ints([0, groups, -1])]);
-  const normed = g.op("InstanceNormalization", [
-    grouped,
-    g.fill(1, [groups]),
-    g.fill(0, [groups]),
-  ], { epsilon: { float: L.cfg.eps } });
-  const back = g.op("Reshape", [normed, g.ints([0, x.c, x.h, x.w])]);
-  return g.op("Add", [
-    g.op("Mul", [back, perChannel(L, `${prefix}.weight`, x.c)]),
+  if (addend) input = g.add(input, g.reshape(addend, [0, x.c, 1, 1]));
+  const grouped = g.reshape(input, [0, groups, -1]);
+  const normed = g.normalizeRows(grouped, groups, L.cfg.eps);
+  const back = g.reshape(normed, [0, x.c, x.h, x.w]);
+  return g.add(
+    g.mul(back, perChannel(L, `${prefix}.weight`, x.c)),
     perChannel(L, `${prefix}.bias`, x.c),
-  ]);
+  );
 }
 
 const withName = (x: Activation, name: string, c = x.c): Activation => ({ ...x, name, c });
@@ -219,13 +239,19 @@ const withName = (x: Activation, name: string, c = x.c): Activation => ({ ...x, 
  * centred to `2x − 1` when the config asks.
  */
 export function lowerInput(L: Lowering, xt: string, size: readonly number[]): Activation {
-  const { g, cfg } = L;
-  const c = cfg.inChannels;
+  const x = toNCHW(L, xt, size);
+  if (!L.cfg.centerInput) return x;
+  return withName(x, L.g.sub(L.g.mul(x.name, L.g.scalar(2)), L.g.scalar(1)));
+}
+
+/** Data `v` (NHWC, or NWC for signals, of spatial `size`) as NCHW (`[N, C, 1, W]`). */
+export function toNCHW(L: Lowering, v: string, size: readonly number[]): Activation {
+  const { g } = L;
+  const c = L.cfg.inChannels;
   const [h, w] = oneD(L) ? [1, size[0]] : [size[0], size[1]];
-  let x = oneD(L)
-    ? g.op("Reshape", [g.op("Transpose", [xt], { perm: [0, 2, 1] }), g.ints([0, c, 1, w])])
-    : g.op("Transpose", [xt], { perm: [0, 3, 1, 2] });
-  if (cfg.centerInput) x = g.op("Sub", [g.op("Mul", [x, g.fill(2, [])]), g.fill(1, [])]);
+  const x = oneD(L)
+    ? g.reshape(g.transpose(v, [0, 2, 1]), [0, c, 1, w])
+    : g.transpose(v, [0, 3, 1, 2]);
   return { name: x, c, h, w };
 }
 
@@ -234,8 +260,8 @@ export function lowerInput(L: Lowering, xt: string, size: readonly number[]): Ac
  * by the SiLU every ResNet applies before its projection: `silu(linear_2(silu(linear_1(temb))))`.
  */
 export function lowerTimeEmbedding(L: Lowering, temb: string): string {
-  const hidden = silu(L.g, linear(L, temb, "time_embedding.linear_1"));
-  return silu(L.g, linear(L, hidden, "time_embedding.linear_2"));
+  const hidden = L.g.silu(linear(L, temb, "time_embedding.linear_1"));
+  return L.g.silu(linear(L, hidden, "time_embedding.linear_2"));
 }
 
 /** `conv_in`: a 3×3 convolution. */
@@ -261,17 +287,18 @@ export function lowerResnet(
   const { g, cfg } = L;
   if (op.popSkip) {
     if (!skip) throw new RangeError(`${op.prefix} needs a skip connection`);
-    x = withName(x, g.op("Concat", [x.name, skip.name], { axis: 1 }), x.c + skip.c);
+    x = withName(x, g.concat([x.name, skip.name], 1), x.c + skip.c);
   }
   const p = op.prefix;
-  let v = withName(x, silu(g, groupNorm(L, x, `${p}.norm1`, cfg.groups)));
+  let v = withName(x, g.silu(groupNorm(L, x, `${p}.norm1`, cfg.groups)));
   v = withName(v, conv(L, v.name, `${p}.conv1`, same(L, 3)), op.cout);
   const proj = linear(L, tembAct, `${p}.time_emb_proj`);
-  v = withName(v, silu(g, groupNorm(L, v, `${p}.norm2`, cfg.groups, proj)));
+  v = withName(v, g.silu(groupNorm(L, v, `${p}.norm2`, cfg.groups, proj)));
+  if (L.dropout) v = withName(v, L.dropout(v));
   v = withName(v, conv(L, v.name, `${p}.conv2`, same(L, 3)));
   const shortcut = op.cin !== op.cout ? conv(L, x.name, `${p}.conv_shortcut`, same(L, 1)) : x.name;
-  let out = g.op("Add", [shortcut, v.name]);
-  if (op.scale !== 1) out = g.op("Div", [out, g.fill(op.scale, [])]);
+  let out = g.add(shortcut, v.name);
+  if (op.scale !== 1) out = g.div(out, g.scalar(op.scale));
   return withName(x, out, op.cout);
 }
 
@@ -282,30 +309,31 @@ function projectQkv(L: Lowering, prefix: string, tokens: string, c: number, d: n
   const scale = Math.fround(1 / Math.sqrt(d));
   if (!L.fold) {
     return ["to_q", "to_k", "to_v"].map((p, j) => {
-      const v = g.op("Add", [
-        g.op("MatMul", [tokens, param(L, `${prefix}.${p}.weight`)]),
-        param(L, `${prefix}.${p}.bias`),
-      ]);
-      return j === 0 ? g.op("Mul", [v, g.fill(scale, [])]) : v;
+      const v = g.add(
+        g.matmul(tokens, L.param(`${prefix}.${p}.weight`)),
+        L.param(`${prefix}.${p}.bias`),
+      );
+      return j === 0 ? g.mul(v, g.scalar(scale)) : v;
     });
   }
   // Fuse q, k, v into one [C, 3C] MatMul.
+  const { g: b, weights } = L.fold;
   const wqkv = new Float32Array(c * 3 * c);
   const bqkv = new Float32Array(3 * c);
   ["to_q", "to_k", "to_v"].forEach((p, j) => {
-    const weight = L.weights.raw(`${prefix}.${p}.weight`).data;
-    const bias = L.weights.raw(`${prefix}.${p}.bias`).data;
+    const weight = weights.raw(`${prefix}.${p}.weight`).data;
+    const bias = weights.raw(`${prefix}.${p}.bias`).data;
     const s = j === 0 ? scale : 1;
     for (let i = 0; i < c; i++) {
       for (let o = 0; o < c; o++) wqkv[i * 3 * c + j * c + o] = weight[i * c + o] * s;
     }
     for (let o = 0; o < c; o++) bqkv[j * c + o] = bias[o] * s;
   });
-  const qkv = g.op("Add", [
-    g.op("MatMul", [tokens, g.floats(`${prefix}.to_qkv.weight`, [c, 3 * c], wqkv)]),
-    g.floats(`${prefix}.to_qkv.bias`, [3 * c], bqkv),
-  ]);
-  return g.node("Split", [qkv], { axis: 2 }, 3);
+  const qkv = b.add(
+    b.matmul(tokens, b.floats(`${prefix}.to_qkv.weight`, [c, 3 * c], wqkv)),
+    b.floats(`${prefix}.to_qkv.bias`, [3 * c], bqkv),
+  );
+  return b.node("Split", [qkv], { axis: 2 }, 3);
 }
 
 /** A spatial self-attention block (diffusers' `Attention` with a group norm and a residual). */
@@ -318,31 +346,25 @@ export function lowerAttention(
   const { prefix, channels: c, heads, groups, rescale } = op;
   const d = c / heads;
   const normed = groupNorm(L, x, `${prefix}.group_norm`, groups);
-  const tokens = g.op("Transpose", [g.op("Reshape", [normed, g.ints([0, c, x.h * x.w])])], {
-    perm: [0, 2, 1],
-  });
+  const tokens = g.transpose(g.reshape(normed, [0, c, x.h * x.w]), [0, 2, 1]);
   const [q, k, v] = projectQkv(L, prefix, tokens, c, d);
   let attended: string;
   if (heads === 1) {
-    const scores = g.op("MatMul", [q, g.op("Transpose", [k], { perm: [0, 2, 1] })]);
-    attended = g.op("MatMul", [g.op("Softmax", [scores], { axis: -1 }), v]);
+    const scores = g.matmul(q, g.transpose(k, [0, 2, 1]));
+    attended = g.matmul(g.softmax(scores), v);
   } else {
-    const split = (t: string, perm: number[]) =>
-      g.op("Transpose", [g.op("Reshape", [t, g.ints([0, 0, heads, d])])], { perm });
-    const scores = g.op("MatMul", [split(q, [0, 2, 1, 3]), split(k, [0, 2, 3, 1])]);
-    const o = g.op("MatMul", [g.op("Softmax", [scores], { axis: -1 }), split(v, [0, 2, 1, 3])]);
-    attended = g.op("Reshape", [g.op("Transpose", [o], { perm: [0, 2, 1, 3] }), g.ints([0, 0, c])]);
+    const split = (t: string, perm: number[]) => g.transpose(g.reshape(t, [0, 0, heads, d]), perm);
+    const scores = g.matmul(split(q, [0, 2, 1, 3]), split(k, [0, 2, 3, 1]));
+    const o = g.matmul(g.softmax(scores), split(v, [0, 2, 1, 3]));
+    attended = g.reshape(g.transpose(o, [0, 2, 1, 3]), [0, 0, c]);
   }
-  const projected = g.op("Add", [
-    g.op("MatMul", [attended, param(L, `${prefix}.to_out.0.weight`)]),
-    param(L, `${prefix}.to_out.0.bias`),
-  ]);
-  const spatial = g.op("Reshape", [
-    g.op("Transpose", [projected], { perm: [0, 2, 1] }),
-    g.ints([0, c, x.h, x.w]),
-  ]);
-  const sum = g.op("Add", [spatial, x.name]);
-  return withName(x, rescale === 1 ? sum : g.op("Div", [sum, g.fill(rescale, [])]));
+  const projected = g.add(
+    g.matmul(attended, L.param(`${prefix}.to_out.0.weight`)),
+    L.param(`${prefix}.to_out.0.bias`),
+  );
+  const spatial = g.reshape(g.transpose(projected, [0, 2, 1]), [0, c, x.h, x.w]);
+  const sum = g.add(spatial, x.name);
+  return withName(x, rescale === 1 ? sum : g.div(sum, g.scalar(rescale)));
 }
 
 /** A stride-2 3×3 convolution (diffusers' `Downsample2D`; padding 0 pads bottom/right by 1). */
@@ -368,21 +390,11 @@ export function lowerUpsample(
   op: Extract<PlanOp, { op: "upsample" }>,
   x: Activation,
 ): Activation {
-  const mode = oneD(L) || !L.fold ? "resize" : L.upsample ?? "subpixel";
-  const out = mode === "subpixel"
-    ? subpixelUpsample(L, x.name, op.prefix)
-    : resizeUpsample(L, x.name, op.prefix);
+  const fold = oneD(L) ? undefined : L.fold;
+  const out = fold && (fold.upsample ?? "subpixel") === "subpixel"
+    ? subpixelUpsample(L, fold, x.name, op.prefix)
+    : conv(L, L.g.upsampleNearest(x.name, [oneD(L) ? 1 : 2, 2], op.prefix), op.prefix, same(L, 3));
   return { name: out, c: x.c, h: oneD(L) ? 1 : x.h * 2, w: x.w * 2 };
-}
-
-function resizeUpsample(L: Lowering, input: string, prefix: string): string {
-  const { g } = L;
-  const wide = g.op("Resize", [
-    input,
-    "",
-    g.floats(`${prefix}:scales`, [4], new Float32Array([1, 1, oneD(L) ? 1 : 2, 2])),
-  ], { mode: "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: "floor" });
-  return conv(L, wide, prefix, same(L, 3));
 }
 
 /**
@@ -392,11 +404,11 @@ function resizeUpsample(L: Lowering, input: string, prefix: string): string {
  * input, and `DepthToSpace` (DCR) interleaves them: the same function with 2.25× fewer
  * multiply-adds.
  */
-function subpixelUpsample(L: Lowering, input: string, prefix: string): string {
-  const { g } = L;
-  const { dims, data } = L.weights.conv(`${prefix}.weight`);
+function subpixelUpsample(L: Lowering, F: Folding, input: string, prefix: string): string {
+  const { g } = F;
+  const { dims, data } = F.weights.conv(`${prefix}.weight`);
   const [o, i] = dims;
-  const bias = param(L, `${prefix}.bias`);
+  const bias = L.param(`${prefix}.bias`);
   // Row (or column) taps of phase a: which kernel rows sum into each of the 2 input rows.
   const taps = [[[0], [1, 2]], [[0, 1], [2]]];
   const phases: string[] = [];
@@ -418,14 +430,11 @@ function subpixelUpsample(L: Lowering, input: string, prefix: string): string {
         }
       }
       const kernel = g.floats(`${prefix}.weight:phase${a}${b}`, [o, i, 2, 2], k);
-      phases.push(g.op("Conv", [input, kernel, bias], {
-        kernel_shape: [2, 2],
-        pads: [a === 0 ? 1 : 0, b === 0 ? 1 : 0, a === 0 ? 0 : 1, b === 0 ? 0 : 1],
-        strides: [1, 1],
-      }));
+      const pads = [a === 0 ? 1 : 0, b === 0 ? 1 : 0, a === 0 ? 0 : 1, b === 0 ? 0 : 1];
+      phases.push(g.conv(input, kernel, bias, pads, [1, 1]));
     }
   }
-  return g.op("DepthToSpace", [g.op("Concat", phases, { axis: 1 })], { blocksize: 2, mode: "DCR" });
+  return g.op("DepthToSpace", [g.concat(phases, 1)], { blocksize: 2, mode: "DCR" });
 }
 
 /** `conv_out` after `conv_norm_out` and SiLU: the noise prediction. */
@@ -434,7 +443,7 @@ export function lowerConvOut(
   op: Extract<PlanOp, { op: "conv_out" }>,
   x: Activation,
 ): Activation {
-  const v = silu(L.g, groupNorm(L, x, "conv_norm_out", L.cfg.groups));
+  const v = L.g.silu(groupNorm(L, x, "conv_norm_out", L.cfg.groups));
   return withName(x, conv(L, v, "conv_out", same(L, 3)), op.cout);
 }
 
@@ -442,10 +451,10 @@ export function lowerConvOut(
  * Writes `x` as graph output `name` in NHWC (signals NWC) and declares it; returns the
  * per-sample output shape (`[H, W, C]` or `[W, C]`).
  */
-export function lowerOutput(L: Lowering, x: Activation, name: string): number[] {
+export function lowerOutput(L: Lowering<GraphBuilder>, x: Activation, name: string): number[] {
   const { g } = L;
   if (oneD(L)) {
-    const flat = g.op("Reshape", [x.name, g.ints([0, x.c, x.w])]);
+    const flat = g.reshape(x.name, [0, x.c, x.w]);
     g.node("Transpose", [flat], { perm: [0, 2, 1] }, [name]);
   } else g.node("Transpose", [x.name], { perm: [0, 2, 3, 1] }, [name]);
   const shape = oneD(L) ? [x.w, x.c] : [x.h, x.w, x.c];

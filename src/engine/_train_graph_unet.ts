@@ -1,16 +1,16 @@
 /**
- * The diffusion training step of a UNet as one ONNX graph, from the same plan
- * (`src/models/unet_plan.ts`) the extraction graph and `UNet.forward` follow: the forward pass
- * in training mode (dropout as a multiplication by mask inputs), the eps-prediction MSE loss,
+ * The diffusion training step of a UNet as one ONNX graph: the forward pass is the extraction
+ * graph's lowering of the plan (`lowerPlan` of `_lower_unet.ts`, unfolded, into a `TrainGraph`)
+ * in training mode (dropout as a multiplication by mask inputs), then the eps-prediction MSE loss,
  * the backward pass derived by `_autodiff.ts`, and optionally clipping to a global norm and the
  * AdamW update. Internal to `src/engine/`.
  *
- * Weights are one flat graph input `params` (in plan order), sliced to the TensorFlow.js layout the backbone holds (convolutions
- * `[kh, kw, in, out]`, linears `[in, out]`), so gradients come out in that layout too; inside,
- * the graph is NCHW (signals `[N, C, 1, W]`). Inputs: `xt` and `noise` (`[N, H, W, C]`, or
- * `[N, W, C]`), `temb` (`[N, ch0]`, the sinusoidal embedding, no gradient), and one dropout
- * multiplier `dropout.<k>` per resnet (`[N, C, H, W]`, values 0 or 1/(1 − p)) when the model
- * has dropout.
+ * Weights are one flat graph input `params` (in plan order), sliced to the TensorFlow.js layout
+ * the backbone holds (convolutions `[kh, kw, in, out]`, transposed to OIHW in the graph; linears
+ * `[in, out]`), so gradients come out in that layout too; inside, the graph is NCHW (signals
+ * `[N, C, 1, W]`). Inputs: `xt` and `noise` (`[N, H, W, C]`, or `[N, W, C]`), `temb`
+ * (`[N, ch0]`, the sinusoidal embedding, no gradient), and one dropout multiplier
+ * `dropout.<k>` per resnet (`[N, C, H, W]`, values 0 or 1/(1 − p)) when the model has dropout.
  *
  * @example
  * ```ts
@@ -30,10 +30,10 @@
  *
  * @module
  */
-import type { ResolvedConfig } from "../models/config.ts";
-import type { PlanOp } from "../models/unet_plan.ts";
 import type { LowerableBackbone } from "./onnx_graph.ts";
 import { TrainGraph } from "./_autodiff.ts";
+import type { ResolvedConfig } from "../models/config.ts";
+import { type Activation, type Lowering, lowerPlan, toNCHW } from "./_lower_unet.ts";
 import {
   type AdamWHyper,
   appendAdamW,
@@ -109,14 +109,16 @@ export function buildUNetTrainGraph(
     if (!v) throw new RangeError(`Missing weight "${key}": the backbone is incomplete`);
     return v;
   };
-  const layers = unetLayers(g, cfg, batch, get);
 
-  // 2. The forward pass in training mode.
+  // 2. The forward pass along the plan (the extraction graph's lowering, unfolded).
   const dropout: { name: string; shape: number[] }[] = [];
-  const out = unetForward(unet, layers, xtIn, tembIn, options.dropout ?? cfg.dropout, dropout);
+  const L = trainLowering(g, cfg, get, options.dropout ?? cfg.dropout, dropout);
+  const size = cfg.dims === 1 ? [wd] : [h, wd];
+  const out = lowerPlan(L, unet.plan.ops, { xt: xtIn, temb: tembIn, size }, () => false);
+  if (!out) throw new Error("The UNet plan has no conv_out");
 
   // 3. The eps-prediction MSE loss.
-  const d = g.sub(out, layers.toNCHW(noiseIn));
+  const d = g.sub(out.name, toNCHW(L, noiseIn, size).name);
   const loss = g.reduceMean(g.mul(d, d), [0, 1, 2, 3], false);
 
   // 4. The backward pass, then gradients out, accumulated, or applied by AdamW.
@@ -142,188 +144,30 @@ export function buildUNetTrainGraph(
   };
 }
 
-/** The layers of the forward pass, as graph nodes reading the weights through `get`. */
-interface UNetLayers {
-  g: TrainGraph;
-  cfg: ResolvedConfig;
-  batch: number;
-  /** `[N, H, W, C]` (or `[N, W, C]`) data to the graph's NCHW (`[N, C, 1, W]`). */
-  toNCHW(v: string): string;
-  /** `x · W + b`. */
-  linear(x: string, prefix: string): string;
-  /** A convolution with the TensorFlow.js-layout kernel `<prefix>.weight`. */
-  conv(x: string, prefix: string, pads: number[], stride?: number): string;
-  /** "Same" padding of a `k`-wide kernel. */
-  same(k: number): number[];
-  /** GroupNorm with the affine `<prefix>.weight`, `<prefix>.bias`. */
-  groupNorm(x: string, prefix: string, groups: number): string;
-}
-
-/** Builds the {@linkcode UNetLayers} of `cfg` on `g`. */
-function unetLayers(
+/**
+ * The lowering of the training forward pass on `g`: weights are the slices `get` returns
+ * (kernels transposed to OIHW), and with `rate` > 0 each resnet's hidden value is multiplied by
+ * a mask input `dropout.<k>`, recorded in `dropout`.
+ */
+function trainLowering(
   g: TrainGraph,
   cfg: ResolvedConfig,
-  batch: number,
   get: (key: string) => string,
-): UNetLayers {
-  const oneD = cfg.dims === 1;
-  const cin = cfg.inChannels;
-  const wd = cfg.sampleSize[1];
-  const toNCHW = (v: string): string =>
-    oneD ? g.reshape(g.transpose(v, [0, 2, 1]), [batch, cin, 1, wd]) : g.transpose(v, [0, 3, 1, 2]);
-  const linear = (x: string, prefix: string): string =>
-    g.add(g.matmul(x, get(`${prefix}.weight`)), get(`${prefix}.bias`));
-  const conv = (x: string, prefix: string, pads: number[], stride = 1): string => {
-    const [kh, kw, ci, co] = g.shape(get(`${prefix}.weight`));
-    const kernel = g.transpose(get(`${prefix}.weight`), [3, 2, 0, 1]);
-    const [n, , hi, wi] = g.shape(x);
-    const strides = [kh === 1 ? 1 : stride, stride];
-    const ho = Math.floor((hi + pads[0] + pads[2] - kh) / strides[0]) + 1;
-    const wo = Math.floor((wi + pads[1] + pads[3] - kw) / strides[1]) + 1;
-    if (g.shape(x)[1] !== ci) throw new RangeError(`${prefix}: ${g.shape(x)[1]} ≠ ${ci} channels`);
-    return g.op("Conv", [x, kernel, get(`${prefix}.bias`)], [n, co, ho, wo], {
-      kernel_shape: [kh, kw],
-      pads,
-      strides,
-    });
-  };
-  const same = (
-    k: number,
-  ): number[] => (k === 1 ? [0, 0, 0, 0] : oneD ? [0, 1, 0, 1] : [1, 1, 1, 1]);
-  /** GroupNorm: LayerNormalization over `[N, G, C/G · H · W]`, then the per-channel affine. */
-  const groupNorm = (x: string, prefix: string, groups: number): string => {
-    const [n, c, hh, ww] = g.shape(x);
-    const m = (c / groups) * hh * ww;
-    const ones = g.constant(`const:ones:${m}`, [m], new Float32Array(m).fill(1));
-    const zeros = g.constant(`const:zeros:${m}`, [m], new Float32Array(m));
-    const normed = g.reshape(
-      g.layerNorm(g.reshape(x, [n, groups, m]), ones, zeros, cfg.eps),
-      [n, c, hh, ww],
-    );
-    const gamma = g.reshape(get(`${prefix}.weight`), [c, 1, 1]);
-    const beta = g.reshape(get(`${prefix}.bias`), [c, 1, 1]);
-    return g.add(g.mul(normed, gamma), beta);
-  };
-  return { g, cfg, batch, toNCHW, linear, conv, same, groupNorm };
-}
-
-/**
- * The forward pass along `unet`'s plan, from the data input `xtIn` and the sinusoidal
- * embedding `tembIn` to the `conv_out` output (NCHW); dropout mask inputs (rate > 0) are
- * declared in resnet order and recorded in `dropout`.
- */
-function unetForward(
-  unet: LowerableBackbone,
-  L: UNetLayers,
-  xtIn: string,
-  tembIn: string,
   rate: number,
   dropout: { name: string; shape: number[] }[],
-): string {
-  const { g, cfg, same } = L;
-  const oneD = cfg.dims === 1;
-  let x = L.toNCHW(xtIn);
-  if (cfg.centerInput) x = g.sub(g.mul(x, g.scalar(2)), g.scalar(1));
-  let temb = L.linear(tembIn, "time_embedding.linear_1");
-  temb = L.linear(g.silu(temb), "time_embedding.linear_2");
-  const tembAct = g.silu(temb);
-  const skips: string[] = [];
-  let out: string | undefined;
-  for (const op of unet.plan.ops) {
-    switch (op.op) {
-      case "conv_in":
-        x = L.conv(x, "conv_in", same(3));
-        break;
-      case "resnet":
-        if (op.popSkip) x = g.concat([x, skips.pop()!], 1);
-        x = resnet(L, x, op, tembAct, rate, dropout);
-        break;
-      case "attention":
-        x = attention(L, x, op);
-        break;
-      case "downsample": {
-        const pads = cfg.downsamplePadding === 0
-          ? [0, 0, oneD ? 0 : 1, 1]
-          : oneD
-          ? [0, 1, 0, 1]
-          : [1, 1, 1, 1];
-        x = L.conv(x, op.prefix, pads, 2);
-        break;
-      }
-      case "upsample": {
-        const [n, c, h, wd] = g.shape(x);
-        const hf = oneD ? 1 : 2;
-        const wide = g.expand(g.reshape(x, [n, c, h, 1, wd, 1]), [n, c, h, hf, wd, 2]);
-        x = L.conv(g.reshape(wide, [n, c, h * hf, wd * 2]), op.prefix, same(3));
-        break;
-      }
-      case "emit":
-        if (op.pushSkip) skips.push(x);
-        break;
-      case "conv_out":
-        out = L.conv(g.silu(L.groupNorm(x, "conv_norm_out", cfg.groups)), "conv_out", same(3));
-        break;
-    }
-  }
-  if (!out) throw new Error("The UNet plan has no conv_out");
-  return out;
-}
-
-/** A resnet block (the skip already concatenated), with its dropout mask when `rate` > 0. */
-function resnet(
-  L: UNetLayers,
-  x: string,
-  op: Extract<PlanOp, { op: "resnet" }>,
-  tembAct: string,
-  rate: number,
-  dropout: { name: string; shape: number[] }[],
-): string {
-  const { g, cfg, same } = L;
-  const p = op.prefix;
-  let v = L.conv(g.silu(L.groupNorm(x, `${p}.norm1`, cfg.groups)), `${p}.conv1`, same(3));
-  const proj = L.linear(tembAct, `${p}.time_emb_proj`);
-  v = g.add(v, g.reshape(proj, [L.batch, op.cout, 1, 1]));
-  v = g.silu(L.groupNorm(v, `${p}.norm2`, cfg.groups));
-  if (rate > 0) {
-    const mask = g.input(`dropout.${dropout.length}`, g.shape(v));
-    dropout.push({ name: mask, shape: g.shape(v) });
-    v = g.mul(v, mask);
-  }
-  v = L.conv(v, `${p}.conv2`, same(3));
-  const skip = op.cin !== op.cout ? L.conv(x, `${p}.conv_shortcut`, same(1)) : x;
-  const sum = g.add(skip, v);
-  return op.scale !== 1 ? g.div(sum, g.scalar(op.scale)) : sum;
-}
-
-/** A spatial self-attention block over the `H · W` positions of `input`. */
-function attention(
-  L: UNetLayers,
-  input: string,
-  op: Extract<PlanOp, { op: "attention" }>,
-): string {
-  const { g, batch } = L;
-  const { prefix, channels: c, heads, groups, rescale } = op;
-  const [, , h, wd] = g.shape(input);
-  const length = h * wd;
-  const hd = c / heads;
-  const tokens = g.transpose(
-    g.reshape(L.groupNorm(input, `${prefix}.group_norm`, groups), [batch, c, length]),
-    [0, 2, 1],
-  );
-  const split = (t: string, perm: number[]) =>
-    g.transpose(g.reshape(t, [batch, length, heads, hd]), perm);
-  const q = split(L.linear(tokens, `${prefix}.to_q`), [0, 2, 1, 3]);
-  const k = split(L.linear(tokens, `${prefix}.to_k`), [0, 2, 3, 1]);
-  const v = split(L.linear(tokens, `${prefix}.to_v`), [0, 2, 1, 3]);
-  const scores = g.mul(g.matmul(q, k), g.scalar(1 / Math.sqrt(hd)));
-  const attended = g.reshape(
-    g.transpose(g.matmul(g.softmax(scores), v), [0, 2, 1, 3]),
-    [batch, length, c],
-  );
-  const projected = L.linear(attended, `${prefix}.to_out.0`);
-  const spatial = g.reshape(g.transpose(projected, [0, 2, 1]), [batch, c, h, wd]);
-  const sum = g.add(spatial, input);
-  return rescale === 1 ? sum : g.div(sum, g.scalar(rescale));
+): Lowering {
+  const mask = (v: Activation): string => {
+    const name = g.input(`dropout.${dropout.length}`, g.shape(v.name));
+    dropout.push({ name, shape: g.shape(name) });
+    return g.mul(v.name, name);
+  };
+  return {
+    g,
+    cfg,
+    param: get,
+    kernel: (key) => g.transpose(get(key), [3, 2, 0, 1]),
+    dropout: rate > 0 ? mask : undefined,
+  };
 }
 
 /** Clipping, AdamW and the optional EMA after the gradient `grad` of the flat `params`. */

@@ -38,7 +38,7 @@ import { timestepEmbedding } from "../nn/timestep_embedding.ts";
 import { show } from "../base/validate.ts";
 import { GraphBuilder } from "./_graph_builder.ts";
 import {
-  type Lowering,
+  builderLowering,
   lowerOutput,
   lowerPlan,
   onnxWeights,
@@ -189,13 +189,10 @@ export function buildOnnxGraph(backbone: Backbone, options: OnnxGraphOptions): O
   const last = withEps ? Infinity : Math.max(...wanted.keys());
   const size = graphSize(cfg, options.size);
   const g = new GraphBuilder();
-  const L: Lowering = {
-    g,
-    cfg,
-    weights: onnxWeights(unet.weights),
+  const L = builderLowering(g, cfg, onnxWeights(unet.weights), {
     fold: true,
     upsample: options.upsample,
-  };
+  });
   const xt = g.input("xt", ["N", ...size, cfg.inChannels]);
   const temb = g.input("temb", ["N", cfg.channels[0]]);
   const outputs: OnnxGraphOutput[] = [];

@@ -69,13 +69,19 @@ function readFailed(path: string, error: unknown, listedIn?: string): Safetensor
 interface Folder {
   /** The folder as given (used to build the paths named in errors). */
   path: string;
-  /** Its real path (symbolic links resolved). */
+  /** The real path (symbolic links resolved) of the folder links may lead into. */
   real: string;
   /** Whether files may resolve outside it. */
   allowExternalLinks: boolean;
+  /** What the folder is, for messages. */
+  what: string;
 }
 
-async function openFolder(path: string, allowExternalLinks: boolean): Promise<Folder> {
+async function openFolder(
+  path: string,
+  allowExternalLinks: boolean,
+  linkRoot?: string,
+): Promise<Folder> {
   let real: string;
   try {
     real = await Deno.realPath(path);
@@ -86,7 +92,51 @@ async function openFolder(path: string, allowExternalLinks: boolean): Promise<Fo
     if (error instanceof SafetensorsError) throw error;
     throw readFailed(path, error);
   }
-  return { path, real, allowExternalLinks };
+  if (linkRoot !== undefined) {
+    const root = await Deno.realPath(linkRoot).catch((error) => {
+      throw readFailed(linkRoot, error);
+    });
+    if (!isInside(root, real) && root !== real) {
+      throw new SafetensorsError(
+        "path-escape",
+        path,
+        `it is not inside ${JSON.stringify(linkRoot)}`,
+      );
+    }
+    real = root;
+  }
+  const what = linkRoot === undefined ? "model folder" : "repository's cache folder";
+  return { path: linkRoot ?? path, real, allowExternalLinks, what };
+}
+
+/** Whether the real path `real` lies strictly inside the real folder `root`. */
+function isInside(root: string, real: string): boolean {
+  const rel = relative(root, real);
+  return rel !== "" && rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel);
+}
+
+/**
+ * Checks that `path` (after symbolic links) stays inside `root`, as the weight files of
+ * {@linkcode readCheckpointTensors} must; a missing file passes (reading it will say so).
+ *
+ * @param path The file.
+ * @param root The folder it must stay in.
+ * @throws {SafetensorsError} `"path-escape"` when it resolves outside `root`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkLinkInside } from "./checkpoint_files.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/config.json`, "{}");
+ * await checkLinkInside(`${dir}/config.json`, dir);
+ * await assert.rejects(checkLinkInside("/etc/hostname", dir), /leads outside/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function checkLinkInside(path: string, root: string): Promise<void> {
+  await resolveInside(await openFolder(root, false), path);
 }
 
 /**
@@ -103,14 +153,14 @@ async function resolveInside(folder: Folder, path: string, listedIn?: string): P
     if (error instanceof Deno.errors.NotFound) return false;
     throw readFailed(path, error, listedIn);
   }
-  const rel = relative(folder.real, real);
-  const inside = rel !== "" && rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel);
-  if (!inside && !folder.allowExternalLinks) {
+  if (!isInside(folder.real, real) && !folder.allowExternalLinks) {
     throw new SafetensorsError(
       "path-escape",
       path,
-      `it is a symbolic link (or inside a linked sub-folder) that leads outside the model ` +
-        `folder ${JSON.stringify(folder.path)}; pass allowExternalLinks to follow such links`,
+      `it is a symbolic link (or inside a linked sub-folder) that leads outside the ` +
+        `${folder.what} ${
+          JSON.stringify(folder.path)
+        }; pass allowExternalLinks to follow such links`,
     );
   }
   return true;
@@ -201,6 +251,35 @@ function parseIndex(
   return { shards, shardOf };
 }
 
+/**
+ * The shard file names a `*.safetensors.index.json` lists (each once, sorted), after checking
+ * that every one is a relative path inside the folder.
+ *
+ * @param bytes The index file's bytes.
+ * @param indexPath The index's path or label, for errors.
+ * @returns The shard names as the index spells them.
+ * @throws {SafetensorsError} `"invalid-index"` for a malformed index, `"path-escape"` for a
+ * shard name that would leave the folder.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { indexShards } from "./checkpoint_files.ts";
+ *
+ * const index = JSON.stringify({ weight_map: { a: "m-2.safetensors", b: "m-1.safetensors", c: "m-2.safetensors" } });
+ * assert.deepEqual(indexShards(new TextEncoder().encode(index), "m.index.json"),
+ *   ["m-1.safetensors", "m-2.safetensors"]);
+ * assert.throws(
+ *   () => indexShards(new TextEncoder().encode('{"weight_map":{"a":"../x"}}'), "i.json"),
+ *   /has a "\.\." segment/,
+ * );
+ * ```
+ */
+export function indexShards(bytes: Uint8Array, indexPath: string): string[] {
+  const { shards } = parseIndex(bytes, indexPath);
+  return [...shards.keys()].sort().map((key) => shards.get(key)!.name);
+}
+
 /** Options of {@linkcode readCheckpointTensors}. */
 export interface ReadCheckpointOptions {
   /**
@@ -221,6 +300,12 @@ export interface ReadCheckpointOptions {
    * files to `../../blobs/`). Default false: such links fail with code `"path-escape"`.
    */
   allowExternalLinks?: boolean;
+  /**
+   * A folder containing the model folder inside which links may lead (the repository folder
+   * `…/models--org--name` of a Hugging Face cache snapshot, whose files link into its
+   * `blobs/`); links leaving it are still refused. Default: the model folder itself.
+   */
+  linkRoot?: string;
 }
 
 /**
@@ -299,7 +384,7 @@ export async function* readCheckpointTensors(
   const maxDataBytes = options.maxDataBytes === undefined
     ? undefined
     : nonNegativeInteger(options.maxDataBytes, "maxDataBytes");
-  const root = await openFolder(folder, options.allowExternalLinks ?? false);
+  const root = await openFolder(folder, options.allowExternalLinks ?? false, options.linkRoot);
 
   const singlePath = join(folder, `${base}.safetensors`);
   if (await resolveInside(root, singlePath)) {

@@ -48,7 +48,9 @@ import { type UNetPlan, unetPlan } from "./unet_plan.ts";
 import { type Backbone, toTfLayout, toTorchLayout, UNet } from "./unet.ts";
 import { noiseSchedule, type ScheduleOptions } from "./schedule.ts";
 import { readRegularFile } from "../io/bounded_read.ts";
-import { readCheckpointTensors } from "../io/checkpoint_files.ts";
+import { checkLinkInside, readCheckpointTensors } from "../io/checkpoint_files.ts";
+import { isRepoId, repoFolderOfSnapshot } from "../io/hub_cache.ts";
+import { type HubModelOptions, resolveHubModel } from "../io/hub_model.ts";
 import { parseJsonBytes } from "../io/parse_json.ts";
 import { serializeSafetensors, toFloat32 } from "../io/safetensors.ts";
 import type { SafetensorsEntry, TensorToWrite } from "../io/safetensors.ts";
@@ -167,8 +169,11 @@ export function createBackbone(
   return new UNet(resolved, plan, weights);
 }
 
-/** Options of {@linkcode loadBackbone}. */
-export interface LoadBackboneOptions {
+/**
+ * Options of {@linkcode loadBackbone}. The hub options (`revision`, `subfolder`, `cacheDir`,
+ * `offline`, `token`, `endpoint`, `onProgress`) apply when the source is a hub id.
+ */
+export interface LoadBackboneOptions extends Omit<HubModelOptions, "maxBytes"> {
   /** Overrides the noise schedule (diffusers keeps it in the scheduler, not the UNet config). */
   schedule?: ScheduleOptions;
   /** Base name of the weight files (default `"diffusion_pytorch_model"`). */
@@ -179,9 +184,11 @@ export interface LoadBackboneOptions {
    */
   maxParameterBytes?: number;
   /**
-   * Follow symbolic links that lead outside the model folder (a Hugging Face cache snapshot
-   * links its files into `../../blobs/`). Default false: such links are refused, since Deno's
-   * read permission applies to the link's path, not to its target.
+   * Follow symbolic links that lead outside the model folder. Default false: such links are
+   * refused, since Deno's read permission applies to the link's path, not to its target. A
+   * Hugging Face cache snapshot (`…/models--org--name/snapshots/<commit>`) needs no flag: its
+   * links into that repository's `blobs/` are allowed, links leaving the repository's cache
+   * folder are not.
    */
   allowExternalLinks?: boolean;
 }
@@ -199,6 +206,44 @@ function currentKeyName(name: string): string {
     /(\.attentions\.\d+\.)(query|key|value|proj_attn)\./,
     (_, head: string, legacy: string) => `${head}${LEGACY_ATTENTION[legacy]}.`,
   );
+}
+
+/** Whether `path` exists (false too when `--allow-read` does not cover it). */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable) {
+      return false;
+    }
+    throw error;
+  }
+}
+
+/**
+ * The model folder a `loadBackbone` source names, and the folder its links may lead into
+ * when it is a Hugging Face cache snapshot: an existing path is a folder; an `org/name` that
+ * is not one is resolved through the hub cache (downloading what is missing).
+ */
+async function locate(
+  source: string | URL,
+  options: LoadBackboneOptions,
+): Promise<{ folder: string; linkRoot?: string }> {
+  const path = folderOf(source);
+  if (typeof source === "string" && isRepoId(source) && !(await exists(path))) {
+    const limit = options.maxParameterBytes === undefined
+      ? DEFAULT_MAX_PARAMETER_BYTES
+      : nonNegativeInteger(options.maxParameterBytes, "maxParameterBytes");
+    const model = await resolveHubModel(source, {
+      ...options,
+      maxBytes: 2 * limit + 2 ** 28, // every weight as F64, plus room for headers
+    });
+    return { folder: model.folder, linkRoot: model.repoFolder };
+  }
+  const real = await Deno.realPath(path).catch(() => undefined);
+  const repoFolder = real === undefined ? undefined : repoFolderOfSnapshot(real);
+  return { folder: path, linkRoot: repoFolder };
 }
 
 /** The folder a `loadBackbone` source names. */
@@ -296,12 +341,14 @@ async function readWeights(
   parameters: number,
   className: string,
   options: LoadBackboneOptions,
+  linkRoot: string | undefined,
 ): Promise<Map<string, tf.Tensor>> {
   const weights = new Map<string, tf.Tensor>();
   const declared = new Set<string>();
   const tensors = readCheckpointTensors(folder, options.weightsName, {
     maxDataBytes: 8 * parameters, // every weight once, in the widest dtype (F64/I64)
     allowExternalLinks: options.allowExternalLinks ?? false,
+    linkRoot,
     checkHeader: (file, header) => {
       for (const [name, { shape }] of header) {
         expectWeight(plan, declared, className, file, name, shape);
@@ -343,17 +390,35 @@ async function readWeights(
 
 /**
  * Loads a diffusers model folder (single-file or sharded safetensors; F32, F16, BF16 or any
- * other dtype whose values are finite in float32; current or legacy attention key names).
+ * other dtype whose values are finite in float32; current or legacy attention key names), or a
+ * model of the Hugging Face Hub by its id, like diffusers' `from_pretrained`.
  * The config is validated and the model's memory bounded before any weight is read; missing,
  * unexpected, mis-shaped or non-finite weights fail with an error naming the file and the key.
  *
- * @param source The model folder (a path or a `file:` URL).
- * @param options Schedule override, weight file stem, memory bound, links policy.
+ * A source that exists is a folder. Otherwise an `org/name` id is resolved through the
+ * Hugging Face cache Python's `huggingface_hub` shares (see `resolveHubModel`): what
+ * is cached loads without network, what is missing is downloaded (safetensors only) into the
+ * same layout. A cache snapshot (`…/models--org--name/snapshots/<commit>`), by id or as a
+ * folder, may link anywhere inside `models--org--name/` without `allowExternalLinks`.
+ *
+ * Permissions for a hub id: `--allow-read` for the cache (`$HOME/.cache/huggingface` by
+ * default); to download, `--allow-write` for it and
+ * `--allow-net=huggingface.co,cdn-lfs.hf.co,cdn-lfs-us-1.hf.co,cas-bridge.xethub.hf.co`;
+ * `--allow-env=HF_HOME,HF_HUB_CACHE,HF_ENDPOINT,HF_HUB_OFFLINE,HF_TOKEN,HF_TOKEN_PATH,XDG_CACHE_HOME,HOME`
+ * to honour those variables (one not granted is treated as unset, said once on stderr).
+ *
+ * @param source The model folder (a path or a `file:` URL), or a hub id such as
+ * `"google/ddpm-cifar10-32"`.
+ * @param options Schedule override, weight file stem, memory bound, links policy, and for a hub
+ * id: revision, subfolder, cache folder, offline mode, token, endpoint, progress callback.
  * @returns The backbone; dispose it when done.
  * @throws {TypeError | RangeError} For a bad `config.json` (naming the file, field and value),
  * a model above `maxParameterBytes`, or bad weights.
  * @throws {SafetensorsError} For weight files that are malformed, not regular files, or
  * symbolic links leading outside the folder.
+ * @throws {HubError} When a hub id cannot be resolved (not cached and offline or without
+ * `--allow-net`, a wrong id or revision, a gated repository, `.bin`-only weights, a failed
+ * download; its `code` says which).
  *
  * @example
  * ```ts
@@ -374,8 +439,9 @@ export async function loadBackbone(
   source: string | URL,
   options: LoadBackboneOptions = {},
 ): Promise<Backbone> {
-  const folder = folderOf(source);
+  const { folder, linkRoot } = await locate(source, options);
   const configPath = join(folder, "config.json");
+  if (linkRoot !== undefined) await checkLinkInside(configPath, linkRoot);
   const config = await readConfigFile(configPath);
   const resolved = resolveConfig(config, configPath);
   if (options.schedule) {
@@ -395,7 +461,7 @@ export async function loadBackbone(
     JSON.stringify(configPath),
   );
   const className = config._class_name ?? "UNet2DModel";
-  const weights = await readWeights(folder, plan, parameters, className, options);
+  const weights = await readWeights(folder, plan, parameters, className, options, linkRoot);
   return new UNet(resolved, plan, weights);
 }
 
