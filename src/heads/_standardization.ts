@@ -87,6 +87,39 @@ export class Standardization {
     }
   }
 
+  /**
+   * The same statistics over all `n` rows of `values` (row-major, `n × size` features, already
+   * read out of TensorFlow.js), summed in float64 on JS arrays: no tensor ops, which on the wasm
+   * backend gather rows slowly. Throws like {@linkcode Standardization.fit}.
+   */
+  fitValues(values: Float32Array, n: number): void {
+    const size = this.#mean.size;
+    const sum = new Float64Array(size), squares = new Float64Array(size);
+    for (let r = 0; r < n; r++) {
+      const row = values.subarray(r * size, (r + 1) * size);
+      for (let j = 0; j < size; j++) sum[j] += row[j];
+    }
+    const mean = Float32Array.from(sum, (v) => v / n);
+    for (let r = 0; r < n; r++) {
+      const row = values.subarray(r * size, (r + 1) * size);
+      for (let j = 0; j < size; j++) {
+        const e = row[j] - mean[j];
+        squares[j] += e * e;
+      }
+    }
+    const std = Float32Array.from(squares, (v) => {
+      const s = Math.fround(Math.sqrt(v / n));
+      return s > MIN_STD ? s : 1;
+    });
+    const [m, s] = [tf.tensor1d(mean), tf.tensor1d(std)];
+    try {
+      this.#assertFinite(m, s);
+    } finally {
+      tf.dispose([m, s]);
+    }
+    this.set({ mean, std });
+  }
+
   /** Throws when a statistic is not finite (features too large for float32 sums). */
   #assertFinite(mean: tf.Tensor, std: tf.Tensor): void {
     const m = mean.dataSync(), s = std.dataSync();

@@ -259,12 +259,15 @@ export abstract class Head<T extends HeadTask = HeadTask> {
    * @param x Features `[N, ...inputShape]`.
    * @param y Regression targets.
    * @param standardize Whether to standardise features.
+   * @param values The values of `x`, when the caller has read them already: the statistics are
+   *   then summed on them (in float64) instead of with tensor ops.
    * @returns The sample count and the targets.
    */
   protected prepareClosedFormFit(
     x: tf.Tensor,
     y: HeadTargets,
     standardize: boolean,
+    values?: Float32Array,
   ): { n: number; targets: tf.Tensor2D } {
     this.#assertAlive();
     if (this.task !== "regression") {
@@ -274,7 +277,8 @@ export abstract class Head<T extends HeadTask = HeadTask> {
     if (n === 0) throw new RangeError("Cannot fit on 0 samples");
     const targets = prepareTargets(y, n, this.task, this.outputs) as { values: tf.Tensor2D };
     try {
-      if (standardize) this.#stats.fit(x, Int32Array.from({ length: n }, (_, i) => i));
+      if (standardize && values) this.#stats.fitValues(values, n);
+      else if (standardize) this.#stats.fit(x, Int32Array.from({ length: n }, (_, i) => i));
       else this.#stats.off();
     } catch (error) {
       targets.values.dispose();

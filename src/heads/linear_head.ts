@@ -13,7 +13,9 @@ import {
   type HeadTask,
 } from "./head_options.ts";
 import { readSavedHead } from "./head_file.ts";
-import { solveShiftedCholesky } from "./_ridge.ts";
+import { centredSystem, type RidgeSums, type RidgeSystem, solveShiftedCholesky } from "./_ridge.ts";
+import { chooseTrainEngine, type TrainEngine } from "../engine/train_engine.ts";
+import { createOnnxGram } from "../engine/onnx_gram.ts";
 import { dense, initLinearUniform } from "./_layers.ts";
 import { Random } from "../base/random.ts";
 
@@ -31,6 +33,13 @@ export interface RidgeOptions {
   validationData?: { x: tf.Tensor; y: HeadTargets };
   /** Standardise features with the training statistics first (default true). */
   standardize?: boolean;
+  /**
+   * What computes the Gram matrix `Σzzᵀ` (the bulk of the work): `"onnx"` (onnxruntime-node's
+   * GEMM on all cores, the lower triangle only; needs `--allow-ffi`), `"tfjs"` (the current
+   * TensorFlow.js backend), or `"auto"` (default: onnx when onnxruntime-node loads, else tfjs,
+   * said once on stderr), as for `fit`. Both accumulate float32 chunk products in float64.
+   */
+  engine?: TrainEngine;
 }
 
 /** What {@linkcode LinearHead.fitRidge} returns. */
@@ -39,14 +48,6 @@ export interface RidgeResult {
   penalty: number;
   /** Every penalty tried, with its validation MSE (null: not solvable, or no validation). */
   penalties: { penalty: number; validationMse: number | null }[];
-}
-
-/** The centred normal equations and the means they were centred by. */
-interface RidgeSystem {
-  a: Float64Array;
-  b: Float64Array;
-  mu: Float64Array;
-  yBar: Float64Array;
 }
 
 /** One penalty's solution and its validation MSE. */
@@ -123,8 +124,9 @@ export class LinearHead<T extends HeadTask = "classification"> extends Head<T> {
    * Fits a regression head in closed form by ridge regression — the exact minimiser of
    * `mean((y − x·W − b)²) + penalty·‖W‖²` on the (by default standardised) features — instead of
    * training it with AdamW. With several penalties, the one with the lowest validation MSE wins.
-   * The Gram matrix is accumulated in float64 from float32 chunk products and factorised by
-   * Cholesky in float64, so it suits up to a few thousand features.
+   * The Gram matrix is accumulated in float64 from float32 chunk products (on onnxruntime or
+   * TensorFlow.js, see `engine`) and factorised by Cholesky in float64 once per penalty, so it
+   * suits up to a few thousand features.
    *
    * @example
    * ```ts
@@ -172,11 +174,22 @@ export class LinearHead<T extends HeadTask = "classification"> extends Head<T> {
         `fitRidge solves a ${d}×${d} system; use at most 8192 features (pool the features) or fit`,
       );
     }
+    const { engine } = await chooseTrainEngine(options.engine ?? "auto");
     return await this.transaction(async () => {
-      const { n, targets } = this.prepareClosedFormFit(x, y, options.standardize ?? true);
+      // The onnx engine reads the features out of TensorFlow.js once, whole (slicing a tensor on
+      // the wasm backend copies all of it), for the statistics and the Gram matrix.
+      const raw = engine === "onnx" ? await x.data() : undefined; // read only
+      const values = raw === undefined || raw instanceof Float32Array
+        ? raw
+        : Float32Array.from(raw);
+      const standardize = options.standardize ?? true;
+      const { n, targets } = this.prepareClosedFormFit(x, y, standardize, values);
       const owned: tf.Tensor[] = [targets];
       try {
-        const system = await this.#centredSystem(x, targets, n);
+        const sums = values
+          ? await this.#onnxSums(values, targets, n)
+          : await this.#tfjsSums(x, targets, n);
+        const system = centredSystem(sums, n);
         const validation = options.validationData;
         let check: RidgeCheck | undefined;
         if (validation) {
@@ -199,19 +212,28 @@ export class LinearHead<T extends HeadTask = "classification"> extends Head<T> {
     });
   }
 
+  /** Rows per chunk: float32 products over at most this many rows are summed in float64. */
+  #chunkRows(n: number): number {
+    return Math.max(1, Math.min(n, Math.floor((1 << 22) / this.featureSize)));
+  }
+
   /**
-   * The centred normal equations of ridge regression, in float64 from float32 chunk products:
-   * `A = Σzzᵀ − n·μμᵀ`, `B = Σz·yᵀ − n·μ·ȳᵀ`, with the feature means μ and target means ȳ.
+   * The raw sums of ridge regression's normal equations on TensorFlow.js, in float64 from
+   * float32 chunk products: `Σzzᵀ`, `Σz·yᵀ`, `Σz`, `Σy` over the standardised rows z.
    */
-  async #centredSystem(x: tf.Tensor, targets: tf.Tensor2D, n: number): Promise<RidgeSystem> {
+  async #tfjsSums(x: tf.Tensor, targets: tf.Tensor2D, n: number): Promise<RidgeSums> {
     const d = this.featureSize, k = this.outputs;
-    const sz = new Float64Array(d), szz = new Float64Array(d * d);
-    const szy = new Float64Array(d * k), sy = new Float64Array(k);
-    const add = async (acc: Float64Array, tensor: tf.Tensor) => {
-      const v = await tensor.data();
-      for (let i = 0; i < acc.length; i++) acc[i] += v[i];
+    const acc: RidgeSums = {
+      zz: new Float64Array(d * d),
+      zy: new Float64Array(d * k),
+      z: new Float64Array(d),
+      y: new Float64Array(k),
     };
-    const chunk = Math.max(1, Math.min(n, Math.floor((1 << 22) / d)));
+    const add = async (sum: Float64Array, tensor: tf.Tensor) => {
+      const v = await tensor.data();
+      for (let i = 0; i < sum.length; i++) sum[i] += v[i];
+    };
+    const chunk = this.#chunkRows(n);
     for (let start = 0; start < n; start += chunk) {
       const size = Math.min(chunk, n - start);
       const sums = tf.tidy(() => {
@@ -219,19 +241,33 @@ export class LinearHead<T extends HeadTask = "classification"> extends Head<T> {
         const t = targets.slice([start], [size]);
         return [tf.matMul(z, z, true, false), tf.matMul(z, t, true, false), z.sum(0), t.sum(0)];
       });
-      await add(szz, sums[0]);
-      await add(szy, sums[1]);
-      await add(sz, sums[2]);
-      await add(sy, sums[3]);
+      await add(acc.zz, sums[0]);
+      await add(acc.zy, sums[1]);
+      await add(acc.z, sums[2]);
+      await add(acc.y, sums[3]);
       tf.dispose(sums);
     }
-    const mu = sz.map((v) => v / n), yBar = sy.map((v) => v / n);
-    const a = new Float64Array(d * d), b = new Float64Array(d * k);
-    for (let i = 0; i < d; i++) {
-      for (let j = 0; j < d; j++) a[i * d + j] = szz[i * d + j] - n * mu[i] * mu[j];
-      for (let c = 0; c < k; c++) b[i * k + c] = szy[i * k + c] - n * mu[i] * yBar[c];
+    return acc;
+  }
+
+  /**
+   * The same sums with onnxruntime's GEMM (the Gram matrix's lower triangle only), on the
+   * features' values `x` (standardised in the graph).
+   */
+  async #onnxSums(x: Float32Array, targets: tf.Tensor2D, n: number): Promise<RidgeSums> {
+    const d = this.featureSize, k = this.outputs;
+    const gram = await createOnnxGram(d, k, { standardization: this.standardization });
+    try {
+      const y = await targets.data() as Float32Array;
+      const chunk = this.#chunkRows(n);
+      for (let start = 0; start < n; start += chunk) {
+        const end = Math.min(n, start + chunk);
+        await gram.add(x.subarray(start * d, end * d), y.subarray(start * k, end * k), end - start);
+      }
+      return gram.sums();
+    } finally {
+      gram.dispose();
     }
-    return { a, b, mu, yBar };
   }
 
   /** Solves for every penalty; the best is the lowest validation MSE (or the only one). */

@@ -489,24 +489,43 @@ async function computeBatch(
   passes: Pass[],
 ): Promise<Map<PendingTap, Float32Array>> {
   const n = shape[0];
-  const sums = new Map(missing.map((p) => [
-    p,
-    new Float32Array(n * p.featureShape!.reduce((a, b) => a * b, 1)),
-  ]));
+  const sums = new Map<PendingTap, Float32Array>();
   for (const pass of passes) {
-    const members = pass.members.filter((m) => sums.has(m));
+    const members = pass.members.filter((m) => missing.includes(m));
     if (members.length === 0) continue;
     const xt = noisedBatch(backbone.schedule, x0, n, pass.t, pass.seed, start);
     const blocks = await pass.extractor!.extract(xt, shape, pass.t);
     for (const m of members) {
-      addPooled(sums.get(m)!, blocks.get(m.info.name)!, m.tap.pool, 1 / m.tap.ensemble);
+      const block = blocks.get(m.info.name)!;
+      let sum = sums.get(m);
+      // One draw of an unpooled tap is the block output itself (a fresh array per batch).
+      if (!sum && m.tap.pool === "none" && m.tap.ensemble === 1) {
+        sums.set(m, block.data);
+        continue;
+      }
+      if (!sum) sums.set(m, sum = new Float32Array(n * sizeOf(m.featureShape!)));
+      addPooled(sum, block, m.tap.pool, 1 / m.tap.ensemble);
     }
   }
   for (const [p, values] of sums) {
-    const bad = values.findIndex((v) => !Number.isFinite(v));
+    const bad = firstNonFinite(values);
     if (bad >= 0) throw notFinite(p.tap, x0, n, start, Math.floor(bad / (values.length / n)));
   }
   return sums;
+}
+
+/** The number of values of a shape. */
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The index of the first NaN or ±Infinity of `values`, or −1 (a plain loop: no callback). */
+function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    // v − v is 0 for finite v and NaN for NaN and ±Infinity.
+    if (values[i] - values[i] !== 0) return i;
+  }
+  return -1;
 }
 
 /** The error for non-finite features of batch sample `i`: blames the input or the weights. */

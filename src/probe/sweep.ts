@@ -30,6 +30,7 @@ import type { FeatureCache } from "./feature_cache.ts";
 import { type Pooling, tapBlock } from "./tap.ts";
 import { heatmapSvg } from "../report/heatmap.ts";
 import { writeFileAtomic } from "../base/atomic_write.ts";
+import type { TrainEngine } from "../engine/train_engine.ts";
 
 /**
  * What `sweep` needs of a head (LinearHead, MLPHead and AttentionHead all fit); `F` is the
@@ -52,6 +53,8 @@ export interface SweepRidgeOptions {
   penalties?: readonly number[];
   /** Standardise the features first (default true). */
   standardize?: boolean;
+  /** What computes the Gram matrix (see `RidgeOptions.engine`; default `"auto"`). */
+  engine?: TrainEngine;
 }
 
 /** Fit every head in closed form with `fitRidge` (regression `LinearHead`s). */
@@ -177,7 +180,11 @@ async function fitHead<F>(
       'Sweep option fit.method "ridge" needs heads with a fitRidge method (regression LinearHeads)',
     );
   }
-  await head.fitRidge(x, y, { penalties: fit.penalties, standardize: fit.standardize });
+  await head.fitRidge(x, y, {
+    penalties: fit.penalties,
+    standardize: fit.standardize,
+    engine: fit.engine,
+  });
 }
 
 /**
