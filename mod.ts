@@ -124,6 +124,12 @@ export {
   type SplitOptions,
   type TimeBoundary,
 } from "./src/data/split.ts";
+export {
+  deriveYearSplit,
+  type DeriveYearSplitOptions,
+  type YearSplit,
+  yearSplitBounds,
+} from "./src/data/split_years.ts";
 export { MinMaxScaler } from "./src/data/min_max_scaler.ts";
 export {
   type WindowArrayOptions,
@@ -134,6 +140,7 @@ export {
 export {
   NDBC_SENTINELS,
   type NdbcOptions,
+  ndbcStationId,
   parseNdbcStdmet,
   readNdbcStdmet,
 } from "./src/data/ndbc.ts";

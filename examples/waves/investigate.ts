@@ -32,7 +32,7 @@ import {
   useBackend,
 } from "../../mod.ts";
 import { errors } from "./baselines.ts";
-import { prepareWaves, toSignal, type WaveSplit } from "./prepare.ts";
+import { prepareWaves, toSignal, WaveDataError, type WaveSplit } from "./prepare.ts";
 import { checkReadable, checkWritable, fail, intFlag, intListFlag, parseCli } from "../_cli.ts";
 
 const args = parseCli({
@@ -52,6 +52,24 @@ const args = parseCli({
       value: "path",
       help: "NDBC files or CSVs",
       defaultText: "the committed 46035 series",
+    },
+    "train-until": {
+      type: "string",
+      value: "year",
+      help: "last training year",
+      defaultText: "2008 for the committed data, else derived (as `deno task waves`)",
+    },
+    "val-until": {
+      type: "string",
+      value: "year",
+      help: "last validation year",
+      defaultText: "2011 for the committed data, else derived",
+    },
+    "test-from": {
+      type: "string",
+      value: "year",
+      help: "first test year",
+      defaultText: "2014 for the committed data, else derived",
     },
     out: { type: "string", default: "out/waves-investigate", value: "dir", help: "output folder" },
     length: { type: "string", default: "128", value: "hours", help: "input hours L (as trained)" },
@@ -99,13 +117,20 @@ for (const path of args.backbone) {
   const bad = blockList.find((b) => b > last);
   if (bad !== undefined) fail(`--blocks must be in [1, ${last}] for ${path}, got "${bad}"`);
 }
+const yearFlag = (name: "train-until" | "val-until" | "test-from") =>
+  args[name] === undefined ? undefined : intFlag(name, args[name]!, 1900, 2200);
 const data = await prepareWaves({
   data: args.data,
   length: L,
   horizon: H,
   channels: list(args.channels),
   quick: args.quick,
-});
+  years: {
+    trainUntil: yearFlag("train-until"),
+    valUntil: yearFlag("val-until"),
+    testFrom: yearFlag("test-from"),
+  },
+}).catch((e) => e instanceof WaveDataError ? fail(e.message) : Promise.reject(e));
 const C = data.channels.length;
 const backend = await useBackend("auto");
 console.error(

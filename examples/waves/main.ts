@@ -1,13 +1,17 @@
 /**
  * The wave-height experiment: predict significant wave height (WVHT) `h` hours ahead from the
- * previous `L` hours at NDBC station 46035, with a linear probe on the features of a 1-D DDPM
- * pre-trained on the training windows, against persistence, ridge regression and a 3-layer MLP
- * on the raw window — all on the same chronological splits.
+ * previous `L` hours at an NDBC station (default: the committed 46035 series), with a linear
+ * probe on the features of a 1-D DDPM pre-trained on the training windows (and, with
+ * `--pretrain-data`, on other stations' series before the validation years), against
+ * persistence, ridge regression and a 3-layer MLP on the raw window — all on the same
+ * chronological splits by year.
  *
  * ```sh
- * deno task waves            # the committed 46035 data, ≤ 20 min on 2 CPU cores
- * deno task waves --quick    # a smoke test, ≤ 2 min
- * deno task waves --data path/to/ndbc-files-or.csv --out out/waves
+ * deno task waves            # the committed 46035 data, ≤ 10 min on 2 CPU cores
+ * deno task waves --quick    # a smoke test, about a minute
+ * deno task waves --data data/ndbc/44014 --out out/waves-44014   # split years derived
+ * deno task waves --pretrain-data data/ndbc/44014 --pretrain-data data/ndbc/44005 --steps 3000
+ * deno task waves --backbone out/waves/ddpm-1d --horizon 24 --out out/waves-h24
  * ```
  *
  * @module
@@ -22,6 +26,7 @@ import {
   heatmapSvg,
   LinearHead,
   linePlotSvg,
+  loadBackbone,
   MLPHead,
   type Pooling,
   progressBar,
@@ -31,6 +36,7 @@ import {
   trainDiffusion,
   type UNet1DConfig,
   useBackend,
+  yearSplitBounds,
 } from "../../mod.ts";
 import { errors, persistence } from "./baselines.ts";
 import {
@@ -43,7 +49,15 @@ import {
   intListFlag,
   parseCli,
 } from "../_cli.ts";
-import { prepareWaves, toSignal } from "./prepare.ts";
+import {
+  prepareWaves,
+  pretrainInputs,
+  type PretrainSource,
+  toSignal,
+  WaveDataError,
+  type WaveDataOptions,
+  yearRange,
+} from "./prepare.ts";
 
 const args = parseCli({
   name: "deno task waves",
@@ -55,6 +69,44 @@ const args = parseCli({
       value: "path",
       help: "NDBC .txt files, a folder of them, or CSVs (repeatable)",
       defaultText: "the committed examples/waves/data/46035_hourly.csv.gz",
+    },
+    station: {
+      type: "string",
+      value: "id",
+      help: "station id for titles and results",
+      defaultText: "the id the --data paths name, e.g. 46035h2017.txt or a folder 44014/",
+    },
+    "train-until": {
+      type: "string",
+      value: "year",
+      help: "last training year",
+      defaultText: "2008 for the committed data, else derived from the data's years",
+    },
+    "val-until": {
+      type: "string",
+      value: "year",
+      help: "last validation year (validation starts after --train-until)",
+      defaultText: "2011 for the committed data, else derived",
+    },
+    "test-from": {
+      type: "string",
+      value: "year",
+      help: "first test year (test runs to the end of the data)",
+      defaultText: "2014 for the committed data, else derived",
+    },
+    "pretrain-data": {
+      type: "string",
+      multiple: true,
+      value: "path",
+      help: "pre-train the DDPM also on this station's files, folder or CSV (repeatable; " +
+        "only hours before the target's validation years are used)",
+      defaultText: "none, the target's training windows only",
+    },
+    backbone: {
+      type: "string",
+      value: "dir",
+      help: "reuse a ddpm-1d folder saved by an earlier run instead of pre-training",
+      defaultText: "none, pre-train one",
     },
     out: { type: "string", default: "out/waves", value: "dir", help: "output folder" },
     quick: { type: "boolean", help: "a smoke test on thinned splits (about a minute)" },
@@ -105,12 +157,16 @@ const args = parseCli({
       help: "TensorFlow.js backend: auto, wasm, cpu, webgpu or tensorflow",
     },
     seed: { type: "string", default: "0", value: "N", help: "seed of every random draw" },
+    "adamw-diagnostic": {
+      type: "boolean",
+      help: "also train the probe's layer by AdamW (60 epochs) and report it as a diagnostic",
+    },
     verbose: { type: "boolean", help: "say why faster backends were skipped" },
   },
   notes: [
     "Writes <out>/results.json, predictions.svg, predictions-all.svg, sweep.svg, pretrain_loss.svg",
-    "and the pre-trained model in <out>/ddpm-1d. The task may write only under out/; see the README",
-    '("Permissions") to write elsewhere.',
+    "and the pre-trained model in <out>/ddpm-1d (not with --backbone). The task may write only under",
+    'out/; the task reads --data and --pretrain-data under data/ (see the README, "Permissions").',
   ],
 });
 // Every flag is checked here, before any work.
@@ -132,7 +188,25 @@ const pool: Pooling = args.pool === "none" || args.pool === "mean"
 const sweepTs = intListFlag("sweep-ts", args["sweep-ts"] ?? (quick ? "10,100" : "1,10,50"), 0, 999);
 const backendName = choiceFlag("backend", args.backend, BACKENDS);
 const out = args.out;
+const yearFlag = (name: "train-until" | "val-until" | "test-from") =>
+  args[name] === undefined ? undefined : intFlag(name, args[name]!, 1900, 2200);
+const givenYears = {
+  trainUntil: yearFlag("train-until"),
+  valUntil: yearFlag("val-until"),
+  testFrom: yearFlag("test-from"),
+};
+if (args.station !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(args.station)) {
+  fail(`--station must be letters, digits, _ or - (at most 32), got "${args.station}"`);
+}
+if (args.backbone !== undefined && args["pretrain-data"]?.length) {
+  fail("--backbone reuses a pre-trained DDPM, so --pretrain-data cannot be used with it");
+}
+if (args.backbone !== undefined && args.steps !== undefined) {
+  fail("--backbone reuses a pre-trained DDPM, so --steps cannot be used with it");
+}
 for (const path of args.data ?? []) await checkReadable("data", path);
+for (const path of args["pretrain-data"] ?? []) await checkReadable("pretrain-data", path);
+if (args.backbone !== undefined) await checkReadable("backbone", args.backbone);
 await checkWritable("out", out);
 const C = channels.length;
 const config: UNet1DConfig = {
@@ -151,7 +225,20 @@ const config: UNet1DConfig = {
 if (L % 8 !== 0) fail(`--length must be a multiple of 8 (the UNet halves it 3 times), got "${L}"`);
 const started = performance.now();
 const backend = await useBackend(backendName, { verbose: args.verbose });
-const initial = createBackbone(config, { seed });
+const initial = args.backbone === undefined
+  ? createBackbone(config, { seed })
+  : await loadBackbone(args.backbone).catch((e) =>
+    fail(`--backbone ${args.backbone}: ${(e as Error).message}`)
+  );
+if (args.backbone !== undefined) {
+  const c = initial.config as Partial<UNet1DConfig>;
+  if (c.sample_size !== L || c.in_channels !== C) {
+    fail(
+      `--backbone ${args.backbone} was trained on ${c.in_channels} channel(s) × ${c.sample_size} h, ` +
+        `this run has ${C} × ${L} (--channels, --length)`,
+    );
+  }
+}
 const blockCount = initial.blocks.length;
 const block = intFlag("block", args.block, 1, blockCount);
 const sweepBlocks = intListFlag(
@@ -163,20 +250,37 @@ const sweepBlocks = intListFlag(
 console.error(`backend: ${backend}`);
 
 // ---- data ---------------------------------------------------------------------------------
-const data = await prepareWaves({
+const dataOptions: WaveDataOptions = {
   data: args.data,
   length: L,
   horizon: H,
   channels,
   interpolateGaps: maxGap,
   quick,
-});
-const { scaler, wvhtRange } = data;
+  years: givenYears,
+  station: args.station,
+};
+/** Bad data for the flags (an empty split, several stations in --data) → usage and exit 2. */
+const orFail = <T>(e: unknown): T => {
+  if (e instanceof WaveDataError) fail(e.message);
+  throw e;
+};
+const data = await prepareWaves(dataOptions).catch(orFail<never>);
+const { scaler, wvhtRange, years } = data;
+const station = data.station ?? "(unnamed station)";
 const [tr, va, te] = [data.train, data.val, data.test];
 const [train, val, test] = [tr.windows, va.windows, te.windows];
+const trainYears = `≤${years.trainUntil}`,
+  valYears = yearRange(years.trainUntil + 1, years.valUntil);
+const testYears = yearRange(years.testFrom, years.testUntil);
 console.error(
-  `windows (L=${L}, h=${H}, channels ${channels}): train ${train.size} (≤2008), val ${val.size} (2009–2011), ` +
-    `test ${test.size} (2014–2017); ${data.straddling} straddle a boundary`,
+  `station ${station}; split years (${
+    Object.entries(data.yearSources).map(([k, v]) => `${k} ${v}`).join(", ")
+  }): train ${trainYears}, validation ${valYears}, test ${testYears}`,
+);
+console.error(
+  `windows (L=${L}, h=${H}, channels ${channels}): train ${train.size} (${trainYears}), val ${val.size} (${valYears}), ` +
+    `test ${test.size} (${testYears}); ${data.straddling} straddle a boundary`,
 );
 
 type Method = { name: string; mse: number; mseMetres2: number; maeMetres: number; seconds: number };
@@ -276,21 +380,69 @@ tf.dispose([rawTrain, rawVal, rawTest]);
 // ---- the probe: pre-train a 1-D DDPM, freeze it, linear head on one tap --------------------
 since = performance.now();
 const [xTrain, xVal, xTest] = [tr, va, te].map((split) => toSignal(split, L, C));
-const bar = progressBar("pre-train DDPM", steps, { unit: "steps" });
-const trained = await trainDiffusion(initial, xTrain, {
-  steps,
-  batchSize: 32,
-  learningRate: 5e-4,
-  warmupSteps: Math.min(200, Math.floor(steps / 10)),
-  seed,
-  lossPlot: join(out, "pretrain_loss.svg"),
-  onStep: ({ step, loss }) => bar.update(step, undefined, `loss ${loss.toFixed(4)}`),
-});
-bar.stop();
-const unet: Backbone = freeze(trained.ema);
-await saveBackbone(unet, join(out, "ddpm-1d"));
+/** What the DDPM was pre-trained on (or the reused backbone). */
+let pretraining: {
+  backbone?: string;
+  steps?: number;
+  windows?: number;
+  target?: { station: string; windows: number; years: string };
+  extra?: PretrainSource[];
+};
+let unet: Backbone;
+if (args.backbone !== undefined) {
+  unet = freeze(initial);
+  pretraining = { backbone: args.backbone };
+  console.error(`reusing the pre-trained DDPM in ${args.backbone} (no pre-training)`);
+} else {
+  const extraSources = args["pretrain-data"] ?? [];
+  const extra = await pretrainInputs(extraSources, {
+    length: L,
+    channels: data.channels,
+    scaler,
+    before: yearSplitBounds(years).trainEnd as number,
+    interpolateGaps: maxGap,
+    quick,
+  }).catch(orFail<never>);
+  for (const s of extra.sources) {
+    console.error(
+      `pre-training also on ${s.station ?? s.path}: ${s.windows} windows, ${
+        s.from?.slice(0, 10)
+      } to ${s.until?.slice(0, 10)} (${s.outOfRange} left out: beyond the target's training range)`,
+    );
+  }
+  const xPretrain = extra.n === 0 ? xTrain : tf.tidy(() =>
+    tf.concat([
+      xTrain,
+      tf.sub(tf.mul(tf.tensor3d(extra.inputs, [extra.n, L, C]), 2), 1),
+    ])
+  );
+  pretraining = {
+    steps,
+    windows: xPretrain.shape[0],
+    target: { station, windows: train.size, years: trainYears },
+    extra: extra.sources,
+  };
+  const bar = progressBar("pre-train DDPM", steps, { unit: "steps" });
+  const trained = await trainDiffusion(initial, xPretrain, {
+    steps,
+    batchSize: 32,
+    learningRate: 5e-4,
+    warmupSteps: Math.min(200, Math.floor(steps / 10)),
+    seed,
+    lossPlot: join(out, "pretrain_loss.svg"),
+    onStep: ({ step, loss }) => bar.update(step, undefined, `loss ${loss.toFixed(4)}`),
+  });
+  bar.stop();
+  if (xPretrain !== xTrain) xPretrain.dispose();
+  unet = freeze(trained.ema);
+  await saveBackbone(unet, join(out, "ddpm-1d"));
+}
 const pretrainSeconds = (performance.now() - since) / 1000;
-console.error(`pre-trained ${unet.parameterCount()} parameters in ${pretrainSeconds.toFixed(0)} s`);
+console.error(
+  `pre-trained ${unet.parameterCount()} parameters on ${
+    pretraining.windows ?? "(reused)"
+  } windows in ${pretrainSeconds.toFixed(0)} s`,
+);
 
 since = performance.now();
 const tap = tapBlock(t, block, { pool, seed });
@@ -313,28 +465,31 @@ const [fTrain, fVal, fTest] = [
 const probeRidge = await ridgePredictions(fTrain, fVal, fTest);
 record("probe", probeRidge.pred, since);
 methods[methods.length - 1].seconds += pretrainSeconds;
-// The same layer trained by AdamW instead (as `fit` does), for comparison.
-since = performance.now();
-const adamw = errors(
-  await fitRegression(
-    (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed }),
-    fTrain,
-    fVal,
-    fTest,
-    `probe (AdamW) t=${t} b${block}`,
-    quick ? 5 : 60,
-    quick ? 1e-2 : 3e-3,
-  ),
-  te.targets,
-);
-const probeAdamW = {
-  name: "probe, AdamW-trained",
-  mse: adamw.mse,
-  mseMetres2: adamw.mse * wvhtRange * wvhtRange,
-  maeMetres: adamw.mae * wvhtRange,
-  seconds: (performance.now() - since) / 1000,
-};
-console.error(`probe (AdamW, not closed form): test MSE ${adamw.mse.toFixed(5)}`);
+// With --adamw-diagnostic: the same layer trained by AdamW instead (as `fit` does), to compare.
+const diagnostics: Method[] = [];
+if (args["adamw-diagnostic"]) {
+  since = performance.now();
+  const adamw = errors(
+    await fitRegression(
+      (inputShape) => new LinearHead({ inputShape, outputs: 1, task: "regression", seed }),
+      fTrain,
+      fVal,
+      fTest,
+      `probe (AdamW) t=${t} b${block}`,
+      quick ? 5 : 60,
+      quick ? 1e-2 : 3e-3,
+    ),
+    te.targets,
+  );
+  diagnostics.push({
+    name: "probe, AdamW-trained",
+    mse: adamw.mse,
+    mseMetres2: adamw.mse * wvhtRange * wvhtRange,
+    maeMetres: adamw.mae * wvhtRange,
+    seconds: (performance.now() - since) / 1000,
+  });
+  console.error(`probe (AdamW, not closed form): test MSE ${adamw.mse.toFixed(5)}`);
+}
 tf.dispose([fTrain, fVal, fTest]);
 
 // ---- sweep ---------------------------------------------------------------------------------
@@ -381,7 +536,7 @@ const series = (names: string[]) => [
   ...names.map((m) => ({ name: label(m), x: times, y: inMetres(predictions.get(m)!) })),
 ];
 const plotOptions = (what: string) => ({
-  title: `Wave height ${H} h ahead at station 46035, ${what}: test windows ${day(from)} to ${
+  title: `Wave height ${H} h ahead at station ${station}, ${what}: test windows ${day(from)} to ${
     day(times[stretch - 1])
   } (UTC)`,
   xType: "time" as const,
@@ -409,7 +564,8 @@ await Deno.writeTextFile(
   await heatmapSvg(
     swept.rows.map((r) => ({ t: r.t, block: `${r.block} ${r.name}`, value: r.metric })),
     {
-      title: `Linear probe test MSE by t and block, h = ${H} h (lower is better)`,
+      title:
+        `Linear probe test MSE by t and block at station ${station}, h = ${H} h (lower is better)`,
       valueLabel: "MSE (normalised)",
       higherIsBetter: false,
       digits: 4,
@@ -419,6 +575,9 @@ await Deno.writeTextFile(
 const seconds = (performance.now() - started) / 1000;
 const results = {
   data: args.data ?? "examples/waves/data/46035_hourly.csv.gz",
+  station: data.station ?? null,
+  years: { ...years, sources: data.yearSources },
+  pretraining,
   settings: {
     length: L,
     horizon: H,
@@ -441,8 +600,8 @@ const results = {
     maeMetres,
     seconds,
   })),
-  /** The probe's layer trained by AdamW rather than solved in closed form. */
-  diagnostics: [probeAdamW],
+  /** With --adamw-diagnostic: the probe's layer trained by AdamW, not solved in closed form. */
+  diagnostics,
   sweep: swept.rows.map(({ t, block, name, metric }) => ({ t, block, name, mse: metric })),
   sweepBest: {
     t: swept.best.t,
@@ -455,10 +614,10 @@ const results = {
 await Deno.writeTextFile(join(out, "results.json"), JSON.stringify(results, null, 2) + "\n");
 
 console.log(
-  `\nWave height ${H} h ahead from ${L} h of ${channels} (test 2014–2017, ${test.size} windows)`,
+  `\nWave height ${H} h ahead at station ${station} from ${L} h of ${channels} (test ${testYears}, ${test.size} windows)`,
 );
 console.log("method                MSE (norm.)   MSE (m²)   MAE (m)");
-for (const m of [...methods, probeAdamW].sort((a, b) => a.mse - b.mse)) {
+for (const m of [...methods, ...diagnostics].sort((a, b) => a.mse - b.mse)) {
   console.log(
     `${m.name.padEnd(21)} ${m.mse.toFixed(5).padStart(10)} ${
       m.mseMetres2.toFixed(4).padStart(10)
@@ -471,8 +630,8 @@ console.log(
   }`,
 );
 console.log(
-  `wrote ${out}/results.json, predictions.svg, predictions-all.svg, sweep.svg, pretrain_loss.svg in ${
-    seconds.toFixed(0)
-  } s`,
+  `wrote ${out}/results.json, predictions.svg, predictions-all.svg, sweep.svg${
+    args.backbone === undefined ? ", pretrain_loss.svg, ddpm-1d/" : ""
+  } in ${seconds.toFixed(0)} s`,
 );
 unet.dispose();

@@ -355,3 +355,41 @@ function parseTime(f: string[], timeFields: number): number | string {
   }
   return Date.UTC(year, month - 1, day, hour, minute);
 }
+
+/** An NDBC station id: five letters or digits ending in a digit (`46035`, `SGNW3`). */
+const STATION = /^[A-Za-z0-9]{4}[0-9]$/;
+
+/**
+ * The NDBC station id a path names, or `undefined`: NDBC's own file names (`46035h2017.txt`,
+ * `46035h2017.txt.gz`, `46035.txt`), a file name starting with the id and `_` or `-`
+ * (`46035_hourly.csv.gz`), or else the nearest enclosing folder named like a station
+ * (`data/44014/buoy_data_2010.txt`, `data/44014`). Ids are five letters or digits ending in a
+ * digit, upper-cased. The standard meteorological files themselves do not name their station.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ndbcStationId } from "@diffprobe/core";
+ *
+ * assert.equal(ndbcStationId("data/46035h2017.txt.gz"), "46035");
+ * assert.equal(ndbcStationId("examples/waves/data/46035_hourly.csv.gz"), "46035");
+ * assert.equal(ndbcStationId("data/ndbc/44014/buoy_data_2010.txt"), "44014");
+ * assert.equal(ndbcStationId("data/ndbc/sgnw3/"), "SGNW3");
+ * assert.equal(ndbcStationId("data/waves.csv"), undefined);
+ * ```
+ *
+ * @param path A file or folder path (or `file:` URL).
+ * @returns The upper-cased station id, or `undefined` when the path names none.
+ */
+export function ndbcStationId(path: string | URL): string | undefined {
+  const text = path instanceof URL ? decodeURIComponent(path.pathname) : path;
+  const parts = text.split(/[\\/]+/).filter((p) => p !== "" && p !== "." && p !== "..");
+  const file = parts.at(-1) ?? "";
+  const stem = file.replace(/\.gz$/i, "").replace(/\.(txt|csv)$/i, "");
+  const own = stem.match(/^([A-Za-z0-9]{4}[0-9])(?:h\d{4}|[_-].*)?$/);
+  if (own) return own[1].toUpperCase();
+  for (let i = parts.length - 1; i >= 0; i--) {
+    if (STATION.test(parts[i])) return parts[i].toUpperCase();
+  }
+  return undefined;
+}
