@@ -7,7 +7,7 @@
  * chronological splits by year.
  *
  * ```sh
- * deno task waves            # the committed 46035 data, ≤ 10 min on 2 CPU cores
+ * deno task waves            # the committed 46035 data, about 5½ min on 2 CPU cores
  * deno task waves --quick    # a smoke test, about a minute
  * deno task waves --data data/ndbc/44014 --out out/waves-44014   # split years derived
  * deno task waves --pretrain-data data/ndbc/44014 --pretrain-data data/ndbc/44005 --steps 3000
