@@ -5,20 +5,10 @@
  * must list every flag with its default. Needs `--allow-run=deno`.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { type DenoRun, root, runDeno } from "./_run_deno.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-
-async function task(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command("deno", {
-    args: ["task", "-q", ...args],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+function task(...args: string[]): Promise<DenoRun> {
+  return runDeno(["task", "-q", ...args]);
 }
 
 /** Asserts a usage error: exit 2, the usage line, one error line containing `expected`. */

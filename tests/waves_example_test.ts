@@ -11,34 +11,25 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { MinMaxScaler } from "../mod.ts";
 import { pretrainInputs } from "../examples/waves/prepare.ts";
+import { type DenoRun, runDeno } from "./_run_deno.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const slice = "tests/fixtures/ndbc/44005";
 
 /** `deno task waves` with the task's permissions, reading the fixture, reading and writing `out`. */
-async function waves(out: string, ...args: string[]) {
-  const result = await new Deno.Command("deno", {
-    args: [
-      "run",
-      "-q",
-      `--allow-read=examples/waves/data,data,node_modules,out,${slice},${out}`,
-      `--allow-write=${out}`,
-      "--allow-ffi=node_modules",
-      "examples/waves/main.ts",
-      "--out",
-      out,
-      ...args,
-    ],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: result.code, stdout: decode(result.stdout), stderr: decode(result.stderr) };
+function waves(out: string, ...args: string[]): Promise<DenoRun> {
+  return runDeno([
+    "run",
+    "-q",
+    `--allow-read=examples/waves/data,data,node_modules,out,${slice},${out}`,
+    `--allow-write=${out}`,
+    "--allow-ffi=node_modules",
+    "examples/waves/main.ts",
+    "--out",
+    out,
+    ...args,
+  ]);
 }
 
 Deno.test("deno task waves --quick on another station: derived split years, its id in the results", async () => {
